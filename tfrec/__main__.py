@@ -1,0 +1,7 @@
+"""``python -m tfrec``."""
+
+import sys
+
+from tfrec.cli import main
+
+sys.exit(main())

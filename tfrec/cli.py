@@ -1,0 +1,150 @@
+"""The ``tfrec`` command line: ``tfrec datasets | models | train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from tfrec.errors import TfrecError
+
+
+class UserError(Exception):
+    """An error in the command line or its inputs: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tfrec", description="Recommender models on TensorFlow/Keras.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    commands.add_parser("datasets", help="list dataset names and where each is looked for")
+    commands.add_parser("models", help="list registered models")
+    train = commands.add_parser("train", help="train, evaluate and write metrics.json")
+    train.add_argument("model", help="a registered model name (see `tfrec models`)")
+    train.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    train.add_argument("--data-dir", help="folder holding the dataset's upstream files")
+    train.add_argument("--download", action="store_true", help="download the dataset if missing")
+    train.add_argument("--split", help="random:F | temporal:F | leave-last-out | fold:NAME | cold-items:F")
+    train.add_argument("--epochs", type=int, help="training epochs (default: the model's config)")
+    train.add_argument("--batch-size", type=int, help="batch size (default: the model's config)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config field, e.g. --set embedding_dim=64 (repeatable)")  # fmt: skip
+    train.add_argument("--output", help="folder for metrics.json (default: runs/MODEL-DATASET)")
+    train.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
+    return parser
+
+
+def _datasets() -> int:
+    from tfrec import datasets
+    from tfrec.data.loaders import DATASETS
+
+    places = datasets.locations()
+    print(f"{'name':<24} {'looked for in':<48} description")
+    for name in datasets.names():
+        description = DATASETS[name].description if name in DATASETS else "generated with planted structure (default)"
+        print(f"{name:<24} {places[name]:<48} {description}")
+    return 0
+
+
+def _models() -> int:
+    from tfrec.models import entry, names
+
+    for name in names():
+        item = entry(name)
+        print(f"{name:<16} {item.task:<10} {item.description}")
+    return 0
+
+
+def _overrides(pairs: Sequence[str], epochs: int | None, batch_size: int | None) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"argument --set: expected KEY=VALUE, got {pair!r}")
+        overrides[key.strip()] = value.strip()
+    if epochs is not None:
+        if epochs <= 0:
+            raise UserError(f"argument --epochs: must be a positive integer, got {epochs}")
+        overrides["epochs"] = epochs
+    if batch_size is not None:
+        if batch_size <= 0:
+            raise UserError(f"argument --batch-size: must be a positive integer, got {batch_size}")
+        overrides["batch_size"] = batch_size
+    return overrides
+
+
+def _train(args: argparse.Namespace) -> int:
+    import tfrec
+    from tfrec.data import split as split_data
+    from tfrec.models import entry
+    from tfrec.training import config_dict, train
+
+    item = entry(args.model)
+    overrides = _overrides(args.set, args.epochs, args.batch_size)
+    tfrec.models.make_config(args.model, **overrides)  # fail fast on bad --set values
+    output = Path(args.output or Path("runs") / f"{args.model}-{args.dataset}")
+    _check_writable(output)
+    data = tfrec.datasets.load(args.dataset, args.data_dir, download=args.download)
+    spec = args.split or ("random:0.2" if item.task == "rating" else "leave-last-out")
+    parts = split_data(data, spec, seed=args.seed)
+    print(f"data: {data.summary()}; split {spec}: {len(parts.train):,} train / {len(parts.test):,} test")
+    result = train(args.model, parts.train, seed=args.seed, verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2), **overrides)
+    metrics = tfrec.evaluate(result.model, parts.train, parts.test)
+    report = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "split": spec,
+        "config": {**config_dict(result.config), "seed": args.seed},
+        "metrics": metrics,
+        "train_seconds": round(result.train_seconds, 3),
+        "train_examples_per_second": round(result.train_examples_per_second, 1),
+    }
+    path = output / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"\n{args.model} on {args.dataset} ({spec}), trained in {result.train_seconds:.1f}s "
+          f"({result.train_examples_per_second:,.0f} examples/s)")  # fmt: skip
+    for name, value in metrics.items():
+        print(f"  {name:<14} {value:.4f}")
+    print(f"metrics written to {path}")
+    return 0
+
+
+def _check_writable(output: Path) -> None:
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".tfrec-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"argument --output: cannot write to {output}: {err.strerror or err}") from err
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the process exit code."""
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "datasets":
+            return _datasets()
+        if args.command == "models":
+            return _models()
+        return _train(args)
+    except (UserError, TfrecError) as err:
+        message = str(err).replace("\n", " ")
+        print(f"tfrec: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The ``Interactions`` container: who interacted with what, plus side tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tfrec.errors import DataError
+
+USER, ITEM, RATING, TIMESTAMP = "user_id", "item_id", "rating", "timestamp"
+_MAX_SHOWN = 5
+
+
+def _rows(mask: np.ndarray | pd.Series) -> str:
+    """Formats the first offending row positions of a boolean mask."""
+    rows = np.flatnonzero(np.asarray(mask))
+    shown = ", ".join(str(r) for r in rows[:_MAX_SHOWN])
+    more = f" and {len(rows) - _MAX_SHOWN} more" if len(rows) > _MAX_SHOWN else ""
+    return f"rows {shown}{more}"
+
+
+def _as_id_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
+    """Returns ``frame[column]`` as strings, rejecting missing and empty ids."""
+    values = frame[column]
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"{where}: column {column!r} has missing ids at {_rows(missing)}")
+    if values.dtype.kind in "iu":
+        return values.astype(str)
+    if values.dtype.kind == "f":
+        as_int = values.astype(np.int64)
+        if not np.array_equal(as_int.to_numpy(), values.to_numpy()):
+            bad = as_int.to_numpy() != values.to_numpy()
+            raise DataError(
+                f"{where}: column {column!r} holds non-integer floats at {_rows(bad)}; "
+                "ids must be strings or integers"
+            )
+        return as_int.astype(str)
+    strings = values.astype(str)
+    empty = (strings.str.len() == 0).to_numpy()
+    if empty.any():
+        raise DataError(f"{where}: column {column!r} has empty ids at {_rows(empty)}")
+    return strings
+
+
+@dataclass(frozen=True, eq=False)
+class Interactions:
+    """User-item interactions with optional ratings, timestamps and side tables.
+
+    The frame is validated and normalized on construction: ``user_id``/``item_id`` become
+    strings, ``rating`` float32, ``timestamp`` int64.
+
+    Args:
+        frame: One row per interaction with columns ``user_id``, ``item_id`` and
+            optionally ``rating`` and ``timestamp``. Extra columns are kept.
+        items: Optional item side table indexed by ``item_id`` (title, text, genres, ...).
+        users: Optional user side table indexed by ``user_id``.
+        name: A label for messages and metrics (usually the dataset name).
+        folds: Predefined splits of the source dataset, name -> callable returning
+            ``(train, test)`` Interactions (ML-100K ``u1``..``ub``, CiteULike-t ``P1_1``...).
+        extras: Free-form metadata (e.g. the planted truth of the synthetic dataset).
+
+    Raises:
+        DataError: missing columns, missing or empty ids, missing/non-numeric/infinite
+            ratings, non-integer timestamps, duplicate (user, item, timestamp) rows, or no
+            rows at all. The message names the column and the first offending rows.
+
+    Example:
+        >>> import pandas as pd, tfrec
+        >>> data = tfrec.data.Interactions(pd.DataFrame(
+        ...     {"user_id": ["u1", "u2"], "item_id": ["i1", "i1"], "rating": [4.0, 3.5]}))
+        >>> data.num_users, data.num_items
+        (2, 1)
+    """
+
+    frame: pd.DataFrame
+    items: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None
+    name: str = "interactions"
+    folds: Mapping[str, Callable[[], tuple[Interactions, Interactions]]] = field(
+        default_factory=dict, repr=False
+    )
+    extras: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame", self._validated(self.frame))
+        object.__setattr__(self, "items", self._side_table(self.items, ITEM, "items"))
+        object.__setattr__(self, "users", self._side_table(self.users, USER, "users"))
+
+    # === Validation ===
+    def _validated(self, frame: pd.DataFrame) -> pd.DataFrame:
+        where = f"Interactions({self.name})"
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"{where}: expected a pandas DataFrame, got {type(frame).__name__}")
+        missing = [c for c in (USER, ITEM) if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{where}: missing column(s) {missing}; required columns are "
+                f"{[USER, ITEM]}, optional {[RATING, TIMESTAMP]}; got {list(frame.columns)}"
+            )
+        if len(frame) == 0:
+            raise DataError(f"{where}: no interactions (the frame has 0 rows)")
+        out = frame.reset_index(drop=True).copy()
+        out[USER] = _as_id_column(out, USER, where)
+        out[ITEM] = _as_id_column(out, ITEM, where)
+        if RATING in out.columns:
+            out[RATING] = self._numeric(out[RATING], RATING, where).astype(np.float32)
+        if TIMESTAMP in out.columns:
+            ts = self._numeric(out[TIMESTAMP], TIMESTAMP, where)
+            if ts.dtype.kind == "f" and not np.array_equal(ts, np.floor(ts)):
+                raise DataError(
+                    f"{where}: column {TIMESTAMP!r} must hold integers (seconds), "
+                    f"non-integers at {_rows(ts != np.floor(ts))}"
+                )
+            out[TIMESTAMP] = ts.astype(np.int64)
+        key = [USER, ITEM] + ([TIMESTAMP] if TIMESTAMP in out.columns else [])
+        dup = out.duplicated(key, keep="first").to_numpy()
+        if dup.any():
+            raise DataError(f"{where}: duplicate ({', '.join(key)}) at {_rows(dup)}")
+        return out
+
+    @staticmethod
+    def _numeric(values: pd.Series, column: str, where: str) -> np.ndarray:
+        numeric = pd.to_numeric(values, errors="coerce")
+        not_numeric = (numeric.isna() & values.notna()).to_numpy()
+        if not_numeric.any():
+            first = values[not_numeric].iloc[0]
+            raise DataError(
+                f"{where}: column {column!r} has non-numeric values at "
+                f"{_rows(not_numeric)} (first: {first!r})"
+            )
+        array = numeric.to_numpy(dtype=np.float64)
+        nan = np.isnan(array)
+        if nan.any():
+            raise DataError(f"{where}: column {column!r} has missing values (NaN) at {_rows(nan)}")
+        inf = np.isinf(array)
+        if inf.any():
+            raise DataError(f"{where}: column {column!r} has infinite values at {_rows(inf)}")
+        return array
+
+    def _side_table(self, table: pd.DataFrame | None, key: str, what: str) -> pd.DataFrame | None:
+        if table is None:
+            return None
+        where = f"Interactions({self.name}).{what}"
+        if not isinstance(table, pd.DataFrame):
+            raise DataError(f"{where}: expected a pandas DataFrame, got {type(table).__name__}")
+        if key in table.columns:
+            table = table.set_index(key)
+        if table.index.name != key:
+            raise DataError(f"{where}: needs a {key!r} column or index")
+        index = table.index.to_series().reset_index(drop=True)
+        if index.isna().any():
+            raise DataError(f"{where}: {key!r} has missing values at {_rows(index.isna())}")
+        table = table.copy()
+        table.index = pd.Index(_as_id_column(index.to_frame(key), key, where), name=key)
+        dup = table.index.duplicated()
+        if dup.any():
+            raise DataError(f"{where}: duplicate {key!r} at {_rows(dup)}")
+        return table
+
+    # === Properties ===
+    @property
+    def has_ratings(self) -> bool:
+        """Whether the interactions carry explicit ratings."""
+        return RATING in self.frame.columns
+
+    @property
+    def has_timestamps(self) -> bool:
+        """Whether the interactions carry timestamps."""
+        return TIMESTAMP in self.frame.columns
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        """The distinct user ids, sorted."""
+        return np.sort(self.frame[USER].unique())
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """The distinct item ids that have interactions, sorted."""
+        return np.sort(self.frame[ITEM].unique())
+
+    @property
+    def num_users(self) -> int:
+        """Number of distinct users with interactions."""
+        return int(self.frame[USER].nunique())
+
+    @property
+    def num_items(self) -> int:
+        """Number of distinct items with interactions."""
+        return int(self.frame[ITEM].nunique())
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def with_frame(self, frame: pd.DataFrame, name: str | None = None) -> Interactions:
+        """Returns new Interactions over ``frame`` sharing this one's (validated) side tables."""
+        new = object.__new__(Interactions)
+        for item in fields(self):
+            object.__setattr__(new, item.name, getattr(self, item.name))
+        object.__setattr__(new, "name", name or self.name)
+        object.__setattr__(new, "folds", {})
+        object.__setattr__(new, "frame", new._validated(frame))
+        return new
+
+    def summary(self) -> str:
+        """A one-line description for logs."""
+        parts = [f"{len(self):,} interactions", f"{self.num_users:,} users", f"{self.num_items:,} items"]
+        if self.has_ratings:
+            parts.append(f"ratings {self.frame[RATING].min():g}-{self.frame[RATING].max():g}")
+        return f"{self.name}: " + ", ".join(parts)

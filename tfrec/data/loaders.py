@@ -1,0 +1,434 @@
+"""Readers for the upstream dataset formats, and where each dataset is looked for.
+
+Each reader takes the folder that holds a dataset's upstream files, exactly as the
+upstream archive unpacks them, and returns :class:`~tfrec.data.Interactions` with an
+item table (``title``, ``genres``, ``text``) and, where the dataset has one, a user table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tfrec.data.download import fetch_archive
+from tfrec.data.interactions import ITEM, RATING, TIMESTAMP, USER, Interactions
+from tfrec.errors import DataError, DatasetNotFoundError
+
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+
+
+# === Low-level readers ===
+def _read_table(
+    path: Path,
+    *,
+    sep: str,
+    names: list[str],
+    encoding: str = "utf-8",
+    header: bool = False,
+    dtype: dict | None = None,
+    required: tuple[str, ...] = (),
+    text: str | None = None,
+) -> pd.DataFrame:
+    """Reads a delimited file, turning format problems into errors naming file and line.
+
+    Args:
+        path: The file.
+        sep: Field separator (single character).
+        names: Expected field names, in order (checked against the header if any).
+        encoding: Text encoding of the file.
+        header: Whether the first line is a header naming the fields.
+        dtype: pandas dtypes per field.
+        required: Fields that may not be empty; a missing value there is reported with
+            the file's line number (a truncated line, a wrong separator).
+        text: The file's content, when the caller already decoded it.
+    """
+    source = io.StringIO(text) if text is not None else path
+    try:
+        frame = pd.read_csv(
+            source,
+            sep=sep,
+            header=0 if header else None,
+            names=None if header else names,
+            encoding=None if text is not None else encoding,
+            dtype=dtype if not header else None,
+            keep_default_na=False,
+            na_values=[""],
+            quoting=csv.QUOTE_MINIMAL if header else csv.QUOTE_NONE,
+            index_col=False,
+            engine="c",
+        )
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid {encoding} text ({err.reason} at byte {err.start})") from err
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: the file is empty") from err
+    except (pd.errors.ParserError, ValueError) as err:
+        raise DataError(f"{path}: cannot parse as {sep!r}-separated {names}: {err}") from err
+    if header:
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{path}: header is {list(frame.columns)}, missing column(s) {missing}"
+            )
+    first_line = 2 if header else 1
+    for column in required:
+        empty = frame[column].isna().to_numpy()
+        if empty.any():
+            lines = ", ".join(str(i + first_line) for i in np.flatnonzero(empty)[:5])
+            raise DataError(
+                f"{path}: line(s) {lines} lack field {column!r}: expected {len(names)} "
+                f"{sep!r}-separated fields {names} (truncated line or wrong separator?)"
+            )
+    if len(frame) == 0:
+        raise DataError(f"{path}: the file is empty (no data rows)")
+    return frame
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Reads a line-per-record file, tolerating CRLF; a trailing newline adds no record."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _read_ratings_frame(path: Path, sep: str, encoding: str = "utf-8") -> pd.DataFrame:
+    names = [USER, ITEM, RATING, TIMESTAMP]
+    return _read_table(path, sep=sep, names=names, encoding=encoding, required=tuple(names))
+
+
+def _read_double_colon(path: Path, names: list[str], encoding: str = "latin-1") -> pd.DataFrame:
+    """Reads MovieLens 1M's ``::``-separated files with the fast C parser."""
+    try:
+        text = path.read_text(encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid {encoding} text") from err
+    if "\t" in text:
+        raise DataError(f"{path}: unexpected tab character; MovieLens 1M files use '::'")
+    return _read_table(
+        path, sep="\t", names=names, text=text.replace("::", "\t"), required=tuple(names[:2])
+    )
+
+
+def _with_text(items: pd.DataFrame, *parts: str) -> pd.DataFrame:
+    """Adds the ``text`` column: the given string columns joined by spaces."""
+    text = items[parts[0]].fillna("")
+    for part in parts[1:]:
+        text = text + " " + items[part].fillna("").str.replace("|", " ", regex=False)
+    items["text"] = text.str.strip()
+    return items
+
+
+# === MovieLens 100K ===
+def read_movielens_100k(folder: Path) -> Interactions:
+    """Reads MovieLens 100K (``u.data``, ``u.item``, ``u.user``, folds ``u1``..``ub``)."""
+    folder = Path(folder)
+    frame = _read_ratings_frame(folder / "u.data", sep="\t")
+    items = _read_table(
+        folder / "u.item",
+        sep="|",
+        names=["item_id", "title", "release_date", "video_release_date", "url", *ML100K_GENRES],
+        encoding="latin-1",
+        required=("item_id",),
+    )
+    flags = items[list(ML100K_GENRES)].to_numpy(dtype=bool)
+    items["genres"] = ["|".join(np.asarray(ML100K_GENRES)[row]) for row in flags]
+    items = _with_text(items[["item_id", "title", "genres"]].copy(), "title", "genres")
+    users = None
+    if (folder / "u.user").exists():
+        users = _read_table(
+            folder / "u.user",
+            sep="|",
+            names=["user_id", "age", "gender", "occupation", "zip_code"],
+            required=("user_id",),
+        )
+    data = Interactions(frame, items=items, users=users, name="movielens-100k")
+
+    def fold(name: str) -> Callable[[], tuple[Interactions, Interactions]]:
+        def read() -> tuple[Interactions, Interactions]:
+            parts = []
+            for part in ("base", "test"):
+                path = folder / f"{name}.{part}"
+                if not path.exists():
+                    raise DatasetNotFoundError(f"fold {name!r} needs {path}, which does not exist")
+                parts.append(data.with_frame(_read_ratings_frame(path, "\t"), f"movielens-100k/{name}.{part}"))
+            return parts[0], parts[1]
+
+        return read
+
+    names = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+    return Interactions(
+        data.frame, items=data.items, users=data.users, name=data.name,
+        folds={n: fold(n) for n in names},
+    )  # fmt: skip
+
+
+# === MovieLens 1M ===
+def read_movielens_1m(folder: Path) -> Interactions:
+    """Reads MovieLens 1M (``ratings.dat``, ``movies.dat``, ``users.dat``; ``::``, latin-1)."""
+    folder = Path(folder)
+    frame = _read_double_colon(folder / "ratings.dat", [USER, ITEM, RATING, TIMESTAMP])
+    for column in (RATING, TIMESTAMP):
+        empty = frame[column].isna().to_numpy()
+        if empty.any():
+            lines = ", ".join(str(i + 1) for i in np.flatnonzero(empty)[:5])
+            raise DataError(f"{folder / 'ratings.dat'}: line(s) {lines} lack field {column!r}")
+    items = _read_double_colon(folder / "movies.dat", ["item_id", "title", "genres"])
+    items = _with_text(items, "title", "genres")
+    users = None
+    if (folder / "users.dat").exists():
+        users = _read_double_colon(
+            folder / "users.dat", ["user_id", "gender", "age", "occupation", "zip_code"]
+        )
+    return Interactions(frame, items=items, users=users, name="movielens-1m")
+
+
+# === MovieLens latest / 20M / 25M (CSV) ===
+def _read_movielens_csv(folder: Path, name: str) -> Interactions:
+    folder = Path(folder)
+    names = ["userId", "movieId", "rating", "timestamp"]
+    frame = _read_table(folder / "ratings.csv", sep=",", names=names, header=True, required=tuple(names))
+    frame = frame.rename(columns={"userId": USER, "movieId": ITEM})
+    items = _read_table(
+        folder / "movies.csv", sep=",", names=["movieId", "title", "genres"], header=True,
+        required=("movieId",),
+    ).rename(columns={"movieId": "item_id"})  # fmt: skip
+    items["genres"] = items["genres"].replace("(no genres listed)", "")
+    parts = ["title", "genres"]
+    tags_path = folder / "tags.csv"
+    if tags_path.exists():
+        tags = _read_table(
+            tags_path, sep=",", names=["userId", "movieId", "tag", "timestamp"], header=True
+        )
+        tags = tags.dropna(subset=["tag"])
+        tags["tag"] = tags["tag"].astype(str).str.lower().str.strip()
+        joined = tags.drop_duplicates(["movieId", "tag"]).groupby("movieId")["tag"].agg(" ".join)
+        items["tags"] = items["item_id"].map(joined).fillna("")
+        parts.append("tags")
+    items = _with_text(items, *parts)
+    return Interactions(frame, items=items, name=name)
+
+
+def read_movielens_latest_small(folder: Path) -> Interactions:
+    """Reads MovieLens latest-small (``ratings.csv``, ``movies.csv``, ``tags.csv``)."""
+    return _read_movielens_csv(folder, "movielens-latest-small")
+
+
+def read_movielens_20m(folder: Path) -> Interactions:
+    """Reads MovieLens 20M (same CSV format as latest-small)."""
+    return _read_movielens_csv(folder, "movielens-20m")
+
+
+def read_movielens_25m(folder: Path) -> Interactions:
+    """Reads MovieLens 25M (same CSV format as latest-small)."""
+    return _read_movielens_csv(folder, "movielens-25m")
+
+
+# === CiteULike-t ===
+def _read_user_lists(path: Path) -> pd.DataFrame:
+    """Reads ``N item item ...`` lines: line number = user id, empty line = no items."""
+    users, items = [], []
+    for number, line in enumerate(_read_lines(path)):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            count, ids = int(fields[0]), [int(f) for f in fields[1:]]
+        except ValueError as err:
+            raise DataError(f"{path}: line {number + 1} is not 'N item item ...': {err}") from err
+        if count != len(ids):
+            raise DataError(
+                f"{path}: line {number + 1} announces {count} items but lists {len(ids)}"
+            )
+        users.extend([number] * len(ids))
+        items.extend(ids)
+    if not users:
+        raise DataError(f"{path}: no user-item pairs")
+    return pd.DataFrame({USER: np.asarray(users), ITEM: np.asarray(items)})
+
+
+def read_citeulike_t(folder: Path) -> Interactions:
+    """Reads CiteULike-t: ``users.dat`` pairs, article text from ``mult.dat`` + ``vocabulary.dat``.
+
+    The article text is the bag of words spelled out (each word repeated by its count),
+    which is all the public release holds of the articles. Folds ``P1_1`` ... ``P10_3``
+    read ``splits/P{n}/{train,test}_P{n}_{k}.dat``.
+    """
+    folder = Path(folder)
+    frame = _read_user_lists(folder / "users.dat")
+    vocabulary = np.asarray(_read_lines(folder / "vocabulary.dat"), dtype=object)
+    texts = []
+    for number, line in enumerate(_read_lines(folder / "mult.dat")):
+        fields = line.split()
+        words = []
+        for pair in fields[1:]:
+            word, _, count = pair.partition(":")
+            try:
+                words.extend([vocabulary[int(word)]] * int(count))
+            except (ValueError, IndexError) as err:
+                raise DataError(
+                    f"{folder / 'mult.dat'}: line {number + 1} has a bad 'word:count' pair "
+                    f"{pair!r} ({len(vocabulary)} words in vocabulary.dat)"
+                ) from err
+        texts.append(" ".join(words))
+    items = pd.DataFrame({"item_id": np.arange(len(texts)), "title": "", "genres": "", "text": texts})
+    data = Interactions(frame, items=items, name="citeulike-t")
+
+    def fold(p: str, k: str) -> Callable[[], tuple[Interactions, Interactions]]:
+        def read() -> tuple[Interactions, Interactions]:
+            base = folder / "splits" / f"P{p}"
+            train = data.with_frame(_read_user_lists(base / f"train_P{p}_{k}.dat"), f"citeulike-t/P{p}_{k}.train")
+            test = data.with_frame(_read_user_lists(base / f"test_P{p}_{k}.dat"), f"citeulike-t/P{p}_{k}.test")
+            return train, test
+
+        return read
+
+    folds = {f"P{p}_{k}": fold(p, k) for p in ("1", "3", "10") for k in ("1", "2", "3")}
+    return Interactions(data.frame, items=data.items, name=data.name, folds=folds)
+
+
+# === goodbooks-10k ===
+def read_goodbooks_10k(folder: Path) -> Interactions:
+    """Reads goodbooks-10k (``ratings.csv``, ``books.csv``, optional ``book_tags.csv`` + ``tags.csv``).
+
+    The first release of ``ratings.csv`` held repeated (user, book) rows; the latest
+    rating of each pair is kept.
+    """
+    folder = Path(folder)
+    names = ["user_id", "book_id", "rating"]
+    frame = _read_table(folder / "ratings.csv", sep=",", names=names, header=True, required=tuple(names))
+    frame = frame[names].rename(columns={"book_id": ITEM})
+    frame = frame.drop_duplicates([USER, ITEM], keep="last")
+    books = _read_table(
+        folder / "books.csv", sep=",", names=["book_id", "goodreads_book_id", "authors", "title"],
+        header=True, required=("book_id",),
+    )  # fmt: skip
+    items = books[["book_id", "title", "authors"]].rename(columns={"book_id": "item_id"})
+    items["genres"] = ""
+    parts = ["title", "authors"]
+    if (folder / "book_tags.csv").exists() and (folder / "tags.csv").exists():
+        book_tags = _read_table(
+            folder / "book_tags.csv", sep=",", names=["goodreads_book_id", "tag_id", "count"], header=True
+        )
+        tags = _read_table(folder / "tags.csv", sep=",", names=["tag_id", "tag_name"], header=True)
+        named = book_tags.merge(tags, on="tag_id").sort_values("count", ascending=False)
+        top = named.groupby("goodreads_book_id").head(10).groupby("goodreads_book_id")["tag_name"]
+        joined = top.agg(lambda s: " ".join(str(t).replace("-", " ") for t in s))
+        items["tags"] = books["goodreads_book_id"].map(joined).fillna("").to_numpy()
+        parts.append("tags")
+    items["authors"] = items["authors"].fillna("").str.replace(",", " ", regex=False)
+    items = _with_text(items, *parts)
+    return Interactions(frame, items=items, name="goodbooks-10k")
+
+
+# === Registry ===
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset comes from and how to read it.
+
+    Attributes:
+        name: The public name (``movielens-100k``).
+        folder: The upstream folder name, looked for under ``TFREC_DATA_DIR``.
+        files: Files that must be present.
+        reader: Reads the folder into Interactions.
+        url: The official archive, or None where there is none to download.
+        file_hash: md5/sha256 of the archive, or None where upstream publishes none.
+        archive_folder: The top-level folder inside the archive.
+        description: One line for ``tfrec datasets``.
+    """
+
+    name: str
+    folder: str
+    files: tuple[str, ...]
+    reader: Callable[[Path], Interactions]
+    url: str | None
+    file_hash: str | None
+    archive_folder: str | None
+    description: str
+
+
+_GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec("movielens-100k", "ml-100k", ("u.data", "u.item"), read_movielens_100k,
+                    _GROUPLENS + "ml-100k.zip", "0e33842e24a9c977be4e0107933c0723", "ml-100k",
+                    "MovieLens 100K: 100,000 ratings 1-5, 943 users, 1,682 movies, folds u1..u5/ua/ub"),
+        DatasetSpec("movielens-1m", "ml-1m", ("ratings.dat", "movies.dat"), read_movielens_1m,
+                    _GROUPLENS + "ml-1m.zip", "c4d9eecfca2ab87c1945afe126590906", "ml-1m",
+                    "MovieLens 1M: 1,000,209 ratings, 6,040 users, 3,706 rated movies ('::' files)"),
+        # latest-small is a development release that GroupLens regenerates: no fixed hash.
+        DatasetSpec("movielens-latest-small", "ml-latest-small", ("ratings.csv", "movies.csv"),
+                    read_movielens_latest_small, _GROUPLENS + "ml-latest-small.zip", None,
+                    "ml-latest-small", "MovieLens latest-small: ~100K ratings 0.5-5, titles, genres, tags"),
+        DatasetSpec("movielens-20m", "ml-20m", ("ratings.csv", "movies.csv"), read_movielens_20m,
+                    _GROUPLENS + "ml-20m.zip", "cd245b17a1ae2cc31bb14903e1204af3", "ml-20m",
+                    "MovieLens 20M: 20,000,263 ratings, 138,493 users, 27,278 movies"),
+        DatasetSpec("movielens-25m", "ml-25m", ("ratings.csv", "movies.csv"), read_movielens_25m,
+                    _GROUPLENS + "ml-25m.zip", "6b51fb2759a8657d3bfcbfc42b592ada", "ml-25m",
+                    "MovieLens 25M: 25,000,095 ratings, 162,541 users, 62,423 movies"),
+        # CiteULike-t has no official archive; its files come from the CDL/CTR releases.
+        DatasetSpec("citeulike-t", "citeulike-t", ("users.dat", "mult.dat", "vocabulary.dat"),
+                    read_citeulike_t, None, None, None,
+                    "CiteULike-t: 134,860 implicit user-article pairs, article bag-of-words text"),
+        DatasetSpec("goodbooks-10k", "goodbooks-10k", ("ratings.csv", "books.csv"), read_goodbooks_10k,
+                    "https://github.com/zygmuntz/goodbooks-10k/releases/download/v1.0/goodbooks-10k.zip",
+                    None, None, "goodbooks-10k: ~6M ratings 1-5 of 10,000 books, titles, authors, tags"),
+    )
+}  # fmt: skip
+
+
+def default_root() -> Path:
+    """The root folder datasets are looked for in: ``$TFREC_DATA_DIR`` or ``~/.tfrec/datasets``."""
+    return Path(os.environ.get("TFREC_DATA_DIR") or Path.home() / ".tfrec" / "datasets")
+
+
+def spec(name: str) -> DatasetSpec:
+    """Returns the spec of a file-based dataset, or raises a ValueError listing names."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; available: {['synthetic', *DATASETS]}")
+    return DATASETS[name]
+
+
+def locate(name: str, data_dir: str | Path | None = None) -> Path:
+    """The folder a dataset is read from: ``data_dir`` or ``<root>/<upstream folder>``."""
+    return Path(data_dir) if data_dir is not None else default_root() / spec(name).folder
+
+
+def read(name: str, data_dir: str | Path | None = None, *, download: bool = False) -> Interactions:
+    """Reads a file-based dataset, downloading it first when asked and missing.
+
+    Raises:
+        DatasetNotFoundError: files missing (and ``download`` is False or impossible);
+            the message lists the expected files and how to get them.
+        DataError: the files are malformed, or the download failed.
+    """
+    dataset = spec(name)
+    folder = locate(name, data_dir)
+    missing = [f for f in dataset.files if not (folder / f).is_file()]
+    if missing and download and dataset.url:
+        fetch_archive(dataset.url, folder, file_hash=dataset.file_hash, folder=dataset.archive_folder)
+        missing = [f for f in dataset.files if not (folder / f).is_file()]
+    if missing:
+        how = (
+            f"download {dataset.url} and unpack it there, or pass download=True (CLI: --download)"
+            if dataset.url
+            else "no official archive exists; copy the files from the dataset's published release"
+        )
+        raise DatasetNotFoundError(
+            f"dataset {name!r}: {folder} lacks {missing} (expects {list(dataset.files)}); "
+            f"pass data_dir=/path/to/{dataset.folder} (CLI: --data-dir) or set TFREC_DATA_DIR "
+            f"to a folder holding {dataset.folder}/; or {how}"
+        )
+    return dataset.reader(folder)

@@ -1,0 +1,56 @@
+"""Vocabularies of user and item ids, built from the training split only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfrec.data.interactions import ITEM, USER, Interactions
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The ids a model knows, most frequent first (ties by id), from training data only.
+
+    Ids outside the vocabulary (new users, cold items, test-only ids) go to the models'
+    out-of-vocabulary bucket.
+
+    Attributes:
+        users: User ids, most active first.
+        items: Item ids, most popular first.
+        item_counts: Training interactions per item, aligned with ``items``.
+    """
+
+    users: tuple[str, ...]
+    items: tuple[str, ...]
+    item_counts: tuple[int, ...]
+
+    @classmethod
+    def from_interactions(cls, train: Interactions) -> Vocabulary:
+        """Builds the vocabulary of a training split.
+
+        Example:
+            >>> vocab = tfrec.data.Vocabulary.from_interactions(split.train)
+        """
+        users = _by_count(train.frame[USER].to_numpy())
+        items, counts = _by_count(train.frame[ITEM].to_numpy(), with_counts=True)
+        return cls(users=tuple(users), items=tuple(items), item_counts=tuple(int(c) for c in counts))
+
+    @property
+    def num_users(self) -> int:
+        """Number of known users."""
+        return len(self.users)
+
+    @property
+    def num_items(self) -> int:
+        """Number of known items."""
+        return len(self.items)
+
+
+def _by_count(values: np.ndarray, with_counts: bool = False):
+    ids, counts = np.unique(values.astype(str), return_counts=True)
+    order = np.lexsort((ids, -counts))
+    if with_counts:
+        return ids[order].tolist(), counts[order]
+    return ids[order].tolist()

@@ -1,0 +1,36 @@
+"""tfrec's model zoo: Keras model builders, registered by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfrec.data.interactions import Interactions
+from tfrec.models.biased_mf import BiasedMF, BiasedMFConfig
+from tfrec.models.registry import ModelEntry, entry, make_config, names
+
+__all__ = ["BiasedMF", "BiasedMFConfig", "ModelEntry", "build", "entry", "make_config", "names"]
+
+
+def build(name: str, train: Interactions, **overrides: Any):
+    """Builds registered model ``name`` for a training split.
+
+    Vocabularies (and, for rating models, the mean and range of ratings) come from
+    ``train`` only. Hyperparameters start from the model's config defaults.
+
+    Args:
+        name: A registered name (see :func:`names`).
+        train: The training interactions.
+        **overrides: Config fields to change, e.g. ``embedding_dim=64``.
+
+    Returns:
+        An uncompiled ``tf.keras`` model.
+
+    Raises:
+        TfrecError: unknown name or config field, or a bad value; the message lists
+            what is allowed.
+
+    Example:
+        >>> model = tfrec.models.build("biased_mf", split.train, embedding_dim=64)
+    """
+    config = make_config(name, **overrides)
+    return entry(name).model_cls.from_data(train, config)

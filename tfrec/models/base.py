@@ -1,0 +1,106 @@
+"""Building blocks shared by every tfrec model: id lookups and the recommend/score API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tfrec._keras import keras, tf
+from tfrec.errors import TfrecError
+
+
+def id_lookup(vocabulary: Sequence[str], name: str) -> keras.layers.StringLookup:
+    """A StringLookup over raw string ids with one OOV bucket at index 0.
+
+    Unknown ids (new users, cold items, empty strings) map to index 0 and never fail.
+    """
+    return keras.layers.StringLookup(
+        vocabulary=list(vocabulary), mask_token=None, num_oov_indices=1, name=name
+    )
+
+
+def known(indices: tf.Tensor) -> tf.Tensor:
+    """1.0 where a looked-up index is in the vocabulary, 0.0 for the OOV bucket."""
+    return tf.cast(indices > 0, tf.float32)
+
+
+def as_strings(values: Sequence[str] | np.ndarray | tf.Tensor, what: str) -> tf.Tensor:
+    """Converts raw ids to a 1-D string tensor, rejecting non-string input clearly."""
+    if isinstance(values, tf.Tensor):
+        if values.dtype != tf.string:
+            raise TfrecError(f"{what} must be strings, got a {values.dtype.name} tensor")
+        return tf.reshape(values, [-1])
+    array = np.asarray(values, dtype=object).reshape(-1)
+    return tf.constant([str(v) for v in array], dtype=tf.string, shape=[len(array)])
+
+
+class FactorizedMixin:
+    """Scoring and top-K recommendation for models whose score is a dot product of towers.
+
+    A subclass defines ``query_embedding(user_ids)`` and ``candidate_embedding(item_ids)``
+    (string tensors in, float32 matrices out) and ``item_vocabulary``; the model's score
+    of (user, item) is the dot product of the two.
+    """
+
+    item_vocabulary: Sequence[str]
+
+    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> np.ndarray:
+        """Scores aligned (user, item) pairs.
+
+        Args:
+            user_ids: Raw user ids.
+            item_ids: Raw item ids, same length.
+
+        Returns:
+            float32 scores, one per pair (predicted ratings for rating models).
+        """
+        users = as_strings(user_ids, "user_ids")
+        items = as_strings(item_ids, "item_ids")
+        if users.shape[0] != items.shape[0]:
+            raise TfrecError(f"score(): {users.shape[0]} user ids but {items.shape[0]} item ids")
+        return self({"user_id": users, "item_id": items}, training=False).numpy()
+
+    def recommend(
+        self,
+        user_ids: Sequence[str],
+        k: int = 10,
+        *,
+        exclude: Sequence[Sequence[str]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items of the training vocabulary for each user.
+
+        Args:
+            user_ids: Raw user ids (unknown ids get the OOV user's recommendations).
+            k: How many items; must be between 1 and the number of known items.
+            exclude: Per user, item ids to leave out (e.g. what they already rated).
+
+        Returns:
+            ``(item_ids, scores)``: string array ``[n, k]`` and float32 array ``[n, k]``,
+            best first.
+
+        Raises:
+            TfrecError: ``k`` out of range, or ``exclude`` of the wrong length.
+        """
+        catalogue = np.asarray(self.item_vocabulary, dtype=object)
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(catalogue):
+            raise TfrecError(f"recommend(): k must be an integer in [1, {len(catalogue)}], got {k!r}")
+        users = as_strings(user_ids, "user_ids")
+        queries = self.query_embedding(users)
+        candidates = self.candidate_embedding(tf.constant(catalogue, dtype=tf.string))
+        scores = tf.matmul(queries, candidates, transpose_b=True).numpy()
+        if exclude is not None:
+            if len(exclude) != scores.shape[0]:
+                raise TfrecError(f"recommend(): exclude has {len(exclude)} lists for {scores.shape[0]} users")
+            position = {item: j for j, item in enumerate(catalogue)}
+            for row, items in enumerate(exclude):
+                cols = [position[i] for i in items if i in position]
+                scores[row, cols] = -np.inf
+        top = tf.math.top_k(scores, k=int(k))
+        return catalogue[top.indices.numpy()], top.values.numpy()

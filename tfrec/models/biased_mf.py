@@ -1,0 +1,208 @@
+"""Biased matrix factorization for explicit ratings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import tensorflow_recommenders as tfrs
+
+from tfrec._keras import keras, tf
+from tfrec.data.interactions import Interactions
+from tfrec.data.pipeline import to_dataset
+from tfrec.data.vocabulary import Vocabulary
+from tfrec.errors import DataError
+from tfrec.models.base import FactorizedMixin, id_lookup, known
+from tfrec.models.registry import check, non_negative, positive, positive_int, register
+
+
+@dataclass(frozen=True)
+class BiasedMFConfig:
+    """Hyperparameters of :class:`BiasedMF` and its default training recipe.
+
+    Attributes:
+        embedding_dim: Latent factors per user and item.
+        l2_factors: L2 weight on the factors of the batch's users and items (SGD-MF form).
+        l2_bias: L2 weight on the batch's user and item biases.
+        init_stddev: Standard deviation of the factors' normal initialisation.
+        learning_rate: Adam learning rate.
+        epochs: Training epochs.
+        batch_size: Examples per batch.
+    """
+
+    embedding_dim: int = 128
+    l2_factors: float = 0.1
+    l2_bias: float = 0.05
+    init_stddev: float = 0.1
+    learning_rate: float = 2e-3
+    epochs: int = 20
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        check(self, {
+            "embedding_dim": (positive_int, "a positive integer"),
+            "l2_factors": (non_negative, "a number >= 0"),
+            "l2_bias": (non_negative, "a number >= 0"),
+            "init_stddev": (positive, "a number > 0"),
+            "learning_rate": (positive, "a number > 0"),
+            "epochs": (positive_int, "a positive integer"),
+            "batch_size": (positive_int, "a positive integer"),
+        })  # fmt: skip
+
+
+@register(
+    "biased_mf",
+    config=BiasedMFConfig,
+    task="rating",
+    description="Biased matrix factorization: global mean + user/item bias + factor dot product",
+    paper="Koren, Bell & Volinsky, Matrix Factorization Techniques for Recommender Systems, 2009",
+)
+@keras.utils.register_keras_serializable(package="tfrec")
+class BiasedMF(FactorizedMixin, tfrs.Model):
+    """Rating = global mean + user bias + item bias + <user factors, item factors>.
+
+    The towers make the score an exact dot product, so the same index serves top-K:
+    ``query = [p_u, 1, mu + b_u]`` and ``candidate = [q_i, b_i, 1]``. Unknown users and
+    items fall into the OOV bucket, whose factors and bias are held at zero, so a new
+    user's prediction is ``mu + b_i`` and a new item's ``mu + b_u``. The L2 penalty applies
+    to the rows in the batch (the SGD-MF form), which on MovieLens beats whole-table L2.
+
+    Args:
+        user_vocabulary: Known user ids.
+        item_vocabulary: Known item ids.
+        embedding_dim: Latent factors per user and item.
+        l2_factors: L2 weight on the batch's factors.
+        l2_bias: L2 weight on the batch's biases.
+        init_stddev: Standard deviation of the factors' initialisation.
+        global_mean: Initial global mean (the training ratings' mean).
+        rating_range: ``(low, high)`` to clip predictions to at inference, or None.
+
+    Example:
+        >>> model = tfrec.models.BiasedMF(vocab.users, vocab.items, global_mean=3.5)
+        >>> model.compile(optimizer=tf.keras.optimizers.Adam(2e-3))
+        >>> model.fit(tfrec.data.to_dataset(split.train, label="rating"), epochs=5)
+    """
+
+    def __init__(
+        self,
+        user_vocabulary: Sequence[str],
+        item_vocabulary: Sequence[str],
+        embedding_dim: int = 128,
+        l2_factors: float = 0.1,
+        l2_bias: float = 0.05,
+        init_stddev: float = 0.1,
+        global_mean: float = 0.0,
+        rating_range: Sequence[float] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        # === Config ===
+        self.user_vocabulary = list(user_vocabulary)
+        self.item_vocabulary = list(item_vocabulary)
+        self.embedding_dim = int(embedding_dim)
+        self.l2_factors = float(l2_factors)
+        self.l2_bias = float(l2_bias)
+        self.init_stddev = float(init_stddev)
+        self.global_mean = float(global_mean)
+        self.rating_range = None if rating_range is None else [float(r) for r in rating_range]
+
+        # === Layers ===
+        self.user_lookup = id_lookup(self.user_vocabulary, "user_lookup")
+        self.item_lookup = id_lookup(self.item_vocabulary, "item_lookup")
+        n_users, n_items = len(self.user_vocabulary) + 1, len(self.item_vocabulary) + 1
+        self.user_factors = keras.layers.Embedding(n_users, self.embedding_dim, embeddings_initializer=self._normal(), name="user_factors")
+        self.item_factors = keras.layers.Embedding(n_items, self.embedding_dim, embeddings_initializer=self._normal(), name="item_factors")
+        self.user_bias = keras.layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="user_bias")
+        self.item_bias = keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")
+        for layer in (self.user_factors, self.item_factors, self.user_bias, self.item_bias):
+            layer.build((None,))
+        self.mu = self.add_weight(
+            name="global_mean", shape=(), initializer=keras.initializers.Constant(self.global_mean)
+        )
+        self.task = tfrs.tasks.Ranking(
+            loss=keras.losses.MeanSquaredError(), metrics=[keras.metrics.RootMeanSquaredError("rmse")]
+        )
+
+    def _normal(self) -> keras.initializers.Initializer:
+        return keras.initializers.RandomNormal(0.0, self.init_stddev)
+
+    # === Towers ===
+    def _user_parts(self, user_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        index = self.user_lookup(user_ids)
+        mask = known(index)[:, None]
+        return self.user_factors(index) * mask, self.user_bias(index) * mask
+
+    def _item_parts(self, item_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        index = self.item_lookup(item_ids)
+        mask = known(index)[:, None]
+        return self.item_factors(index) * mask, self.item_bias(index) * mask
+
+    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:
+        """``[p_u, 1, mu + b_u]`` per user: dotted with a candidate gives the rating."""
+        factors, bias = self._user_parts(user_ids)
+        return tf.concat([factors, tf.ones_like(bias), bias + self.mu], axis=1)
+
+    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """``[q_i, b_i, 1]`` per item."""
+        factors, bias = self._item_parts(item_ids)
+        return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)
+
+    # === Forward ===
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        p, b_u = self._user_parts(inputs["user_id"])
+        q, b_i = self._item_parts(inputs["item_id"])
+        rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
+        if self.rating_range is not None and not training:
+            rating = tf.clip_by_value(rating, *self.rating_range)
+        return rating
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        features, labels = inputs
+        p, b_u = self._user_parts(features["user_id"])
+        q, b_i = self._item_parts(features["item_id"])
+        predictions = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
+        penalty = self.l2_factors * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1))
+        penalty += self.l2_bias * tf.reduce_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
+        return self.task(labels=labels, predictions=predictions) + penalty
+
+    # === Construction from data ===
+    @classmethod
+    def from_data(cls, train: Interactions, config: BiasedMFConfig) -> BiasedMF:
+        """Builds the model for a training split: vocabularies, mean and rating range from it."""
+        if not train.has_ratings:
+            raise DataError(f"biased_mf needs explicit ratings; {train.name} has none")
+        vocabulary = Vocabulary.from_interactions(train)
+        ratings = train.frame["rating"]
+        return cls(
+            vocabulary.users,
+            vocabulary.items,
+            embedding_dim=config.embedding_dim,
+            l2_factors=config.l2_factors,
+            l2_bias=config.l2_bias,
+            init_stddev=config.init_stddev,
+            global_mean=float(ratings.mean()),
+            rating_range=(float(ratings.min()), float(ratings.max())),
+        )
+
+    @staticmethod
+    def training_data(train: Interactions, config: BiasedMFConfig, seed: int = 0) -> tf.data.Dataset:
+        """``(features, rating)`` batches of the training split, reshuffled each epoch."""
+        return to_dataset(train, label="rating", batch_size=config.batch_size, seed=seed)
+
+    # === Config ===
+    def get_config(self) -> dict:
+        return {
+            "user_vocabulary": self.user_vocabulary,
+            "item_vocabulary": self.item_vocabulary,
+            "embedding_dim": self.embedding_dim,
+            "l2_factors": self.l2_factors,
+            "l2_bias": self.l2_bias,
+            "init_stddev": self.init_stddev,
+            "global_mean": self.global_mean,
+            "rating_range": self.rating_range,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> BiasedMF:
+        return cls(**config)

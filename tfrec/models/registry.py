@@ -1,0 +1,132 @@
+"""The model registry: ``tfrec.models.build(name, vocabulary, **overrides)``."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tfrec.errors import TfrecError
+
+TASKS = ("rating", "retrieval", "ranking")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model family member.
+
+    Attributes:
+        name: Registry name (``biased_mf``).
+        model_cls: The Keras model class.
+        config_cls: Its frozen hyperparameter dataclass.
+        task: ``rating`` (explicit ratings), ``retrieval`` or ``ranking``.
+        description: One line for ``tfrec models``.
+        paper: Where the model comes from.
+    """
+
+    name: str
+    model_cls: type
+    config_cls: type
+    task: str
+    description: str
+    paper: str = ""
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(name: str, *, config: type, task: str, description: str, paper: str = "") -> Callable[[type], type]:
+    """Class decorator adding a model class to the registry under ``name``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+    def wrap(cls: type) -> type:
+        _REGISTRY[name] = ModelEntry(name, cls, config, task, description, paper)
+        return cls
+
+    return wrap
+
+
+def names() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; an unknown name raises listing the known ones."""
+    if name not in _REGISTRY:
+        raise TfrecError(f"unknown model {name!r}; registered models: {names()}")
+    return _REGISTRY[name]
+
+
+def _coerce(value: Any, annotation: Any, field: str, owner: str) -> Any:
+    """Converts CLI strings (``--set embedding_dim=64``) to the field's declared type."""
+    if not isinstance(value, str):
+        return value
+    base = typing.get_origin(annotation) or annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if base in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
+        if value.lower() in ("none", "null"):
+            return None
+        base = typing.get_origin(args[0]) or args[0]
+    try:
+        if base is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if base is int:
+            return int(value)
+        if base is float:
+            return float(value)
+        if base is tuple:
+            inner = typing.get_args(annotation)[0] if typing.get_args(annotation) else str
+            return tuple(_coerce(v.strip(), inner, field, owner) for v in value.split(",") if v.strip())
+    except ValueError as err:
+        raise TfrecError(f"{owner}: {field}={value!r} is not a valid {getattr(base, '__name__', base)}") from err
+    return value
+
+
+def make_config(name: str, **overrides: Any) -> Any:
+    """The default config of model ``name`` with ``overrides`` applied and validated.
+
+    Raises:
+        TfrecError: an unknown field (the message lists the allowed ones) or a bad value.
+    """
+    config_cls = entry(name).config_cls
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    hints = typing.get_type_hints(config_cls)
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise TfrecError(f"{name}: unknown config field(s) {unknown}; allowed: {sorted(fields)}")
+    values = {k: _coerce(v, hints[k], k, name) for k, v in overrides.items()}
+    return config_cls(**values)
+
+
+def check(config: Any, rules: dict[str, tuple[Callable[[Any], bool], str]]) -> None:
+    """Validates config fields: ``rules[field] = (predicate, what is allowed)``."""
+    for field, (ok, allowed) in rules.items():
+        value = getattr(config, field)
+        if not ok(value):
+            raise TfrecError(f"{type(config).__name__}.{field}={value!r} is invalid: must be {allowed}")
+
+
+def positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def non_negative(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def task_of(model: Any) -> str:
+    """The task of a registered model instance (``rating``, ``retrieval``, ``ranking``)."""
+    for item in _REGISTRY.values():
+        if isinstance(model, item.model_cls):
+            return item.task
+    raise TfrecError(f"{type(model).__name__} is not a registered tfrec model")

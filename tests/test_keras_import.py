@@ -25,7 +25,11 @@ CHECK = (
 
 @pytest.mark.parametrize(
     "prelude",
-    ["import tfrec", "import tensorflow; import tfrec", "import tensorflow as tf; import numpy; import tfrec"],
+    [
+        "import tfrec",
+        "import tensorflow; import tfrec",
+        "import tensorflow as tf; import numpy; import tfrec",
+    ],
     ids=["fresh", "after-tensorflow", "after-tensorflow-and-numpy"],
 )
 def test_import_binds_keras_2(prelude: str) -> None:

@@ -95,7 +95,9 @@ def test_movielens_1m_format(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", ["movielens-20m", "movielens-25m", "movielens-latest-small"])
 def test_movielens_csv_format(tmp_path, name) -> None:
-    write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,29,4.0,1112484676\n")
+    write(
+        tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,2,3.5,1112486027\n1,29,4.0,1112484676\n"
+    )
     write(tmp_path / "movies.csv", 'movieId,title,genres\n2,"Jumanji, The (1995)",Adventure|Children\n'
           "29,City of Lost Children (1995),(no genres listed)\n")  # fmt: skip
     write(tmp_path / "tags.csv", "userId,movieId,tag,timestamp\n1,2,Board Game,1\n3,2,board game,2\n")
@@ -146,7 +148,9 @@ def test_missing_folder_lists_expected_files(tmp_path) -> None:
 
 
 def test_unknown_dataset_name() -> None:
-    with pytest.raises(DataError, match=r"unknown dataset 'netflix'; available: \['synthetic', 'movielens-100k'"):
+    with pytest.raises(
+        DataError, match=r"unknown dataset 'netflix'; available: \['synthetic', 'movielens-100k'"
+    ):
         tfrec.datasets.load("netflix")
 
 
@@ -163,7 +167,10 @@ def test_unknown_dataset_name() -> None:
 )
 def test_malformed_ml100k(tmp_path, content, message) -> None:
     write(tmp_path / "u.data", content)
-    write(tmp_path / "u.item", "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n")
+    write(
+        tmp_path / "u.item",
+        "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n",
+    )
     with pytest.raises(DataError) as err:
         tfrec.datasets.load("movielens-100k", tmp_path)
     assert message in str(err.value)
@@ -204,7 +211,10 @@ def archive_server(tmp_path):
 def _ml100k_zip(path: Path) -> str:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("ml-100k/u.data", "1\t10\t4\t881250949\n2\t10\t3\t881250950\n")
-        archive.writestr("ml-100k/u.item", "10|Richard III (1995)|22-Jan-1996||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|1|0\n")
+        archive.writestr(
+            "ml-100k/u.item",
+            "10|Richard III (1995)|22-Jan-1996||http://x|0|0|0|0|0|0|0|0|1|0|0|0|0|0|0|0|0|1|0\n",
+        )
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 

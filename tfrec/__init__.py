@@ -10,8 +10,14 @@ Example:
     >>> model = tfrec.models.build("biased_mf", split.train)
 """
 
-from tfrec import _keras  # noqa: F401  (must come first: chooses the Keras implementation)
-from tfrec import data, datasets, evaluation, models, training
+from tfrec import (
+    _keras,  # noqa: F401  (must come first: chooses the Keras implementation)
+    data,
+    datasets,
+    evaluation,
+    models,
+    training,
+)
 from tfrec.errors import DataError, DatasetNotFoundError, TfrecError
 from tfrec.evaluation import evaluate
 

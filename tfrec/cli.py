@@ -51,7 +51,9 @@ def _datasets() -> int:
     places = datasets.locations()
     print(f"{'name':<24} {'looked for in':<48} description")
     for name in datasets.names():
-        description = DATASETS[name].description if name in DATASETS else "generated with planted structure (default)"
+        description = (
+            DATASETS[name].description if name in DATASETS else "generated with planted structure (default)"
+        )
         print(f"{name:<24} {places[name]:<48} {description}")
     return 0
 
@@ -98,7 +100,13 @@ def _train(args: argparse.Namespace) -> int:
     spec = args.split or ("random:0.2" if item.task == "rating" else "leave-last-out")
     parts = split_data(data, spec, seed=args.seed)
     print(f"data: {data.summary()}; split {spec}: {len(parts.train):,} train / {len(parts.test):,} test")
-    result = train(args.model, parts.train, seed=args.seed, verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2), **overrides)
+    result = train(
+        args.model,
+        parts.train,
+        seed=args.seed,
+        verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
+        **overrides,
+    )
     metrics = tfrec.evaluate(result.model, parts.train, parts.test)
     report = {
         "model": args.model,

@@ -9,9 +9,7 @@ from pathlib import Path
 from tfrec.errors import DataError
 
 
-def fetch_archive(
-    url: str, target: Path, *, file_hash: str | None = None, folder: str | None = None
-) -> Path:
+def fetch_archive(url: str, target: Path, *, file_hash: str | None = None, folder: str | None = None) -> Path:
     """Downloads an archive and extracts its files into ``target``.
 
     Uses ``tf_keras.utils.get_file``, which shows a progress bar, verifies ``file_hash``
@@ -40,9 +38,7 @@ def fetch_archive(
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tfrec-download-") as tmp:
         name = url.rstrip("/").rsplit("/", 1)[-1] or "archive"
         try:
-            keras.utils.get_file(
-                name, url, file_hash=file_hash, cache_dir=tmp, cache_subdir="", extract=True
-            )
+            keras.utils.get_file(name, url, file_hash=file_hash, cache_dir=tmp, cache_subdir="", extract=True)
         except ValueError as err:  # get_file raises it on a checksum mismatch
             raise DataError(f"download of {url} failed its checksum check: {err}") from err
         except Exception as err:  # noqa: BLE001 - network errors come in many types

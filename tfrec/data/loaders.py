@@ -77,9 +77,7 @@ def _read_table(
     if header:
         missing = [n for n in names if n not in frame.columns]
         if missing:
-            raise DataError(
-                f"{path}: header is {list(frame.columns)}, missing column(s) {missing}"
-            )
+            raise DataError(f"{path}: header is {list(frame.columns)}, missing column(s) {missing}")
     first_line = 2 if header else 1
     for column in required:
         empty = frame[column].isna().to_numpy()
@@ -116,9 +114,7 @@ def _read_double_colon(path: Path, names: list[str], encoding: str = "latin-1") 
         raise DataError(f"{path}: not valid {encoding} text") from err
     if "\t" in text:
         raise DataError(f"{path}: unexpected tab character; MovieLens 1M files use '::'")
-    return _read_table(
-        path, sep="\t", names=names, text=text.replace("::", "\t"), required=tuple(names[:2])
-    )
+    return _read_table(path, sep="\t", names=names, text=text.replace("::", "\t"), required=tuple(names[:2]))
 
 
 def _with_text(items: pd.DataFrame, *parts: str) -> pd.DataFrame:
@@ -153,7 +149,8 @@ def read_movielens_100k(folder: Path) -> Interactions:
             names=["user_id", "age", "gender", "occupation", "zip_code"],
             required=("user_id",),
         )
-    data = Interactions(frame, items=items, users=users, name="movielens-100k")
+    folds: dict[str, Callable[[], tuple[Interactions, Interactions]]] = {}
+    data = Interactions(frame, items=items, users=users, name="movielens-100k", folds=folds)
 
     def fold(name: str) -> Callable[[], tuple[Interactions, Interactions]]:
         def read() -> tuple[Interactions, Interactions]:
@@ -162,16 +159,15 @@ def read_movielens_100k(folder: Path) -> Interactions:
                 path = folder / f"{name}.{part}"
                 if not path.exists():
                     raise DatasetNotFoundError(f"fold {name!r} needs {path}, which does not exist")
-                parts.append(data.with_frame(_read_ratings_frame(path, "\t"), f"movielens-100k/{name}.{part}"))
+                parts.append(
+                    data.with_frame(_read_ratings_frame(path, "\t"), f"movielens-100k/{name}.{part}")
+                )
             return parts[0], parts[1]
 
         return read
 
-    names = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
-    return Interactions(
-        data.frame, items=data.items, users=data.users, name=data.name,
-        folds={n: fold(n) for n in names},
-    )  # fmt: skip
+    folds.update({n: fold(n) for n in ("u1", "u2", "u3", "u4", "u5", "ua", "ub")})
+    return data
 
 
 # === MovieLens 1M ===
@@ -208,9 +204,7 @@ def _read_movielens_csv(folder: Path, name: str) -> Interactions:
     parts = ["title", "genres"]
     tags_path = folder / "tags.csv"
     if tags_path.exists():
-        tags = _read_table(
-            tags_path, sep=",", names=["userId", "movieId", "tag", "timestamp"], header=True
-        )
+        tags = _read_table(tags_path, sep=",", names=["userId", "movieId", "tag", "timestamp"], header=True)
         tags = tags.dropna(subset=["tag"])
         tags["tag"] = tags["tag"].astype(str).str.lower().str.strip()
         joined = tags.drop_duplicates(["movieId", "tag"]).groupby("movieId")["tag"].agg(" ".join)
@@ -248,9 +242,7 @@ def _read_user_lists(path: Path) -> pd.DataFrame:
         except ValueError as err:
             raise DataError(f"{path}: line {number + 1} is not 'N item item ...': {err}") from err
         if count != len(ids):
-            raise DataError(
-                f"{path}: line {number + 1} announces {count} items but lists {len(ids)}"
-            )
+            raise DataError(f"{path}: line {number + 1} announces {count} items but lists {len(ids)}")
         users.extend([number] * len(ids))
         items.extend(ids)
     if not users:
@@ -283,19 +275,24 @@ def read_citeulike_t(folder: Path) -> Interactions:
                 ) from err
         texts.append(" ".join(words))
     items = pd.DataFrame({"item_id": np.arange(len(texts)), "title": "", "genres": "", "text": texts})
-    data = Interactions(frame, items=items, name="citeulike-t")
+    folds: dict[str, Callable[[], tuple[Interactions, Interactions]]] = {}
+    data = Interactions(frame, items=items, name="citeulike-t", folds=folds)
 
     def fold(p: str, k: str) -> Callable[[], tuple[Interactions, Interactions]]:
         def read() -> tuple[Interactions, Interactions]:
             base = folder / "splits" / f"P{p}"
-            train = data.with_frame(_read_user_lists(base / f"train_P{p}_{k}.dat"), f"citeulike-t/P{p}_{k}.train")
-            test = data.with_frame(_read_user_lists(base / f"test_P{p}_{k}.dat"), f"citeulike-t/P{p}_{k}.test")
+            train = data.with_frame(
+                _read_user_lists(base / f"train_P{p}_{k}.dat"), f"citeulike-t/P{p}_{k}.train"
+            )
+            test = data.with_frame(
+                _read_user_lists(base / f"test_P{p}_{k}.dat"), f"citeulike-t/P{p}_{k}.test"
+            )
             return train, test
 
         return read
 
-    folds = {f"P{p}_{k}": fold(p, k) for p in ("1", "3", "10") for k in ("1", "2", "3")}
-    return Interactions(data.frame, items=data.items, name=data.name, folds=folds)
+    folds.update({f"P{p}_{k}": fold(p, k) for p in ("1", "3", "10") for k in ("1", "2", "3")})
+    return data
 
 
 # === goodbooks-10k ===

@@ -130,7 +130,7 @@ def with_negatives(
     Negatives are items of the vocabulary the user has not interacted with in ``data``,
     drawn uniformly or in proportion to training popularity, fresh every epoch and
     reproducible from ``seed`` (the NCF recipe, He et al. 2017). Collisions with the
-    user's positives are redrawn three times; the rare survivors are dropped.
+    user's positives are redrawn up to seven times; the rare survivors are dropped.
 
     Args:
         data: Positive interactions (the training split).
@@ -179,7 +179,7 @@ def with_negatives(
         neg_u = tf.repeat(u, num_negatives)
         n = tf.size(neg_u)
         neg_i = draw(n, draw_seeds[0])
-        for attempt in range(1, 4):
+        for attempt in range(1, 8):
             clash = seen.lookup(neg_u * num_items + neg_i) > 0
             neg_i = tf.where(clash, draw(n, draw_seeds[attempt]), neg_i)
         keep = seen.lookup(neg_u * num_items + neg_i) == 0
@@ -191,7 +191,7 @@ def with_negatives(
 
     ds = tf.data.Dataset.from_tensor_slices((users, items))
     ds = ds.shuffle(len(users), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).batch(4)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2).batch(8)
     ds = tf.data.Dataset.zip((ds, seeds)).map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -136,15 +136,11 @@ def synthetic(
 
     user_ids = np.asarray([f"u{i}" for i in range(num_users)], dtype=object)
     item_ids = np.asarray([f"i{i}" for i in range(num_items)], dtype=object)
-    frame = pd.DataFrame(
-        {USER: user_ids[rows], ITEM: item_ids[cols], RATING: ratings, TIMESTAMP: timestamps}
-    )
+    frame = pd.DataFrame({USER: user_ids[rows], ITEM: item_ids[cols], RATING: ratings, TIMESTAMP: timestamps})
 
     # === Item text from topic words ===
     topic_words = tuple(
-        tuple(
-            "".join(rng.choice(_SYLLABLES, size=3)) + _GENRES[t][:2] for _ in range(30)
-        )
+        tuple("".join(rng.choice(_SYLLABLES, size=3)) + _GENRES[t][:2] for _ in range(30))
         for t in range(num_topics)
     )
     filler = np.asarray(["the", "a", "of", "and", "with", "story", "new", "one", "about", "life"])

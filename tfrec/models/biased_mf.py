@@ -110,8 +110,12 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         self.user_lookup = id_lookup(self.user_vocabulary, "user_lookup")
         self.item_lookup = id_lookup(self.item_vocabulary, "item_lookup")
         n_users, n_items = len(self.user_vocabulary) + 1, len(self.item_vocabulary) + 1
-        self.user_factors = keras.layers.Embedding(n_users, self.embedding_dim, embeddings_initializer=self._normal(), name="user_factors")
-        self.item_factors = keras.layers.Embedding(n_items, self.embedding_dim, embeddings_initializer=self._normal(), name="item_factors")
+        self.user_factors = keras.layers.Embedding(
+            n_users, self.embedding_dim, embeddings_initializer=self._normal(), name="user_factors"
+        )
+        self.item_factors = keras.layers.Embedding(
+            n_items, self.embedding_dim, embeddings_initializer=self._normal(), name="item_factors"
+        )
         self.user_bias = keras.layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="user_bias")
         self.item_bias = keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")
         for layer in (self.user_factors, self.item_factors, self.user_bias, self.item_bias):

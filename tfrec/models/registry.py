@@ -37,7 +37,9 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str, *, config: type, task: str, description: str, paper: str = "") -> Callable[[type], type]:
+def register(
+    name: str, *, config: type, task: str, description: str, paper: str = ""
+) -> Callable[[type], type]:
     """Class decorator adding a model class to the registry under ``name``."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -84,7 +86,9 @@ def _coerce(value: Any, annotation: Any, field: str, owner: str) -> Any:
             inner = typing.get_args(annotation)[0] if typing.get_args(annotation) else str
             return tuple(_coerce(v.strip(), inner, field, owner) for v in value.split(",") if v.strip())
     except ValueError as err:
-        raise TfrecError(f"{owner}: {field}={value!r} is not a valid {getattr(base, '__name__', base)}") from err
+        raise TfrecError(
+            f"{owner}: {field}={value!r} is not a valid {getattr(base, '__name__', base)}"
+        ) from err
     return value
 
 

@@ -1,0 +1,92 @@
+"""The CLI contract: exact command names, metrics.json, one-line errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfrec.cli import main
+
+
+def test_models_lists_registered_names(capsys) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("biased_mf") and "rating" in out
+
+
+def test_datasets_lists_names_and_places(capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("TFREC_DATA_DIR", str(tmp_path))
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("synthetic", "movielens-100k", "movielens-1m", "movielens-latest-small",
+                 "movielens-20m", "movielens-25m", "citeulike-t", "goodbooks-10k"):  # fmt: skip
+        assert f"\n{name} " in out
+    assert str(tmp_path / "ml-100k") in out
+
+
+def test_train_end_to_end_on_synthetic(tmp_path, capsys) -> None:
+    out_dir = tmp_path / "run"
+    code = main(["train", "biased_mf", "--epochs", "2", "--batch-size", "512", "--seed", "3",
+                 "--set", "embedding_dim=16", "--output", str(out_dir), "--quiet"])  # fmt: skip
+    assert code == 0
+    report = json.loads((out_dir / "metrics.json").read_text())
+    assert set(report) == {"model", "dataset", "split", "config", "metrics", "train_seconds",
+                           "train_examples_per_second"}  # fmt: skip
+    assert report["model"] == "biased_mf" and report["dataset"] == "synthetic"
+    assert report["split"] == "random:0.2"
+    assert report["config"]["embedding_dim"] == 16 and report["config"]["epochs"] == 2
+    assert report["config"]["batch_size"] == 512 and report["config"]["seed"] == 3
+    assert 0.3 < report["metrics"]["rmse"] < 1.2 and report["metrics"]["mae"] < report["metrics"]["rmse"]
+    assert report["train_seconds"] > 0 and report["train_examples_per_second"] > 0
+    assert "rmse" in capsys.readouterr().out
+
+
+def test_train_on_a_predefined_fold(tmp_path, ml100k_dir) -> None:
+    code = main(["train", "biased_mf", "--dataset", "movielens-100k", "--data-dir", str(ml100k_dir),
+                 "--split", "fold:u1", "--epochs", "1", "--output", str(tmp_path), "--quiet"])  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["split"] == "fold:u1" and report["metrics"]["rmse"] < 1.1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "nope"], "unknown model 'nope'; registered models: ['biased_mf'"),
+        (["train", "biased_mf", "--dataset", "netflix"], "unknown dataset 'netflix'"),
+        (["train", "biased_mf", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+        (["train", "biased_mf", "--epochs", "0"], "argument --epochs: must be a positive integer"),
+        (["train", "biased_mf", "--set", "embedding_dim"], "argument --set: expected KEY=VALUE"),
+        (["train", "biased_mf", "--set", "dim=3"], "unknown config field(s) ['dim']"),
+        (["train", "biased_mf", "--set", "l2_bias=-1"], "l2_bias=-1.0 is invalid: must be a number >= 0"),
+        (["train", "biased_mf", "--split", "shuffle"], "bad split spec 'shuffle'; allowed forms"),
+        (
+            ["train", "biased_mf", "--dataset", "movielens-1m", "--data-dir", "/nonexistent"],
+            "lacks ['ratings.dat'",
+        ),
+        (
+            ["train", "biased_mf", "--output", "/proc/forbidden"],
+            "argument --output: cannot write to /proc/forbidden",
+        ),
+        (["fly"], "argument COMMAND: invalid choice: 'fly'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("tfrec: error: ") and message in err
+
+
+def test_python_dash_m_reports_user_errors_without_traceback() -> None:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "tfrec", "train", "biased_mf", "--split", "random:2"],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "tfrec: error: random split: the test fraction must be between 0 and 1" in result.stderr

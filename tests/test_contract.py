@@ -1,0 +1,95 @@
+"""The life every registered model goes through: build, fit, predict, save/load, config."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import tfrec
+from tfrec._keras import keras
+from tfrec.data import split
+from tfrec.training import train
+
+
+@pytest.fixture(scope="module")
+def parts(small):
+    return split(small, "random:0.2", seed=0)
+
+
+def assert_config_round_trip(model) -> None:
+    """config -> JSON -> object -> the same JSON."""
+    config = model.get_config()
+    text = json.dumps(config, sort_keys=True)
+    clone = type(model).from_config(json.loads(text))
+    assert json.dumps(clone.get_config(), sort_keys=True) == text
+
+
+def assert_save_load_equal(model, path, users, items) -> None:
+    """save -> load -> the same outputs."""
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(model)
+    np.testing.assert_allclose(loaded.score(users, items), model.score(users, items), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", tfrec.models.names())
+def test_model_life(name, parts, tmp_path) -> None:
+    result = train(name, parts.train, epochs=1, batch_size=256, verbose=0)
+    model = result.model
+    assert np.isfinite(result.history["loss"]).all()
+
+    users = parts.test.frame["user_id"].to_numpy()[:50]
+    items = parts.test.frame["item_id"].to_numpy()[:50]
+    scores = model.score(users, items)
+    assert scores.shape == (50,) and scores.dtype == np.float32 and np.isfinite(scores).all()
+
+    ids, top = model.recommend(users[:3], k=5)
+    assert ids.shape == (3, 5) and top.shape == (3, 5)
+    assert (np.diff(top, axis=1) <= 1e-6).all()
+    assert set(ids.ravel()) <= set(parts.train.item_ids)
+
+    unknown = model.score(["no-such-user", ""], ["no-such-item", items[0]])
+    assert np.isfinite(unknown).all()
+
+    assert_config_round_trip(model)
+    assert_save_load_equal(model, tmp_path / f"{name}.keras", users, items)
+
+
+def test_recommend_excludes_and_checks_k(parts) -> None:
+    model = tfrec.models.build("biased_mf", parts.train)
+    user = parts.train.frame["user_id"].iloc[0]
+    ids, _ = model.recommend([user], k=10)
+    again, _ = model.recommend([user], k=10, exclude=[list(ids[0, :3])])
+    assert not set(ids[0, :3]) & set(again[0]) and list(again[0, :7]) == list(ids[0, 3:])
+    for bad in (0, -1, len(model.item_vocabulary) + 1, 2.5):
+        with pytest.raises(tfrec.TfrecError, match="k must be an integer in"):
+            model.recommend([user], k=bad)
+
+
+def test_build_rejects_unknown_names_fields_and_values(parts) -> None:
+    with pytest.raises(tfrec.TfrecError, match=r"unknown model 'svd'; registered models: \["):
+        tfrec.models.build("svd", parts.train)
+    with pytest.raises(tfrec.TfrecError, match=r"unknown config field\(s\) \['dim'\]; allowed: \["):
+        tfrec.models.build("biased_mf", parts.train, dim=3)
+    with pytest.raises(tfrec.TfrecError, match="embedding_dim=0 is invalid: must be a positive integer"):
+        tfrec.models.build("biased_mf", parts.train, embedding_dim=0)
+    with pytest.raises(tfrec.TfrecError, match="embedding_dim='x' is not a valid int"):
+        tfrec.models.build("biased_mf", parts.train, embedding_dim="x")
+
+
+def test_biased_mf_recovers_planted_biases_and_beats_baselines() -> None:
+    data = tfrec.datasets.synthetic(seed=0)
+    parts = split(data, "random:0.2", seed=0)
+    result = train("biased_mf", parts.train, epochs=8, verbose=0)
+    metrics = tfrec.evaluate(result.model, parts.train, parts.test)
+    truth = parts.test.frame["rating"].to_numpy()
+    mean_only = tfrec.evaluation.rmse(truth, np.full_like(truth, parts.train.frame["rating"].mean()))
+    assert metrics["rmse"] < 0.85 * mean_only
+    # Learned item biases follow the planted ones.
+    model = result.model
+    planted = data.extras["planted"]
+    items = np.asarray(model.item_vocabulary)
+    learned = model.item_bias(model.item_lookup(items)).numpy()[:, 0]
+    assert np.corrcoef(learned, planted.item_bias[[int(i[1:]) for i in items]])[0, 1] > 0.6

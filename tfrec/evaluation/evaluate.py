@@ -1,15 +1,169 @@
-"""``tfrec.evaluate``: one call, one flat dict of metrics."""
+"""``tfrec.evaluate``: one call, one flat dict of metrics, under a named protocol."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
+from tfrec._keras import tf
 from tfrec.data.interactions import ITEM, RATING, USER, Interactions
-from tfrec.errors import DataError
+from tfrec.errors import DataError, TfrecError
 from tfrec.evaluation.rating import mae, rmse
+from tfrec.evaluation.ranking import check_ks, rank_metrics
 from tfrec.models.registry import task_of
+
+PROTOCOLS = ("full", "sampled:N", "cold-start")
+
+
+def parse_protocol(protocol: str) -> tuple[str, int]:
+    """``"full"`` -> ("full", 0); ``"sampled:99"`` -> ("sampled", 99); ``"cold-start"``."""
+    kind, _, arg = str(protocol).partition(":")
+    if kind in ("full", "cold-start") and not arg:
+        return kind, 0
+    if kind == "sampled" and arg.isdigit() and int(arg) > 0:
+        return kind, int(arg)
+    raise TfrecError(f"bad protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)} (N a positive integer)")
+
+
+def read_ncf_negatives(path: str | Path) -> dict[tuple[str, str], list[str]]:
+    """Reads the NCF paper's ``*.test.negative`` file: ``(user,item)\\tneg\\tneg...`` per line.
+
+    Returns:
+        ``{(user_id, item_id): [negative item ids]}`` with ids as strings.
+    """
+    cases: dict[tuple[str, str], list[str]] = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        head, *negatives = line.split("\t")
+        try:
+            user, item = head.strip().strip("()").split(",")
+        except ValueError as err:
+            raise DataError(f"{path}: line {number} does not start with '(user,item)'") from err
+        cases[(user.strip(), item.strip())] = [n.strip() for n in negatives if n.strip()]
+    if not cases:
+        raise DataError(f"{path}: no test cases")
+    return cases
+
+
+def _positions(ids: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
+    """Position of each id in ``vocabulary``, -1 where absent."""
+    index = {v: i for i, v in enumerate(vocabulary)}
+    return np.fromiter((index.get(i, -1) for i in ids), np.int64, len(ids))
+
+
+def _embed_items(model, item_ids: Sequence[str], batch_size: int = 65_536) -> tf.Tensor:
+    parts = [
+        model.candidate_embedding(tf.constant(np.asarray(item_ids[s : s + batch_size], dtype=object)))
+        for s in range(0, len(item_ids), batch_size)
+    ]
+    return tf.concat(parts, axis=0)
+
+
+def _rating_metrics(model, test: Interactions, batch_size: int) -> dict[str, float]:
+    if not test.has_ratings:
+        raise DataError(f"{test.name} has no ratings to evaluate a rating model on")
+    frame = test.frame
+    predicted = np.concatenate(
+        [
+            model.score(frame[USER].to_numpy()[s : s + batch_size], frame[ITEM].to_numpy()[s : s + batch_size])
+            for s in range(0, len(frame), batch_size)
+        ]
+    )
+    return {"rmse": rmse(frame[RATING], predicted), "mae": mae(frame[RATING], predicted)}
+
+
+def _full(model, exclude, test, ks, catalogue, chunk_size) -> dict[str, float]:
+    """Ranks ``catalogue`` for every test user, leaving out the pairs in frame ``exclude``."""
+    users = np.asarray(sorted(set(test.frame[USER])), dtype=object)
+    user_pos = {u: i for i, u in enumerate(users)}
+    candidates = _embed_items(model, catalogue)
+
+    def pairs(frame):
+        items = _positions(frame[ITEM].to_numpy(), catalogue)
+        rows = frame[USER].map(user_pos).to_numpy()
+        keep = (items >= 0) & ~np.isnan(rows.astype(float))
+        return rows[keep].astype(np.int64), items[keep]
+
+    relevant = pairs(test.frame)
+    # Test items outside the catalogue (cold items) cannot be ranked but still count as relevant.
+    missing = test.frame[_positions(test.frame[ITEM].to_numpy(), catalogue) < 0]
+    excluded = pairs(exclude[exclude[USER].isin(user_pos)])
+
+    def score(rows):
+        queries = model.query_embedding(tf.constant(users[rows]))
+        return tf.matmul(queries, candidates, transpose_b=True)
+
+    if len(missing):
+        return _with_unrankable(score, users, len(catalogue), excluded, relevant, missing, user_pos, ks, chunk_size)
+    return rank_metrics(score, users, len(catalogue), excluded, relevant, ks, chunk_size=chunk_size)
+
+
+def _with_unrankable(score, users, num_items, excluded, relevant, missing, user_pos, ks, chunk_size):
+    """Adds test items outside the catalogue as relevant-but-unreachable extra columns."""
+    rows = missing[USER].map(user_pos).to_numpy().astype(np.int64)
+    extra = np.arange(len(rows)) + num_items
+    relevant = (np.concatenate([relevant[0], rows]), np.concatenate([relevant[1], extra]))
+    excluded = (np.concatenate([excluded[0], rows]), np.concatenate([excluded[1], extra]))
+    width = num_items + len(rows)
+
+    def padded(chunk):
+        scores = score(chunk)
+        return tf.pad(scores, [[0, 0], [0, width - num_items]])
+
+    metrics = rank_metrics(padded, users, width, excluded, relevant, ks, chunk_size=chunk_size)
+    for k in ks:  # coverage is over the real catalogue only
+        metrics[f"coverage@{k}"] *= width / num_items
+    return metrics
+
+
+def _sampled(model, train, test, ks, catalogue, n_negatives, seed, negatives, chunk_size) -> dict[str, float]:
+    frame = test.frame
+    if negatives is not None:
+        cases = [(u, i, negs) for (u, i), negs in negatives.items()]
+    else:
+        rng = np.random.default_rng(seed)
+        seen = {}
+        for part in (train.frame, test.frame):
+            for user, group in part.groupby(USER)[ITEM]:
+                seen.setdefault(user, set()).update(group)
+        catalogue_array = np.asarray(catalogue, dtype=object)
+        cases = []
+        for user, item in zip(frame[USER].to_numpy(), frame[ITEM].to_numpy()):
+            allowed = len(catalogue_array) - len(seen[user] & set(catalogue_array))
+            if allowed < n_negatives:
+                raise TfrecError(
+                    f"sampled:{n_negatives}: user {user!r} has only {allowed} items to sample negatives from"
+                )
+            negs: list[str] = []
+            while len(negs) < n_negatives:
+                draw = catalogue_array[rng.integers(0, len(catalogue_array), 2 * n_negatives)]
+                negs.extend(d for d in draw if d not in seen[user] and d not in negs)
+            cases.append((user, item, negs[:n_negatives]))
+    width = 1 + max(len(c[2]) for c in cases)
+    if any(len(c[2]) != width - 1 for c in cases):
+        raise DataError("every sampled test case needs the same number of negatives")
+    check_ks(ks, width)
+    rng = np.random.default_rng(seed + 1)
+    slots = rng.integers(0, width, len(cases))  # the test item's column: ties fall at random
+    grid = np.empty((len(cases), width), dtype=object)
+    for row, (_, item, negs) in enumerate(cases):
+        others = iter(negs)
+        grid[row] = [item if col == slots[row] else next(others) for col in range(width)]
+    case_users = np.asarray([c[0] for c in cases], dtype=object)
+
+    def score(rows):
+        queries = model.query_embedding(tf.constant(case_users[rows]))
+        items = _embed_items(model, grid[rows].ravel())
+        items = tf.reshape(items, [len(rows), width, -1])
+        return tf.einsum("nd,nwd->nw", queries, items)
+
+    no_pairs = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    relevant = (np.arange(len(cases)), slots.astype(np.int64))
+    metrics = rank_metrics(score, case_users, width, no_pairs, relevant, ks, chunk_size=chunk_size)
+    return {k: v for k, v in metrics.items() if not k.startswith("coverage@")}
 
 
 def evaluate(
@@ -18,35 +172,60 @@ def evaluate(
     test: Interactions,
     *,
     k: Sequence[int] = (10, 20),
+    protocol: str | None = None,
+    seed: int = 0,
+    negatives: dict[tuple[str, str], list[str]] | None = None,
+    chunk_size: int = 1024,
     batch_size: int = 8192,
 ) -> dict[str, float]:
     """Evaluates a trained model on a test split.
 
-    Rating models report ``rmse`` and ``mae`` on the test ratings.
+    Rating models report ``rmse`` and ``mae``, plus top-K metrics when a ``protocol`` is
+    given. Retrieval and ranking models report top-K metrics under ``full`` by default.
+
+    Protocols:
+        ``full``: every user with test items ranks the whole catalogue (the training
+        vocabulary) with their training items excluded. Test items outside the catalogue
+        count as relevant but cannot be retrieved.
+        ``sampled:N``: each test interaction ranks its item against N items the user
+        never interacted with (seeded; N=99 is the NCF paper's protocol), or against the
+        ``negatives`` read by :func:`read_ncf_negatives`.
+        ``cold-start``: users rank only the items absent from training (content models).
 
     Args:
         model: A trained tfrec model.
-        train: The training split (items to exclude in ranking protocols).
+        train: The training split.
         test: The test split.
         k: Cut-offs for top-K metrics.
-        batch_size: Pairs scored per call.
+        protocol: ``full``, ``sampled:N`` or ``cold-start``.
+        seed: Seed for sampled negatives.
+        negatives: Fixed negatives per (user, item), e.g. from an NCF ``.test.negative`` file.
+        chunk_size: Users ranked at once (bounds memory).
+        batch_size: Pairs scored at once for rating metrics.
 
     Returns:
-        A flat dict of metric name to value, e.g. ``{"rmse": 0.91, "mae": 0.72}``.
+        A flat dict: ``rmse``, ``mae``, ``precision@K``, ``recall@K``, ``ndcg@K``,
+        ``hit_rate@K``, ``map@K``, ``coverage@K``, ``mrr`` and ``users`` (the number of
+        evaluated users or test cases), as applicable.
 
     Example:
-        >>> tfrec.evaluate(model, split.train, split.test)
+        >>> tfrec.evaluate(model, split.train, split.test, protocol="sampled:99", k=[10])
     """
-    del train, k  # used by the ranking protocols
     task = task_of(model)
+    metrics: dict[str, float] = {}
     if task == "rating":
-        if not test.has_ratings:
-            raise DataError(f"{test.name} has no ratings to evaluate a rating model on")
-        frame = test.frame
-        predictions = []
-        for start in range(0, len(frame), batch_size):
-            chunk = frame.iloc[start : start + batch_size]
-            predictions.append(model.score(chunk[USER].to_numpy(), chunk[ITEM].to_numpy()))
-        predicted = np.concatenate(predictions)
-        return {"rmse": rmse(frame[RATING], predicted), "mae": mae(frame[RATING], predicted)}
-    raise DataError(f"no evaluation protocol for task {task!r} yet")
+        metrics.update(_rating_metrics(model, test, batch_size))
+        if protocol is None:
+            return metrics
+    kind, n = parse_protocol(protocol or "full")
+    catalogue = list(model.item_vocabulary)
+    if kind == "full":
+        metrics.update(_full(model, train.frame, test, k, catalogue, chunk_size))
+    elif kind == "sampled":
+        metrics.update(_sampled(model, train, test, k, catalogue, n, seed, negatives, chunk_size))
+    else:
+        cold = sorted(set(test.frame[ITEM]) - set(train.frame[ITEM]))
+        if not cold:
+            raise DataError("cold-start protocol: the test split has no item absent from training")
+        metrics.update(_full(model, train.frame.iloc[:0], test, k, cold, chunk_size))
+    return metrics

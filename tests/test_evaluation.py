@@ -81,7 +81,16 @@ def test_metrics_match_reference_with_ties_and_empty_users(seed, chunk) -> None:
 def test_metric_names_and_k_validation() -> None:
     scores = np.zeros((2, 3), np.float32)
     got = rank_metrics(lambda r: tf.constant(scores[r]), np.arange(2), 3, ([], []), ([0], [1]), (2,))
-    assert sorted(got) == ["coverage@2", "hit_rate@2", "map@2", "mrr", "ndcg@2", "precision@2", "recall@2", "users"]
+    assert sorted(got) == [
+        "coverage@2",
+        "hit_rate@2",
+        "map@2",
+        "mrr",
+        "ndcg@2",
+        "precision@2",
+        "recall@2",
+        "users",
+    ]
     with pytest.raises(tfrec.TfrecError, match="exceeds the 3 candidate items"):
         rank_metrics(lambda r: tf.constant(scores[r]), np.arange(2), 3, ([], []), ([0], [1]), (4,))
     with pytest.raises(tfrec.TfrecError, match="positive integers"):

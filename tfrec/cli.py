@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set embedding_dim=64 (repeatable)")  # fmt: skip
+    train.add_argument("--protocol", help="full | sampled:N | cold-start (default: full for ranking models)")
+    train.add_argument("--k", default="10,20", help="top-K cut-offs, comma-separated (default: 10,20)")
     train.add_argument("--output", help="folder for metrics.json (default: runs/MODEL-DATASET)")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
     return parser
@@ -94,6 +96,9 @@ def _train(args: argparse.Namespace) -> int:
     item = entry(args.model)
     overrides = _overrides(args.set, args.epochs, args.batch_size)
     tfrec.models.make_config(args.model, **overrides)  # fail fast on bad --set values
+    ks = _ks(args.k)
+    if args.protocol is not None:
+        tfrec.evaluation.parse_protocol(args.protocol)
     output = Path(args.output or Path("runs") / f"{args.model}-{args.dataset}")
     _check_writable(output)
     data = tfrec.datasets.load(args.dataset, args.data_dir, download=args.download)
@@ -107,11 +112,14 @@ def _train(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
         **overrides,
     )
-    metrics = tfrec.evaluate(result.model, parts.train, parts.test)
+    metrics = tfrec.evaluate(
+        result.model, parts.train, parts.test, k=ks, protocol=args.protocol, seed=args.seed
+    )
     report = {
         "model": args.model,
         "dataset": args.dataset,
         "split": spec,
+        "protocol": args.protocol or ("none" if item.task == "rating" else "full"),
         "config": {**config_dict(result.config), "seed": args.seed},
         "metrics": metrics,
         "train_seconds": round(result.train_seconds, 3),
@@ -127,6 +135,16 @@ def _train(args: argparse.Namespace) -> int:
         print(f"  {name:<14} {value:.4f}")
     print(f"metrics written to {path}")
     return 0
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as err:
+        raise UserError(f"argument --k: expected comma-separated positive integers, got {text!r}") from err
+    if not ks or min(ks) <= 0:
+        raise UserError(f"argument --k: expected comma-separated positive integers, got {text!r}")
+    return ks
 
 
 def _check_writable(output: Path) -> None:

@@ -10,8 +10,8 @@ import numpy as np
 from tfrec._keras import tf
 from tfrec.data.interactions import ITEM, RATING, USER, Interactions
 from tfrec.errors import DataError, TfrecError
-from tfrec.evaluation.rating import mae, rmse
 from tfrec.evaluation.ranking import check_ks, rank_metrics
+from tfrec.evaluation.rating import mae, rmse
 from tfrec.models.registry import task_of
 
 PROTOCOLS = ("full", "sampled:N", "cold-start")
@@ -68,7 +68,9 @@ def _rating_metrics(model, test: Interactions, batch_size: int) -> dict[str, flo
     frame = test.frame
     predicted = np.concatenate(
         [
-            model.score(frame[USER].to_numpy()[s : s + batch_size], frame[ITEM].to_numpy()[s : s + batch_size])
+            model.score(
+                frame[USER].to_numpy()[s : s + batch_size], frame[ITEM].to_numpy()[s : s + batch_size]
+            )
             for s in range(0, len(frame), batch_size)
         ]
     )
@@ -97,7 +99,9 @@ def _full(model, exclude, test, ks, catalogue, chunk_size) -> dict[str, float]:
         return tf.matmul(queries, candidates, transpose_b=True)
 
     if len(missing):
-        return _with_unrankable(score, users, len(catalogue), excluded, relevant, missing, user_pos, ks, chunk_size)
+        return _with_unrankable(
+            score, users, len(catalogue), excluded, relevant, missing, user_pos, ks, chunk_size
+        )
     return rank_metrics(score, users, len(catalogue), excluded, relevant, ks, chunk_size=chunk_size)
 
 

@@ -6,9 +6,25 @@ from typing import Any
 
 from tfrec.data.interactions import Interactions
 from tfrec.models.biased_mf import BiasedMF, BiasedMFConfig
+from tfrec.models.deep_mf import DeepMF, DeepMFConfig
+from tfrec.models.implicit_mf import ImplicitMF, ImplicitMFConfig
 from tfrec.models.registry import ModelEntry, entry, make_config, names
+from tfrec.models.towers import IdTower
 
-__all__ = ["BiasedMF", "BiasedMFConfig", "ModelEntry", "build", "entry", "make_config", "names"]
+__all__ = [
+    "BiasedMF",
+    "BiasedMFConfig",
+    "DeepMF",
+    "DeepMFConfig",
+    "IdTower",
+    "ImplicitMF",
+    "ImplicitMFConfig",
+    "ModelEntry",
+    "build",
+    "entry",
+    "make_config",
+    "names",
+]
 
 
 def build(name: str, train: Interactions, **overrides: Any):

@@ -83,6 +83,8 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         >>> model.fit(tfrec.data.to_dataset(split.train, label="rating"), epochs=5)
     """
 
+    task = "rating"
+
     def __init__(
         self,
         user_vocabulary: Sequence[str],
@@ -123,7 +125,7 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         self.mu = self.add_weight(
             name="global_mean", shape=(), initializer=keras.initializers.Constant(self.global_mean)
         )
-        self.task = tfrs.tasks.Ranking(
+        self.ranking = tfrs.tasks.Ranking(
             loss=keras.losses.MeanSquaredError(), metrics=[keras.metrics.RootMeanSquaredError("rmse")]
         )
 
@@ -167,7 +169,7 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         predictions = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
         penalty = self.l2_factors * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1))
         penalty += self.l2_bias * tf.reduce_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
-        return self.task(labels=labels, predictions=predictions) + penalty
+        return self.ranking(labels=labels, predictions=predictions) + penalty
 
     # === Construction from data ===
     @classmethod

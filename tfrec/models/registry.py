@@ -129,7 +129,12 @@ def positive(value: Any) -> bool:
 
 
 def task_of(model: Any) -> str:
-    """The task of a registered model instance (``rating``, ``retrieval``, ``ranking``)."""
+    """The task of a registered model instance (``rating``, ``retrieval``, ``ranking``).
+
+    A model whose task depends on its config (``deep_mf``) says so in a ``task`` attribute.
+    """
+    if isinstance(getattr(model, "task", None), str):
+        return model.task
     for item in _REGISTRY.values():
         if isinstance(model, item.model_cls):
             return item.task

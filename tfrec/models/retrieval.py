@@ -1,0 +1,86 @@
+"""Training objectives shared by the retrieval models (implicit feedback)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow_recommenders as tfrs
+
+from tfrec._keras import tf
+from tfrec.models.base import FactorizedMixin
+
+LOSSES = ("softmax", "bpr")
+
+
+class RetrievalObjective(FactorizedMixin, tfrs.Model):
+    """In-batch softmax (with log-Q correction) or BPR over ``query``/``candidate`` towers.
+
+    Subclasses build ``self.query_tower`` and ``self.candidate_tower`` (``IdTower``-like
+    layers with ``lookup`` and ``from_index``) and call :meth:`_setup_objective`.
+
+    ``softmax`` is TFRS's ``Retrieval`` task: every other positive in the batch is a
+    negative; the log-Q correction subtracts ``log P(item in batch)``, estimated from the
+    training frequency, so popular items are not over-penalised (Yi et al., RecSys 2019).
+    ``bpr`` draws one uniform negative per positive and minimises
+    ``-log sigmoid(s_pos - s_neg)`` (Rendle et al., UAI 2009).
+    """
+
+    task = "retrieval"
+
+    def _setup_objective(
+        self,
+        item_counts: Sequence[int],
+        loss: str,
+        temperature: float,
+        logq_correction: bool,
+        l2: float,
+    ) -> None:
+        counts = np.asarray(item_counts, dtype=np.float64)
+        # Index 0 is the OOV bucket: give it the smallest frequency.
+        probability = np.concatenate([[counts.min(initial=1.0)], counts]) / max(counts.sum(), 1.0)
+        self.item_probability = tf.constant(probability.astype(np.float32))
+        self.retrieval = tfrs.tasks.Retrieval(
+            temperature=temperature, remove_accidental_hits=True, name="retrieval"
+        )
+        self._loss_name, self._logq, self._l2 = loss, logq_correction, l2
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        features = inputs[0] if isinstance(inputs, tuple) else inputs
+        user_index = self.query_tower.lookup(features["user_id"])
+        item_index = self.candidate_tower.lookup(features["item_id"])
+        queries = self.query_tower.from_index(user_index, training=training)
+        candidates = self.candidate_tower.from_index(item_index, training=training)
+        penalty = self._l2 * tf.reduce_mean(
+            tf.reduce_sum(tf.square(queries), 1) + tf.reduce_sum(tf.square(candidates), 1)
+        )
+        if self._loss_name == "bpr":
+            num_items = tf.shape(self.item_probability, out_type=tf.int64)[0]
+            negative_index = tf.random.uniform(tf.shape(item_index), 1, num_items, dtype=tf.int64)
+            negatives = self.candidate_tower.from_index(negative_index, training=training)
+            margin = tf.reduce_sum(queries * (candidates - negatives), axis=1)
+            return -tf.reduce_mean(tf.math.log_sigmoid(margin)) + penalty
+        probability = tf.gather(self.item_probability, item_index) if self._logq else None
+        loss = self.retrieval(
+            queries,
+            candidates,
+            candidate_sampling_probability=probability,
+            candidate_ids=item_index,
+            compute_metrics=False,
+            compute_batch_metrics=False,
+        )
+        # TFRS sums over the batch; the mean keeps the learning rate independent of it.
+        return loss / tf.cast(tf.shape(queries)[0], tf.float32) + penalty
+
+    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:
+        """The user (query) tower's output."""
+        return self.query_tower(user_ids)
+
+    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """The item (candidate) tower's output."""
+        return self.candidate_tower(item_ids)
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        queries = self.query_tower(inputs["user_id"], training=training)
+        candidates = self.candidate_tower(inputs["item_id"], training=training)
+        return tf.reduce_sum(queries * candidates, axis=1)

@@ -1,7 +1,18 @@
 """Evaluation: rating error and top-K ranking metrics under standard protocols."""
 
+from tfrec.evaluation.baselines import Popularity, popular_items
 from tfrec.evaluation.evaluate import PROTOCOLS, evaluate, parse_protocol, read_ncf_negatives
 from tfrec.evaluation.ranking import rank_metrics
 from tfrec.evaluation.rating import mae, rmse
 
-__all__ = ["PROTOCOLS", "evaluate", "mae", "parse_protocol", "rank_metrics", "read_ncf_negatives", "rmse"]
+__all__ = [
+    "PROTOCOLS",
+    "Popularity",
+    "popular_items",
+    "evaluate",
+    "mae",
+    "parse_protocol",
+    "rank_metrics",
+    "read_ncf_negatives",
+    "rmse",
+]

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Benchmarks need the real data in ../shared/data and the peers (benchmark extras only).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet "scikit-surprise==1.1.5"
+	cd bench && ../$(PY) mf_quality.py && ../$(PY) eval_speed.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tfrec tests

@@ -34,8 +34,9 @@ def test_train_end_to_end_on_synthetic(tmp_path, capsys) -> None:
                  "--set", "embedding_dim=16", "--output", str(out_dir), "--quiet"])  # fmt: skip
     assert code == 0
     report = json.loads((out_dir / "metrics.json").read_text())
-    assert set(report) == {"model", "dataset", "split", "config", "metrics", "train_seconds",
+    assert set(report) == {"model", "dataset", "split", "protocol", "config", "metrics", "train_seconds",
                            "train_examples_per_second"}  # fmt: skip
+    assert report["protocol"] == "none"  # a rating model reports top-K only when asked
     assert report["model"] == "biased_mf" and report["dataset"] == "synthetic"
     assert report["split"] == "random:0.2"
     assert report["config"]["embedding_dim"] == 16 and report["config"]["epochs"] == 2
@@ -43,6 +44,16 @@ def test_train_end_to_end_on_synthetic(tmp_path, capsys) -> None:
     assert 0.3 < report["metrics"]["rmse"] < 1.2 and report["metrics"]["mae"] < report["metrics"]["rmse"]
     assert report["train_seconds"] > 0 and report["train_examples_per_second"] > 0
     assert "rmse" in capsys.readouterr().out
+
+
+def test_train_retrieval_model_with_sampled_protocol(tmp_path) -> None:
+    code = main(["train", "implicit_mf", "--epochs", "1", "--protocol", "sampled:50", "--k", "5,10",
+                 "--output", str(tmp_path), "--quiet"])  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["split"] == "leave-last-out" and report["protocol"] == "sampled:50"
+    assert {"hit_rate@5", "ndcg@10", "mrr"} <= set(report["metrics"]) and "rmse" not in report["metrics"]
+    assert "coverage@10" not in report["metrics"]
 
 
 def test_train_on_a_predefined_fold(tmp_path, ml100k_dir) -> None:
@@ -73,6 +84,9 @@ def test_train_on_a_predefined_fold(tmp_path, ml100k_dir) -> None:
             "argument --output: cannot write to /proc/forbidden",
         ),
         (["fly"], "argument COMMAND: invalid choice: 'fly'"),
+        (["train", "biased_mf", "--protocol", "sampled"], "bad protocol 'sampled'"),
+        (["train", "biased_mf", "--k", "10,x"], "argument --k: expected comma-separated positive integers"),
+        (["train", "biased_mf", "--k", "0"], "argument --k: expected comma-separated positive integers"),
         ([], "the following arguments are required: COMMAND"),
     ],
 )

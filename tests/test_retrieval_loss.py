@@ -1,0 +1,68 @@
+"""The retrieval objectives compute what their formulas say (checked by hand in numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tfrec
+from tfrec._keras import tf
+
+
+def _model(**kwargs) -> tfrec.models.ImplicitMF:
+    model = tfrec.models.ImplicitMF(["u0", "u1", "u2"], ["a", "b", "c"], [6, 3, 1], embedding_dim=4, **kwargs)
+    rng = np.random.default_rng(0)
+    model.query_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
+    model.candidate_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
+    return model
+
+
+def _hand_softmax(model, users, items, temperature, logq):
+    q = model.query_tower(tf.constant(users)).numpy().astype(np.float64)
+    c = model.candidate_tower(tf.constant(items)).numpy().astype(np.float64)
+    logits = q @ c.T / temperature
+    if logq:
+        counts = {"a": 6, "b": 3, "c": 1}
+        logits -= np.log([counts[i] / 10 for i in items])[None, :]
+    for row in range(len(items)):  # accidental hits: the same item elsewhere in the batch
+        for col in range(len(items)):
+            if col != row and items[col] == items[row]:
+                logits[row, col] = -np.inf
+    log_softmax = (
+        logits
+        - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+        - logits.max(1, keepdims=True)
+    )
+    return float(-np.mean(np.diag(log_softmax)))
+
+
+@pytest.mark.parametrize("logq", [True, False])
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+def test_in_batch_softmax_with_logq_matches_hand_computation(logq, temperature) -> None:
+    model = _model(temperature=temperature, logq_correction=logq)
+    users, items = ["u0", "u1", "u2", "u0"], ["a", "b", "c", "a"]
+    loss = model.compute_loss({"user_id": tf.constant(users), "item_id": tf.constant(items)}).numpy()
+    assert loss == pytest.approx(_hand_softmax(model, users, items, temperature, logq), rel=1e-5)
+
+
+def test_logq_correction_changes_the_loss_by_the_log_probabilities() -> None:
+    users, items = ["u0", "u1", "u2"], ["a", "b", "c"]
+    batch = {"user_id": tf.constant(users), "item_id": tf.constant(items)}
+    with_q = _model(logq_correction=True).compute_loss(batch).numpy()
+    without = _model(logq_correction=False).compute_loss(batch).numpy()
+    assert with_q != pytest.approx(without)
+
+
+def test_bpr_loss_is_log_sigmoid_of_the_margin() -> None:
+    model = _model(loss="bpr")
+    tf.random.set_seed(3)
+    batch = {"user_id": tf.constant(["u0", "u1"]), "item_id": tf.constant(["a", "b"])}
+    loss = model.compute_loss(batch).numpy()
+    q = model.query_tower(batch["user_id"]).numpy()
+    pos = model.candidate_tower(batch["item_id"]).numpy()
+    table = model.candidate_tower.from_index(tf.range(4, dtype=tf.int64)).numpy()
+    # The sampled negatives are unknown here, but the loss must lie between the best and
+    # worst case over all possible negatives.
+    margins = np.stack([(q * (pos - table[j])).sum(1) for j in range(1, 4)])  # [negatives, batch]
+    per_row = -np.log(1 / (1 + np.exp(-margins)))
+    assert per_row.min(0).mean() - 1e-6 <= loss <= per_row.max(0).mean() + 1e-6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -93,3 +94,24 @@ def test_biased_mf_recovers_planted_biases_and_beats_baselines() -> None:
     items = np.asarray(model.item_vocabulary)
     learned = model.item_bias(model.item_lookup(items)).numpy()[:, 0]
     assert np.corrcoef(learned, planted.item_bias[[int(i[1:]) for i in items]])[0, 1] > 0.6
+
+
+@pytest.mark.parametrize(
+    "name, field, value, allowed",
+    [
+        ("implicit_mf", "loss", "hinge", "one of ['softmax', 'bpr']"),
+        ("implicit_mf", "temperature", 0, "a number > 0"),
+        ("deep_mf", "feedback", "both", "one of ['explicit', 'implicit']"),
+        ("deep_mf", "dropout", 1.0, "a number in [0, 1)"),
+        ("deep_mf", "hidden_units", (64, 0), "positive integers"),
+        ("biased_mf", "epochs", 0, "a positive integer"),
+    ],
+)
+def test_config_values_are_checked(name, field, value, allowed) -> None:
+    with pytest.raises(tfrec.TfrecError, match=re.escape(f"{field}={value!r} is invalid: must be {allowed}")):
+        tfrec.models.make_config(name, **{field: value})
+
+
+def test_cli_style_strings_are_coerced() -> None:
+    config = tfrec.models.make_config("deep_mf", hidden_units="32,16", logq_correction="false", dropout="0.1")
+    assert config.hidden_units == (32, 16) and config.logq_correction is False and config.dropout == 0.1

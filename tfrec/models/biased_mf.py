@@ -13,7 +13,7 @@ from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
 from tfrec.models.base import FactorizedMixin, id_lookup, known
-from tfrec.models.registry import check, non_negative, positive, positive_int, register
+from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive, positive_int, register
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,16 @@ class BiasedMFConfig:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        check(self, {
-            "embedding_dim": (positive_int, "a positive integer"),
-            "l2_factors": (non_negative, "a number >= 0"),
-            "l2_bias": (non_negative, "a number >= 0"),
-            "init_stddev": (positive, "a number > 0"),
-            "learning_rate": (positive, "a number > 0"),
-            "epochs": (positive_int, "a positive integer"),
-            "batch_size": (positive_int, "a positive integer"),
-        })  # fmt: skip
+        check(
+            self,
+            {
+                "embedding_dim": (positive_int, "a positive integer"),
+                "l2_factors": (non_negative, "a number >= 0"),
+                "l2_bias": (non_negative, "a number >= 0"),
+                "init_stddev": (positive, "a number > 0"),
+                **TRAINING_RULES,
+            },
+        )
 
 
 @register(

@@ -13,8 +13,8 @@ from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
 from tfrec.models.base import known
-from tfrec.models.registry import check, non_negative, positive, positive_int, register
-from tfrec.models.retrieval import LOSSES, RetrievalObjective
+from tfrec.models.registry import TRAINING_RULES, check, non_negative, one_of, positive_int, register
+from tfrec.models.retrieval import OBJECTIVE_RULES, RetrievalObjective
 from tfrec.models.towers import IdTower
 
 FEEDBACK = ("explicit", "implicit")
@@ -56,21 +56,14 @@ class DeepMFConfig:
         check(
             self,
             {
-                "feedback": (lambda v: v in FEEDBACK, f"one of {FEEDBACK}"),
+                "feedback": one_of(*FEEDBACK),
                 "embedding_dim": (positive_int, "a positive integer"),
                 "hidden_units": (lambda v: all(positive_int(u) for u in v), "positive integers"),
-                "activation": (
-                    lambda v: v in ("relu", "gelu", "tanh", "selu", "swish"),
-                    "relu, gelu, tanh, selu or swish",
-                ),
+                "activation": one_of("relu", "gelu", "tanh", "selu", "swish"),
                 "dropout": (lambda v: non_negative(v) and v < 1, "a number in [0, 1)"),
                 "l2": (non_negative, "a number >= 0"),
-                "loss": (lambda v: v in LOSSES, f"one of {LOSSES}"),
-                "temperature": (positive, "a number > 0"),
-                "logq_correction": (lambda v: isinstance(v, bool), "true or false"),
-                "learning_rate": (positive, "a number > 0"),
-                "epochs": (positive_int, "a positive integer"),
-                "batch_size": (positive_int, "a positive integer"),
+                **OBJECTIVE_RULES,
+                **TRAINING_RULES,
             },
         )
 

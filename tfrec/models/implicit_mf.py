@@ -9,8 +9,8 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
-from tfrec.models.registry import check, non_negative, positive, positive_int, register
-from tfrec.models.retrieval import LOSSES, RetrievalObjective
+from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive, positive_int, register
+from tfrec.models.retrieval import OBJECTIVE_RULES, RetrievalObjective
 from tfrec.models.towers import IdTower
 
 
@@ -48,14 +48,10 @@ class ImplicitMFConfig:
             self,
             {
                 "embedding_dim": (positive_int, "a positive integer"),
-                "loss": (lambda v: v in LOSSES, f"one of {LOSSES}"),
-                "temperature": (positive, "a number > 0"),
-                "logq_correction": (lambda v: isinstance(v, bool), "true or false"),
                 "l2": (non_negative, "a number >= 0"),
                 "init_stddev": (positive, "a number > 0"),
-                "learning_rate": (positive, "a number > 0"),
-                "epochs": (positive_int, "a positive integer"),
-                "batch_size": (positive_int, "a positive integer"),
+                **OBJECTIVE_RULES,
+                **TRAINING_RULES,
             },
         )
 

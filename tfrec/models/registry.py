@@ -139,3 +139,20 @@ def task_of(model: Any) -> str:
         if isinstance(model, item.model_cls):
             return item.task
     raise TfrecError(f"{type(model).__name__} is not a registered tfrec model")
+
+
+def boolean(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def one_of(*allowed: Any) -> tuple[Callable[[Any], bool], str]:
+    """A rule accepting only ``allowed`` values."""
+    return (lambda value: value in allowed), f"one of {list(allowed)}"
+
+
+# Rules of the training-recipe fields every config has.
+TRAINING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "learning_rate": (positive, "a number > 0"),
+    "epochs": (positive_int, "a positive integer"),
+    "batch_size": (positive_int, "a positive integer"),
+}

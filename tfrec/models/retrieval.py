@@ -9,8 +9,16 @@ import tensorflow_recommenders as tfrs
 
 from tfrec._keras import tf
 from tfrec.models.base import FactorizedMixin
+from tfrec.models.registry import boolean, one_of, positive
 
 LOSSES = ("softmax", "bpr")
+
+# Rules of the objective's config fields, shared by the retrieval configs.
+OBJECTIVE_RULES = {
+    "loss": one_of(*LOSSES),
+    "temperature": (positive, "a number > 0"),
+    "logq_correction": (boolean, "true or false"),
+}
 
 
 class RetrievalObjective(FactorizedMixin, tfrs.Model):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import tfrec
@@ -165,4 +164,3 @@ def test_rating_metrics_match_numpy() -> None:
     assert tfrec.evaluation.mae(y, p) == pytest.approx(0.5)
     with pytest.raises(tfrec.TfrecError, match="3 true ratings but 2 predictions"):
         tfrec.evaluation.rmse(y, p[:2])
-    _ = pd  # pandas is used by fixtures through tfrec

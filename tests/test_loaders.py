@@ -6,7 +6,6 @@ import functools
 import hashlib
 import http.server
 import threading
-import time
 import zipfile
 from pathlib import Path
 
@@ -32,13 +31,6 @@ def test_movielens_100k_counts(ml100k) -> None:
 
 def test_movielens_100k_latin1_titles(ml100k) -> None:
     assert any("é" in t for t in ml100k.items["title"])
-
-
-def test_movielens_100k_loads_fast(ml100k_dir) -> None:
-    # Measured for the record (not a timed assertion): see the closing note of issue 2.
-    start = time.perf_counter()
-    tfrec.datasets.load("movielens-100k", ml100k_dir)
-    print(f"movielens-100k load: {time.perf_counter() - start:.3f}s")
 
 
 def test_movielens_latest_small_counts(ml_latest_dir) -> None:

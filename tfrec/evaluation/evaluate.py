@@ -134,18 +134,20 @@ def _sampled(model, train, test, ks, catalogue, n_negatives, seed, negatives, ch
             for user, group in part.groupby(USER)[ITEM]:
                 seen.setdefault(user, set()).update(group)
         catalogue_array = np.asarray(catalogue, dtype=object)
+        catalogue_set = set(catalogue)
         cases = []
         for user, item in zip(frame[USER].to_numpy(), frame[ITEM].to_numpy()):
-            allowed = len(catalogue_array) - len(seen[user] & set(catalogue_array))
+            allowed = len(catalogue_set) - len(seen[user] & catalogue_set)
             if allowed < n_negatives:
                 raise TfrecError(
                     f"sampled:{n_negatives}: user {user!r} has only {allowed} items to sample negatives from"
                 )
-            negs: list[str] = []
+            negs: dict[str, None] = {}  # insertion-ordered set
             while len(negs) < n_negatives:
-                draw = catalogue_array[rng.integers(0, len(catalogue_array), 2 * n_negatives)]
-                negs.extend(d for d in draw if d not in seen[user] and d not in negs)
-            cases.append((user, item, negs[:n_negatives]))
+                for drawn in catalogue_array[rng.integers(0, len(catalogue_array), 2 * n_negatives)]:
+                    if drawn not in seen[user]:
+                        negs[drawn] = None
+            cases.append((user, item, list(negs)[:n_negatives]))
     width = 1 + max(len(c[2]) for c in cases)
     if any(len(c[2]) != width - 1 for c in cases):
         raise DataError("every sampled test case needs the same number of negatives")

@@ -155,22 +155,25 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)
 
     # === Forward ===
-    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        p, b_u = self._user_parts(inputs["user_id"])
-        q, b_i = self._item_parts(inputs["item_id"])
+    def _rating(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """The predicted rating and the batch rows' L2 penalty (SGD-MF form)."""
+        p, b_u = self._user_parts(features["user_id"])
+        q, b_i = self._item_parts(features["item_id"])
         rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
+        penalty = self.l2_factors * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1))
+        penalty += self.l2_bias * tf.reduce_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
+        return rating, penalty
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        rating, _ = self._rating(inputs)
         if self.rating_range is not None and not training:
             rating = tf.clip_by_value(rating, *self.rating_range)
         return rating
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs
-        p, b_u = self._user_parts(features["user_id"])
-        q, b_i = self._item_parts(features["item_id"])
-        predictions = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
-        penalty = self.l2_factors * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1))
-        penalty += self.l2_bias * tf.reduce_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
-        return self.ranking(labels=labels, predictions=predictions) + penalty
+        rating, penalty = self._rating(features)
+        return self.ranking(labels=labels, predictions=rating) + penalty
 
     # === Construction from data ===
     @classmethod

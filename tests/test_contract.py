@@ -105,6 +105,12 @@ def test_biased_mf_recovers_planted_biases_and_beats_baselines() -> None:
         ("deep_mf", "dropout", 1.0, "a number in [0, 1)"),
         ("deep_mf", "hidden_units", (64, 0), "positive integers"),
         ("biased_mf", "epochs", 0, "a positive integer"),
+        ("gmf", "num_negatives", 0, "a positive integer"),
+        ("gmf", "sampler", "hard", "one of ['uniform', 'popularity']"),
+        ("mlp", "mlp_layers", (7, 3), "positive integers, the first even"),
+        ("neumf", "pretrain_alpha", 2, "a number in [0, 1]"),
+        ("two_tower", "extra_negatives", -1, "an integer >= 0"),
+        ("two_tower", "item_features", ("",), "column names"),
     ],
 )
 def test_config_values_are_checked(name, field, value, allowed) -> None:

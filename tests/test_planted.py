@@ -26,8 +26,12 @@ def popularity(planted):
         ("implicit_mf", {"epochs": 8}),
         ("implicit_mf", {"epochs": 8, "loss": "bpr"}),
         ("deep_mf", {"feedback": "implicit", "epochs": 8, "batch_size": 1024, "l2": 0.0}),
+        ("gmf", {"epochs": 4, "batch_size": 512}),
+        ("mlp", {"epochs": 4, "batch_size": 512}),
+        ("neumf", {"epochs": 4, "batch_size": 512}),
+        ("two_tower", {"epochs": 6}),
     ],
-    ids=["implicit_mf-softmax", "implicit_mf-bpr", "deep_mf-implicit"],
+    ids=["implicit_mf-softmax", "implicit_mf-bpr", "deep_mf-implicit", "gmf", "mlp", "neumf", "two_tower"],
 )
 def test_retrieval_models_beat_popularity_on_planted_data(planted, popularity, name, overrides) -> None:
     model = train(name, planted.train, verbose=0, **overrides).model

@@ -66,3 +66,26 @@ def test_bpr_loss_is_log_sigmoid_of_the_margin() -> None:
     margins = np.stack([(q * (pos - table[j])).sum(1) for j in range(1, 4)])  # [negatives, batch]
     per_row = -np.log(1 / (1 + np.exp(-margins)))
     assert per_row.min(0).mean() - 1e-6 <= loss <= per_row.max(0).mean() + 1e-6
+
+
+def test_extra_negatives_use_the_mixed_sampling_probability() -> None:
+    model = tfrec.models.TwoTower(
+        ["u0", "u1", "u2"], ["a", "b", "c"], [6, 3, 1], embedding_dim=4, extra_negatives=2
+    )
+    rng = np.random.default_rng(1)
+    model.query_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
+    model.candidate_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
+    model._draw_extra_negatives = lambda: tf.constant([3, 2], tf.int64)  # "c", "b"
+    users, items = ["u0", "u1"], ["a", "b"]
+    loss = model.compute_loss({"user_id": tf.constant(users), "item_id": tf.constant(items)}).numpy()
+
+    q = model.query_tower(tf.constant(users)).numpy().astype(np.float64)
+    candidates = items + ["c", "b"]
+    c = model.candidate_tower(tf.constant(candidates)).numpy().astype(np.float64)
+    frequency = {"a": 0.6, "b": 0.3, "c": 0.1}
+    # 2 in-batch slots drawn by frequency, 2 uniform slots over 3 items.
+    expected = np.array([(2 * frequency[i] + 2 / 3) / 4 for i in candidates])
+    logits = q @ c.T - np.log(expected)[None, :]
+    logits[1, 3] = -np.inf  # u1's positive "b" drawn again as a negative: an accidental hit
+    hand = -np.mean([logits[r, r] - np.log(np.exp(logits[r]).sum()) for r in range(2)])
+    assert loss == pytest.approx(hand, rel=1e-5)

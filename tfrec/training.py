@@ -54,6 +54,8 @@ def train(
     keras.utils.set_random_seed(seed)
     model_cls = entry(name).model_cls
     model = model_cls.from_data(train_data, config)
+    if hasattr(model, "before_fit"):  # e.g. NeuMF's optional pre-training
+        model.before_fit(train_data, config, seed=seed, verbose=verbose)
     dataset = model_cls.training_data(train_data, config, seed)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     start = time.perf_counter()

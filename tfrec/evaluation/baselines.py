@@ -9,9 +9,10 @@ import numpy as np
 from tfrec._keras import tf
 from tfrec.data.interactions import ITEM, Interactions
 from tfrec.data.vocabulary import Vocabulary
+from tfrec.models.base import FactorizedMixin
 
 
-class Popularity:
+class Popularity(FactorizedMixin):
     """Scores every item by its training interaction count, the same for every user.
 
     It has the towers the evaluation protocols use (``query_embedding`` is a column of

@@ -96,7 +96,7 @@ def _full(model, exclude, test, ks, catalogue, chunk_size) -> dict[str, float]:
 
     def score(rows):
         queries = model.query_embedding(tf.constant(users[rows]))
-        return tf.matmul(queries, candidates, transpose_b=True)
+        return model.score_all(queries, candidates)
 
     if len(missing):
         return _with_unrankable(
@@ -164,7 +164,7 @@ def _sampled(model, train, test, ks, catalogue, n_negatives, seed, negatives, ch
         queries = model.query_embedding(tf.constant(case_users[rows]))
         items = _embed_items(model, grid[rows].ravel())
         items = tf.reshape(items, [len(rows), width, -1])
-        return tf.einsum("nd,nwd->nw", queries, items)
+        return model.score_cases(queries, items)
 
     no_pairs = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     relevant = (np.arange(len(cases)), slots.astype(np.int64))

@@ -7,19 +7,34 @@ from typing import Any
 from tfrec.data.interactions import Interactions
 from tfrec.models.biased_mf import BiasedMF, BiasedMFConfig
 from tfrec.models.deep_mf import DeepMF, DeepMFConfig
+from tfrec.models.gmf import GMF, GMFConfig
 from tfrec.models.implicit_mf import ImplicitMF, ImplicitMFConfig
+from tfrec.models.mlp import MLP, MLPConfig
+from tfrec.models.neumf import NeuMF, NeuMFConfig
+from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
 from tfrec.models.registry import ModelEntry, entry, make_config, names
 from tfrec.models.towers import IdTower
+from tfrec.models.two_tower import TwoTower, TwoTowerConfig
 
 __all__ = [
     "BiasedMF",
     "BiasedMFConfig",
     "DeepMF",
     "DeepMFConfig",
+    "GMF",
+    "GMFConfig",
     "IdTower",
     "ImplicitMF",
     "ImplicitMFConfig",
+    "MLP",
+    "MLPConfig",
     "ModelEntry",
+    "TwoTower",
+    "TwoTowerConfig",
+    "NeuMF",
+    "NeuMFConfig",
+    "NeuralCF",
+    "NeuralCFConfig",
     "build",
     "entry",
     "make_config",

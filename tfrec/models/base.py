@@ -36,20 +36,49 @@ def as_strings(values: Sequence[str] | np.ndarray | tf.Tensor, what: str) -> tf.
 
 
 class FactorizedMixin:
-    """Scoring and top-K recommendation for models whose score is a dot product of towers.
+    """Scoring and top-K recommendation over a query tower and a candidate tower.
 
-    A subclass defines ``query_embedding(user_ids)`` and ``candidate_embedding(item_ids)``
-    (string tensors in, float32 matrices out) and ``item_vocabulary``; the model's score
-    of (user, item) is the dot product of the two.
+    A subclass defines the lookups ``user_index(ids)`` / ``item_index(ids)`` (string
+    tensors to int64 indices, 0 for unknown ids), the tower math on indices
+    ``query_from_index`` / ``candidate_from_index`` (float32 matrices out) and
+    ``item_vocabulary`` (index ``j + 1`` is ``item_vocabulary[j]``). Keeping lookups
+    apart from the math is what lets the export compile the math with XLA. By default the
+    score of (user, item) is the dot product of the two; a model whose score is not a
+    dot product (the NCF scorers) overrides :meth:`score_all` and :meth:`score_cases`,
+    which evaluation, recommendation and export all go through.
     """
 
     item_vocabulary: Sequence[str]
 
-    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+    # === Lookups (string ids -> int64 indices, 0 = OOV); kept apart from the math ===
+    def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+    def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # === Tower math on indices (XLA-compilable: no lookups, no strings) ===
+    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:
+        """The query tower's output for raw user ids."""
+        return self.query_from_index(self.user_index(user_ids))
+
+    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """The candidate tower's output for raw item ids."""
+        return self.candidate_from_index(self.item_index(item_ids))
+
+    def score_all(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """Scores of every query against every candidate: ``[U, d]`` x ``[I, d]`` -> ``[U, I]``."""
+        return tf.matmul(queries, candidates, transpose_b=True)
+
+    def score_cases(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """Scores of each query against its own candidates: ``[n, d]`` x ``[n, w, d]`` -> ``[n, w]``."""
+        return tf.einsum("nd,nwd->nw", queries, candidates)
 
     def score(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> np.ndarray:
         """Scores aligned (user, item) pairs.
@@ -94,7 +123,7 @@ class FactorizedMixin:
         users = as_strings(user_ids, "user_ids")
         queries = self.query_embedding(users)
         candidates = self.candidate_embedding(tf.constant(catalogue, dtype=tf.string))
-        scores = tf.matmul(queries, candidates, transpose_b=True).numpy()
+        scores = self.score_all(queries, candidates).numpy()
         if exclude is not None:
             if len(exclude) != scores.shape[0]:
                 raise TfrecError(f"recommend(): exclude has {len(exclude)} lists for {scores.shape[0]} users")
@@ -102,5 +131,40 @@ class FactorizedMixin:
             for row, items in enumerate(exclude):
                 cols = [position[i] for i in items if i in position]
                 scores[row, cols] = -np.inf
+        top = tf.math.top_k(scores, k=int(k))
+        return catalogue[top.indices.numpy()], top.values.numpy()
+
+    def similar_items(self, item_ids: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to each given item: cosine of candidate-tower outputs.
+
+        The item itself is left out; an unknown item id gets the OOV item's neighbours.
+
+        Args:
+            item_ids: Raw item ids.
+            k: Neighbours per item, between 1 and the catalogue size minus one.
+
+        Returns:
+            ``(item_ids, scores)``: string array ``[n, k]`` and float32 cosine
+            similarities ``[n, k]``, most similar first.
+
+        Raises:
+            TfrecError: ``k`` out of range.
+
+        Example:
+            >>> neighbours, similarity = model.similar_items(["1", "50"], k=5)
+        """
+        catalogue = np.asarray(self.item_vocabulary, dtype=object)
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k < len(catalogue):
+            raise TfrecError(f"similar_items(): k must be an integer in [1, {len(catalogue) - 1}], got {k!r}")
+        items = as_strings(item_ids, "item_ids")
+        queries = tf.math.l2_normalize(self.candidate_embedding(items), axis=1)
+        table = tf.math.l2_normalize(
+            self.candidate_embedding(tf.constant(catalogue, dtype=tf.string)), axis=1
+        )
+        scores = tf.matmul(queries, table, transpose_b=True).numpy()
+        position = {item: j for j, item in enumerate(catalogue)}
+        for row, item in enumerate(items.numpy()):
+            if item.decode() in position:
+                scores[row, position[item.decode()]] = -np.inf
         top = tf.math.top_k(scores, k=int(k))
         return catalogue[top.indices.numpy()], top.values.numpy()

@@ -134,31 +134,35 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         return keras.initializers.RandomNormal(0.0, self.init_stddev)
 
     # === Towers ===
-    def _user_parts(self, user_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        index = self.user_lookup(user_ids)
+    def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
+        return self.user_lookup(user_ids)
+
+    def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.item_lookup(item_ids)
+
+    def _user_parts(self, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         mask = known(index)[:, None]
         return self.user_factors(index) * mask, self.user_bias(index) * mask
 
-    def _item_parts(self, item_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        index = self.item_lookup(item_ids)
+    def _item_parts(self, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         mask = known(index)[:, None]
         return self.item_factors(index) * mask, self.item_bias(index) * mask
 
-    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:
+    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:
         """``[p_u, 1, mu + b_u]`` per user: dotted with a candidate gives the rating."""
-        factors, bias = self._user_parts(user_ids)
+        factors, bias = self._user_parts(index)
         return tf.concat([factors, tf.ones_like(bias), bias + self.mu], axis=1)
 
-    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:
         """``[q_i, b_i, 1]`` per item."""
-        factors, bias = self._item_parts(item_ids)
+        factors, bias = self._item_parts(index)
         return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)
 
     # === Forward ===
     def _rating(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """The predicted rating and the batch rows' L2 penalty (SGD-MF form)."""
-        p, b_u = self._user_parts(features["user_id"])
-        q, b_i = self._item_parts(features["item_id"])
+        p, b_u = self._user_parts(self.user_lookup(features["user_id"]))
+        q, b_i = self._item_parts(self.item_lookup(features["item_id"]))
         rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
         penalty = self.l2_factors * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1))
         penalty += self.l2_bias * tf.reduce_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))

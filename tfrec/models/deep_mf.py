@@ -154,28 +154,29 @@ class DeepMF(RetrievalObjective):
         self._setup_objective(self.item_counts, loss, self.temperature, self.logq_correction, self.l2)
 
     # === Towers ===
-    def _parts(self, ids: tf.Tensor, tower: IdTower, bias: keras.layers.Embedding, training: bool = False):
-        index = tower.lookup(ids)
+    def _parts(self, index: tf.Tensor, tower: IdTower, bias: keras.layers.Embedding, training: bool = False):
         return tower.from_index(index, training=training), bias(index) * known(index)[:, None]
 
-    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:
+    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:
         """Explicit: ``[f(e_u), 1, mu + b_u]``; implicit: ``f(e_u)``."""
-        factors, bias = self._parts(user_ids, self.query_tower, self.user_bias)
+        factors, bias = self._parts(index, self.query_tower, self.user_bias)
         if self.feedback == "implicit":
             return factors
         return tf.concat([factors, tf.ones_like(bias), bias + self.mu], axis=1)
 
-    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:
         """Explicit: ``[g(e_i), b_i, 1]``; implicit: ``g(e_i)``."""
-        factors, bias = self._parts(item_ids, self.candidate_tower, self.item_bias)
+        factors, bias = self._parts(index, self.candidate_tower, self.item_bias)
         if self.feedback == "implicit":
             return factors
         return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)
 
     # === Forward ===
     def _rating(self, features, training: bool):
-        p, b_u = self._parts(features["user_id"], self.query_tower, self.user_bias, training)
-        q, b_i = self._parts(features["item_id"], self.candidate_tower, self.item_bias, training)
+        p, b_u = self._parts(self.user_index(features["user_id"]), self.query_tower, self.user_bias, training)
+        q, b_i = self._parts(
+            self.item_index(features["item_id"]), self.candidate_tower, self.item_bias, training
+        )
         rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
         penalty = self.l2 * tf.reduce_mean(
             tf.reduce_sum(p * p + q * q, axis=1) + tf.square(b_u[:, 0]) + tf.square(b_i[:, 0])

@@ -32,6 +32,11 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
     training frequency, so popular items are not over-penalised (Yi et al., RecSys 2019).
     ``bpr`` draws one uniform negative per positive and minimises
     ``-log sigmoid(s_pos - s_neg)`` (Rendle et al., UAI 2009).
+
+    Softmax options: ``extra_negatives`` uniformly drawn items join every batch's
+    candidates (the log-Q correction then uses the mixed sampling probability), and
+    ``num_hard_negatives`` keeps only the highest-scoring negatives per query (TFRS's
+    hard-negative mining).
     """
 
     task = "retrieval"
@@ -43,15 +48,21 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
         temperature: float,
         logq_correction: bool,
         l2: float,
+        num_hard_negatives: int = 0,
+        extra_negatives: int = 0,
     ) -> None:
         counts = np.asarray(item_counts, dtype=np.float64)
         # Index 0 is the OOV bucket: give it the smallest frequency.
         probability = np.concatenate([[counts.min(initial=1.0)], counts]) / max(counts.sum(), 1.0)
         self.item_probability = tf.constant(probability.astype(np.float32))
         self.retrieval = tfrs.tasks.Retrieval(
-            temperature=temperature, remove_accidental_hits=True, name="retrieval"
+            temperature=temperature,
+            num_hard_negatives=num_hard_negatives or None,
+            remove_accidental_hits=True,
+            name="retrieval",
         )
         self._loss_name, self._logq, self._l2 = loss, logq_correction, l2
+        self._extra_negatives = int(extra_negatives)
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features = inputs[0] if isinstance(inputs, tuple) else inputs
@@ -68,25 +79,48 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
             negatives = self.candidate_tower.from_index(negative_index, training=training)
             margin = tf.reduce_sum(queries * (candidates - negatives), axis=1)
             return -tf.reduce_mean(tf.math.log_sigmoid(margin)) + penalty
-        probability = tf.gather(self.item_probability, item_index) if self._logq else None
+        candidate_ids = item_index
+        if self._extra_negatives:
+            extra = self._draw_extra_negatives()
+            candidates = tf.concat([candidates, self.candidate_tower.from_index(extra, training=training)], 0)
+            candidate_ids = tf.concat([item_index, extra], 0)
+        probability = None
+        if self._logq:
+            # Expected share of the candidate slots each item gets: in-batch positives
+            # follow the training frequency, the extra negatives are uniform.
+            batch = tf.cast(tf.shape(item_index)[0], tf.float32)
+            uniform = 1.0 / tf.cast(tf.shape(self.item_probability)[0] - 1, tf.float32)
+            probability = (batch * tf.gather(self.item_probability, candidate_ids)
+                           + self._extra_negatives * uniform) / (batch + self._extra_negatives)  # fmt: skip
         loss = self.retrieval(
             queries,
             candidates,
             candidate_sampling_probability=probability,
-            candidate_ids=item_index,
+            candidate_ids=candidate_ids,
             compute_metrics=False,
             compute_batch_metrics=False,
         )
         # TFRS sums over the batch; the mean keeps the learning rate independent of it.
         return loss / tf.cast(tf.shape(queries)[0], tf.float32) + penalty
 
-    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:
-        """The user (query) tower's output."""
-        return self.query_tower(user_ids)
+    def _draw_extra_negatives(self) -> tf.Tensor:
+        """Indices of ``extra_negatives`` uniformly drawn known items (never the OOV row)."""
+        num_items = tf.shape(self.item_probability, out_type=tf.int64)[0]
+        return tf.random.uniform([self._extra_negatives], 1, num_items, dtype=tf.int64)
 
-    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+    def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
+        return self.query_tower.lookup(user_ids)
+
+    def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.candidate_tower.lookup(item_ids)
+
+    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:
+        """The user (query) tower's output."""
+        return self.query_tower.from_index(index)
+
+    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:
         """The item (candidate) tower's output."""
-        return self.candidate_tower(item_ids)
+        return self.candidate_tower.from_index(index)
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_tower(inputs["user_id"], training=training)

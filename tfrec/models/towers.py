@@ -1,8 +1,10 @@
-"""Id towers: raw string id -> lookup -> embedding (-> MLP)."""
+"""Id towers: raw string id -> lookup -> embedding (+ side features) (-> MLP)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from tfrec._keras import keras, tf
 from tfrec.models.base import id_lookup, known
@@ -10,10 +12,16 @@ from tfrec.models.base import id_lookup, known
 
 @keras.utils.register_keras_serializable(package="tfrec")
 class IdTower(keras.layers.Layer):
-    """Embeds raw string ids, optionally through a stack of dense layers.
+    """Embeds raw string ids (and their side features), optionally through dense layers.
 
     The lookup owns the vocabulary; unknown ids use the OOV row, which is zeroed on the
     way out so an unknown id never carries a random vector.
+
+    Side features belong to the id (a user's age bucket, an item's genres): for each
+    feature the tower holds every known id's tokens, embeds them (the mean over a
+    multi-valued feature's tokens) and adds them to the id embedding, as LightFM and
+    SVDFeature do, so the width stays ``embedding_dim`` with or without features. The
+    serving input stays the raw id alone; an unknown id has no feature tokens.
 
     Args:
         vocabulary: Known ids.
@@ -23,6 +31,8 @@ class IdTower(keras.layers.Layer):
         activation: Activation of the hidden layers.
         dropout: Dropout rate between dense layers during training.
         init_stddev: Standard deviation of the embedding's normal initialisation.
+        features: ``{name: tokens per id}``, aligned with ``vocabulary`` (each entry a
+            list of strings; empty when the id has none).
 
     Example:
         >>> tower = tfrec.models.IdTower(["a", "b"], embedding_dim=8, hidden_units=[16, 8])
@@ -38,6 +48,7 @@ class IdTower(keras.layers.Layer):
         activation: str = "relu",
         dropout: float = 0.0,
         init_stddev: float = 0.1,
+        features: Mapping[str, Sequence[Sequence[str]]] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -48,6 +59,12 @@ class IdTower(keras.layers.Layer):
         self.activation = activation
         self.dropout = float(dropout)
         self.init_stddev = float(init_stddev)
+        self.features = {
+            name: [list(map(str, t)) for t in tokens] for name, tokens in (features or {}).items()
+        }
+        for name, tokens in self.features.items():
+            if len(tokens) != len(self.vocabulary):
+                raise ValueError(f"feature {name!r} has {len(tokens)} rows for {len(self.vocabulary)} ids")
         # === Layers ===
         self.lookup = id_lookup(self.vocabulary, "lookup")
         self.embedding = keras.layers.Embedding(
@@ -57,6 +74,18 @@ class IdTower(keras.layers.Layer):
             name="embedding",
         )
         self.embedding.build((None,))
+        self.feature_tokens, self.feature_embeddings = [], []
+        for position, (_, tokens) in enumerate(sorted(self.features.items())):
+            table = _token_table(tokens)
+            self.feature_tokens.append(tf.constant(table))
+            embedding = keras.layers.Embedding(
+                int(table.max(initial=0)) + 1,
+                self.embedding_dim,
+                embeddings_initializer=keras.initializers.RandomNormal(0.0, self.init_stddev),
+                name=f"feature_{position}",
+            )
+            embedding.build((None, None))
+            self.feature_embeddings.append(embedding)
         self.dense = []
         width = self.embedding_dim
         for position, units in enumerate(self.hidden_units):
@@ -70,9 +99,18 @@ class IdTower(keras.layers.Layer):
         self.drop = keras.layers.Dropout(self.dropout)
         self.output_dim = width
 
+    def plain_features(self) -> dict[str, list[list[str]]]:
+        """The side features as plain dicts and lists (Keras wraps attributes it tracks)."""
+        return {str(name): [list(row) for row in rows] for name, rows in self.features.items()}
+
     def from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Tower output for already looked-up indices (0 = OOV)."""
         x = self.embedding(index) * known(index)[:, None]
+        for table, embedding in zip(self.feature_tokens, self.feature_embeddings):
+            tokens = tf.gather(table, index)  # [B, L], 0 = no token
+            present = tf.cast(tokens > 0, tf.float32)[:, :, None]
+            total = tf.reduce_sum(embedding(tokens) * present, axis=1)
+            x = x + total / tf.maximum(tf.reduce_sum(present, axis=1), 1.0)
         for layer in self.dense:
             x = layer(self.drop(x, training=training) if self.dropout else x)
         return x
@@ -89,4 +127,14 @@ class IdTower(keras.layers.Layer):
             "activation": self.activation,
             "dropout": self.dropout,
             "init_stddev": self.init_stddev,
+            "features": self.plain_features(),
         }
+
+
+def _token_table(tokens: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per-id token indices ``[ids + 1, longest]``: row 0 (OOV) and padding are 0."""
+    vocabulary = {t: i + 1 for i, t in enumerate(sorted({t for row in tokens for t in row}))}
+    table = np.zeros((len(tokens) + 1, max((len(r) for r in tokens), default=0) or 1), np.int64)
+    for row, values in enumerate(tokens, start=1):
+        table[row, : len(values)] = [vocabulary[t] for t in values]
+    return table

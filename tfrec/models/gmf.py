@@ -1,0 +1,40 @@
+"""Generalized matrix factorization (GMF), the NCF paper's linear branch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tfrec._keras import keras
+from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
+from tfrec.models.registry import register
+
+
+@dataclass(frozen=True)
+class GMFConfig(NeuralCFConfig):
+    """Hyperparameters of :class:`GMF` (plus the recipe of :class:`NeuralCFConfig`).
+
+    Attributes:
+        factors: Latent factors per user and item.
+    """
+
+    factors: int = 32
+
+
+@register(
+    "gmf",
+    config=GMFConfig,
+    task="ranking",
+    description="GMF: element-wise product of id embeddings, weighted sum, BCE on sampled negatives",
+    paper="He et al., Neural Collaborative Filtering, WWW 2017",
+)
+@keras.utils.register_keras_serializable(package="tfrec")
+class GMF(NeuralCF):
+    """``score(u, i) = sigmoid(h . (p_u * q_i) + b)``: MF with a learned weighting of factors.
+
+    Example:
+        >>> model = tfrec.models.build("gmf", split.train, factors=16)
+        >>> model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+        >>> model.fit(model.training_data(split.train, model_config), epochs=10)
+    """
+
+    variant = "gmf"

@@ -56,6 +56,21 @@ def test_model_life(name, parts, tmp_path) -> None:
 
     assert_config_round_trip(model)
     assert_save_load_equal(model, tmp_path / f"{name}.keras", users, items)
+    assert_export_serves_the_same(model, tmp_path / "exports" / name, users[:3])
+
+
+def assert_export_serves_the_same(model, base, users) -> None:
+    """export (validated in a fresh process) -> the TF Serving path answers as the model does."""
+    path = tfrec.export(model, base)
+    assert path == base / "1" and (path / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    served = tfrec.serving.ExportedModel(base)
+    try:
+        got = served.run("recommend", user_id=users, k=5)
+        ids, scores = model.recommend(users, k=5)
+        np.testing.assert_array_equal(got["item_ids"].astype(str), ids)
+        np.testing.assert_allclose(got["scores"], scores, rtol=1e-5, atol=1e-5)
+    finally:
+        served.close()
 
 
 def test_recommend_excludes_and_checks_k(parts) -> None:

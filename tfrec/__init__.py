@@ -16,10 +16,12 @@ from tfrec import (
     datasets,
     evaluation,
     models,
+    serving,
     training,
 )
 from tfrec.errors import DataError, DatasetNotFoundError, TfrecError
 from tfrec.evaluation import evaluate
+from tfrec.serving import export
 
 __version__ = "0.1.0"
 
@@ -32,6 +34,8 @@ __all__ = [
     "datasets",
     "evaluate",
     "evaluation",
+    "export",
     "models",
+    "serving",
     "training",
 ]

@@ -1,4 +1,4 @@
-"""The ``tfrec`` command line: ``tfrec datasets | models | train``."""
+"""The ``tfrec`` command line: ``tfrec datasets | models | train | export | validate | recommend``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--k", default="10,20", help="top-K cut-offs, comma-separated (default: 10,20)")
     train.add_argument("--output", help="folder for metrics.json (default: runs/MODEL-DATASET)")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
+    train.add_argument(
+        "--export-dir", help="export the trained model here (TF Serving layout DIR/<version>/)"
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="with --export-dir: replace an existing version"
+    )
+    export = commands.add_parser("export", help="export a saved model (.keras) to TF Serving's layout")
+    export.add_argument("model_path", help="a model saved with model.save(...) (e.g. runs/X/model.keras)")
+    export.add_argument("--export-dir", required=True, help="base directory, e.g. exports/two_tower")
+    export.add_argument("--version", type=int, help="integer version (default: next free)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    validate = commands.add_parser("validate", help="check an export through TF Serving's signature path")
+    validate.add_argument("export_dir", help="a version directory (exports/NAME/VERSION) or a base directory")
+    recommend = commands.add_parser("recommend", help="top-k items for a user, answered by an export")
+    recommend.add_argument("export_dir", help="a version directory or a base directory (latest version)")
+    recommend.add_argument("--user", required=True, action="append", help="user id (repeatable)")
+    recommend.add_argument("-k", type=int, default=10, help="how many items (default: 10)")
+    recommend.add_argument("--exclude", nargs="*", default=[], metavar="ITEM", help="item ids to leave out")
     return parser
 
 
@@ -100,7 +118,9 @@ def _train(args: argparse.Namespace) -> int:
     if args.protocol is not None:
         tfrec.evaluation.parse_protocol(args.protocol)
     output = Path(args.output or Path("runs") / f"{args.model}-{args.dataset}")
-    _check_writable(output)
+    _check_writable(output, "--output")
+    if args.export_dir:
+        _check_writable(Path(args.export_dir), "--export-dir")
     data = tfrec.datasets.load(args.dataset, args.data_dir, download=args.download)
     spec = args.split or ("random:0.2" if item.task == "rating" else "leave-last-out")
     parts = split_data(data, spec, seed=args.seed)
@@ -125,6 +145,12 @@ def _train(args: argparse.Namespace) -> int:
         "train_seconds": round(result.train_seconds, 3),
         "train_examples_per_second": round(result.train_examples_per_second, 1),
     }
+    result.model.save(output / "model.keras")
+    report["model_path"] = str(output / "model.keras")
+    if args.export_dir:
+        report["export_path"] = str(
+            tfrec.export(result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics)
+        )
     path = output / "metrics.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
@@ -133,8 +159,69 @@ def _train(args: argparse.Namespace) -> int:
           f"({result.train_examples_per_second:,.0f} examples/s)")  # fmt: skip
     for name, value in metrics.items():
         print(f"  {name:<14} {value:.4f}")
-    print(f"metrics written to {path}")
+    print(f"metrics written to {path}; model saved to {report['model_path']}")
+    if args.export_dir:
+        print(f"exported and validated: {report['export_path']}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import tfrec
+    from tfrec._keras import keras
+
+    path = Path(args.model_path)
+    if not path.is_file():
+        raise UserError(f"argument model_path: no file {path}")
+    _check_writable(Path(args.export_dir), "--export-dir")
+    try:
+        model = keras.models.load_model(path)
+    except (OSError, ValueError) as err:
+        raise UserError(f"argument model_path: {path} is not a saved tfrec model: {err}") from err
+    target = tfrec.export(model, args.export_dir, args.version, overwrite=args.overwrite)
+    print(f"exported and validated: {target}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import tfrec
+
+    path = _version_dir(Path(args.export_dir))
+    report = tfrec.serving.validate(path)
+    names = ", ".join(sorted(report["signatures"]))
+    print(f"{path}: OK, {report['requests']} warmup requests matched through the TF Serving path ({names})")
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    import tfrec
+
+    if args.k <= 0:
+        raise UserError(f"argument -k: must be a positive integer, got {args.k}")
+    served = tfrec.serving.ExportedModel(_version_dir(Path(args.export_dir)))
+    if args.exclude:
+        exclude = np.asarray([args.exclude] * len(args.user), dtype=object)
+        out = served.run("recommend_excluding", user_id=args.user, k=args.k, exclude_item_ids=exclude)
+    else:
+        out = served.run("recommend", user_id=args.user, k=args.k)
+    for user, items, scores in zip(args.user, out["item_ids"], out["scores"]):
+        print(f"user {user}:")
+        for rank, (item, score) in enumerate(zip(items, scores), start=1):
+            print(f"  {rank:>3}. {item.decode()}  {score:.4f}")
+    return 0
+
+
+def _version_dir(path: Path) -> Path:
+    """A version directory as given, or the latest version under a base directory."""
+    if (path / "saved_model.pb").is_file():
+        return path
+    from tfrec.serving import versions
+
+    found = versions(path)
+    if not found:
+        raise UserError(f"{path}: no SavedModel here and no numbered version below it")
+    return path / str(found[-1])
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -147,14 +234,14 @@ def _ks(text: str) -> tuple[int, ...]:
     return ks
 
 
-def _check_writable(output: Path) -> None:
+def _check_writable(output: Path, flag: str) -> None:
     try:
         output.mkdir(parents=True, exist_ok=True)
         probe = output / ".tfrec-write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise UserError(f"argument --output: cannot write to {output}: {err.strerror or err}") from err
+        raise UserError(f"argument {flag}: cannot write to {output}: {err.strerror or err}") from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _datasets()
         if args.command == "models":
             return _models()
-        return _train(args)
+        commands = {"train": _train, "export": _export, "validate": _validate, "recommend": _recommend}
+        return commands[args.command](args)
     except (UserError, TfrecError) as err:
         message = str(err).replace("\n", " ")
         print(f"tfrec: error: {message}", file=sys.stderr)

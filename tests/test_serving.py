@@ -1,0 +1,146 @@
+"""Export to TF Serving's layout: atomic versions, signatures, warmup, validation, XLA core."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import tfrec
+from tfrec._keras import tf
+from tfrec.data import split
+from tfrec.serving import ExportError, ServingModule
+from tfrec.serving import exporter as export_module
+from tfrec.training import train
+
+
+@pytest.fixture(scope="module")
+def trained(small):
+    parts = split(small, "random:0.2", seed=0)
+    return {
+        "two_tower": train("two_tower", parts.train, epochs=1, verbose=0).model,
+        "neumf": train("neumf", parts.train, epochs=1, verbose=0).model,
+    }
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    base = tmp_path_factory.mktemp("exports") / "two_tower"
+    return tfrec.export(trained["two_tower"], base, metrics={"recall@10": 0.5})
+
+
+def test_layout_metadata_and_signatures(exported, trained) -> None:
+    model = trained["two_tower"]
+    assert exported.name == "1" and (exported / "saved_model.pb").is_file()
+    meta = json.loads((exported / "assets.extra" / "tfrec_metadata.json").read_text())
+    assert meta["model"] == "two_tower" and meta["task"] == "retrieval"
+    assert meta["vocabulary_sizes"] == {
+        "users": len(model.user_vocabulary),
+        "items": len(model.item_vocabulary),
+    }
+    assert meta["metrics"] == {"recall@10": 0.5} and meta["versions"]["tensorflow"] == tf.__version__
+    served = tfrec.serving.ExportedModel(exported)
+    assert served.describe() == {
+        "serving_default": {"inputs": ["user_id"], "outputs": ["item_ids", "scores"]},
+        "recommend": {"inputs": ["k", "user_id"], "outputs": ["item_ids", "scores"]},
+        "recommend_excluding": {
+            "inputs": ["exclude_item_ids", "k", "user_id"],
+            "outputs": ["item_ids", "scores"],
+        },
+        "score": {"inputs": ["item_id", "user_id"], "outputs": ["score"]},
+        "query_embedding": {"inputs": ["user_id"], "outputs": ["embedding"]},
+        "item_embedding": {"inputs": ["item_id"], "outputs": ["embedding"]},
+        "similar_items": {"inputs": ["item_id", "k"], "outputs": ["item_ids", "scores"]},
+    }
+    assert {s.method_name for s in served.signatures.values()} == {"tensorflow/serving/predict"}
+    served.close()
+
+
+def test_signatures_answer_like_the_model_including_unknown_ids_and_edge_k(exported, trained) -> None:
+    model = trained["two_tower"]
+    served = tfrec.serving.ExportedModel(exported)
+    users = [model.user_vocabulary[0], "never-seen", ""]
+    items = [model.item_vocabulary[3], "never-seen", ""]
+    np.testing.assert_allclose(
+        served.run("score", user_id=users, item_id=items)["score"],
+        model.score(users, items),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    catalogue = len(model.item_vocabulary)
+    capped = served.run("recommend", user_id=users, k=catalogue + 50)
+    assert capped["item_ids"].shape == (3, catalogue)
+    empty = served.run("recommend", user_id=np.asarray([], dtype=object), k=3)
+    assert empty["item_ids"].shape == (0, 3)
+    top = model.recommend(users[:1], k=4)[0][0]
+    excluded = served.run(
+        "recommend_excluding", user_id=users[:1], k=2, exclude_item_ids=[[top[0], top[1], ""]]
+    )
+    assert list(excluded["item_ids"][0].astype(str)) == list(top[2:4])
+    neighbours = served.run("similar_items", item_id=items[:1], k=3)["item_ids"].astype(str)
+    np.testing.assert_array_equal(neighbours, model.similar_items(items[:1], k=3)[0])
+    embedding = served.run("query_embedding", user_id=users)["embedding"]
+    assert embedding.shape == (3, model.query_tower.output_dim) and not embedding[1:].any()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 1"):
+        served.run("recommend", user_id=users, k=0)
+    served.close()
+
+
+def test_versions_are_never_overwritten_unless_asked(exported, trained) -> None:
+    base = exported.parent
+    second = tfrec.export(trained["two_tower"], base, validate=False)
+    assert second.name == "2" and tfrec.serving.versions(base) == [1, 2]
+    stamp = (exported / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(ExportError, match="1 already exists; pass overwrite=True"):
+        tfrec.export(trained["two_tower"], base, version=1)
+    assert (exported / "saved_model.pb").stat().st_mtime_ns == stamp
+    replaced = tfrec.export(trained["two_tower"], base, version=2, overwrite=True, validate=False)
+    assert replaced == second and sorted(p.name for p in base.iterdir()) == ["1", "2"]
+
+
+def test_a_failed_validation_leaves_no_partial_version(trained, tmp_path, monkeypatch) -> None:
+    def fail(path, expected, timeout=600):
+        raise ExportError("validation failed: simulated mismatch")
+
+    monkeypatch.setattr(export_module, "run_checker", fail)
+    with pytest.raises(ExportError, match="simulated mismatch"):
+        tfrec.export(trained["two_tower"], tmp_path / "m")
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_validation_reports_a_mismatch_through_the_serving_path(exported, tmp_path) -> None:
+    import shutil
+
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    copy = tmp_path / "1"
+    shutil.copytree(exported, copy)
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="score"))
+    request.inputs["user_id"].CopyFrom(tf.make_tensor_proto(np.asarray(["a"], dtype=object)))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    with tf.io.TFRecordWriter(str(copy / "assets.extra" / "tf_serving_warmup_requests")) as writer:
+        writer.write(log.SerializeToString())
+    with pytest.raises(ExportError, match="a warmup request does not run in process"):
+        tfrec.serving.validate(copy)
+    assert tfrec.serving.validate(exported)["requests"] == 7
+    # The fresh-process checker compares values: a wrong expectation fails it.
+    expected = export_module.expected_outputs(exported)
+    tampered = {k: v + 1 if k.endswith("/scores") else v for k, v in expected.items()}
+    with pytest.raises(ExportError, match=r"output 'scores': values differ"):
+        export_module.run_checker(exported, tampered)
+
+
+@pytest.mark.parametrize("name", ["two_tower", "neumf"])
+def test_numeric_core_compiles_with_xla_and_agrees(trained, name) -> None:
+    module = ServingModule(trained[name])
+    users = tf.constant([1, 2, 0, 5], tf.int64)
+    exclude = tf.constant([[3, 0], [0, 0], [1, 2], [4, 4]], tf.int64)
+    eager = module.recommend_core(users, exclude, 7)
+    compiled = tf.function(lambda u, e: module.recommend_core(u, e, 7), jit_compile=True)(users, exclude)
+    np.testing.assert_allclose(compiled[0].numpy(), eager[0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(compiled[1].numpy(), eager[1].numpy())
+    items = tf.constant([1, 9, 0], tf.int64)
+    eager = module.similar_core(items, 4)
+    compiled = tf.function(lambda i: module.similar_core(i, 4), jit_compile=True)(items)
+    np.testing.assert_allclose(compiled[0].numpy(), eager[0].numpy(), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,132 @@
+"""Checks a SavedModel export through TF Serving's own signature path, importing TensorFlow only.
+
+Run as a script in a fresh process (``python check_export.py EXPORT_DIR [EXPECTED.npz]``):
+it must not import tfrec, TensorFlow Recommenders or tf_keras, so that it proves a stock
+TF Serving build (which has none of them) can run the export. It loads the export with
+``tf.compat.v1.saved_model.loader.load(session, ["serve"], path)``, replays every request
+in ``assets.extra/tf_serving_warmup_requests`` by running the signature's tensors by
+name, and compares each output's dtype, shape and values with the expected ones.
+
+Exit status 0 and a JSON report on stdout when everything matches; 1 and one line per
+problem on stderr otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+PREDICT = "tensorflow/serving/predict"
+WARMUP = Path("assets.extra") / "tf_serving_warmup_requests"
+FORBIDDEN = ("tfrec", "tensorflow_recommenders", "tf_keras")
+
+
+def requests(export_dir: Path) -> list:
+    """The PredictRequests of the export's warmup file."""
+    path = export_dir / WARMUP
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing")
+    out = []
+    for record in tf.compat.v1.io.tf_record_iterator(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        out.append(log.predict_log.request)
+    return out
+
+
+def compare(where: str, got: np.ndarray, want: np.ndarray, problems: list[str]) -> None:
+    if got.dtype.kind != want.dtype.kind:
+        problems.append(f"{where}: dtype {got.dtype} but expected {want.dtype}")
+    elif got.shape != want.shape:
+        problems.append(f"{where}: shape {got.shape} but expected {want.shape}")
+    elif got.dtype.kind in "OSU":
+        if not np.array_equal(got.astype(bytes), want.astype(bytes)):
+            problems.append(f"{where}: values differ from the expected ones")
+    elif not np.allclose(got, want, rtol=1e-4, atol=1e-5, equal_nan=True):
+        diff = float(np.nanmax(np.abs(got.astype(np.float64) - want.astype(np.float64))))
+        problems.append(f"{where}: values differ (max abs difference {diff:.3g})")
+
+
+def check(export_dir: Path, expected: dict[str, np.ndarray] | None) -> tuple[dict, list[str]]:
+    """Runs every warmup request through the session; returns (report, problems)."""
+    problems: list[str] = []
+    report: dict = {"export_dir": str(export_dir), "signatures": {}, "requests": 0}
+    warmup = requests(export_dir)
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(export_dir))
+        # The init op is SavedModel plumbing (it initialises tables), not a serving signature.
+        signatures = {k: v for k, v in meta.signature_def.items() if k != "__saved_model_init_op"}
+        for name, signature in signatures.items():
+            report["signatures"][name] = {
+                "inputs": sorted(signature.inputs),
+                "outputs": sorted(signature.outputs),
+                "method": signature.method_name,
+            }
+            if signature.method_name != PREDICT:
+                problems.append(f"signature {name}: method {signature.method_name!r}, expected {PREDICT!r}")
+        for number, request in enumerate(warmup):
+            name = request.model_spec.signature_name or "serving_default"
+            if name not in signatures:
+                problems.append(f"request {number}: no signature {name!r}")
+                continue
+            signature = signatures[name]
+            if set(request.inputs) != set(signature.inputs):
+                problems.append(
+                    f"request {number} ({name}): inputs {sorted(request.inputs)} but the signature takes "
+                    f"{sorted(signature.inputs)}"
+                )
+                continue
+            feed = {signature.inputs[k].name: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            fetch = {k: v.name for k, v in signature.outputs.items()}
+            outputs = session.run(fetch, feed)
+            report["requests"] += 1
+            if expected is None:
+                continue
+            for key, value in outputs.items():
+                label = f"{number}/{key}"
+                if label not in expected:
+                    problems.append(f"request {number} ({name}): output {key!r} was not expected")
+                    continue
+                compare(
+                    f"request {number} ({name}) output {key!r}", np.asarray(value), expected[label], problems
+                )
+            missing = {k.split("/", 1)[1] for k in expected if k.startswith(f"{number}/")} - set(outputs)
+            if missing:
+                problems.append(f"request {number} ({name}): outputs {sorted(missing)} missing")
+    if not warmup:
+        problems.append("the warmup file holds no request")
+    loaded = sorted(m for m in sys.modules if m.split(".")[0] in FORBIDDEN)
+    if loaded:
+        problems.append(f"the check imported {loaded[:3]}: the export must not need them")
+    return report, problems
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (2, 3):
+        print("usage: check_export.py EXPORT_DIR [EXPECTED.npz]", file=sys.stderr)
+        return 2
+    export_dir = Path(argv[1])
+    expected = None
+    if len(argv) == 3:
+        with np.load(argv[2], allow_pickle=True) as data:
+            expected = {k: data[k] for k in data.files}
+    try:
+        report, problems = check(export_dir, expected)
+    except Exception as err:  # any failure to load or run is a failed check, reported in one line
+        print(
+            f"{export_dir}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+            file=sys.stderr,
+        )
+        return 1
+    for problem in problems:
+        print(f"{export_dir}: {problem}", file=sys.stderr)
+    print(json.dumps(report))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

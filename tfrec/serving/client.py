@@ -1,0 +1,78 @@
+"""Querying an export the way TF Serving runs it (the v1 session signature path)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tfrec._keras import tf
+from tfrec.errors import TfrecError
+
+
+class ExportedModel:
+    """An export loaded through ``tf.compat.v1.saved_model.loader.load``, run by signature.
+
+    This is the path TF Serving itself takes (a session, the ``serve`` tag, signature
+    tensors by name), so what it answers is what a TF Serving deployment answers.
+
+    Args:
+        export_dir: A version directory, or a base directory (its largest version is used).
+
+    Example:
+        >>> served = tfrec.serving.ExportedModel("exports/two_tower")
+        >>> served.run("recommend", user_id=["42"], k=5)["item_ids"]
+    """
+
+    def __init__(self, export_dir: str | os.PathLike) -> None:
+        path = Path(export_dir)
+        if not (path / "saved_model.pb").is_file():
+            numbered = sorted(
+                (int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True
+            )
+            if not numbered:
+                raise TfrecError(
+                    f"{path} holds no SavedModel version (expected {path}/<version>/saved_model.pb)"
+                )
+            path = path / str(numbered[0])
+        self.path = path
+        self._graph = tf.Graph()
+        self._session = tf.compat.v1.Session(graph=self._graph)
+        with self._graph.as_default():
+            meta = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(path))
+        self.signatures = {k: v for k, v in meta.signature_def.items() if k != "__saved_model_init_op"}
+
+    def run(self, signature: str, **inputs: Sequence | np.ndarray | int) -> dict[str, np.ndarray]:
+        """Runs one signature with named inputs; returns its named outputs.
+
+        Raises:
+            TfrecError: an unknown signature, or missing/unexpected inputs.
+        """
+        if signature not in self.signatures:
+            raise TfrecError(f"{self.path}: no signature {signature!r}; it has {sorted(self.signatures)}")
+        spec = self.signatures[signature]
+        if set(inputs) != set(spec.inputs):
+            raise TfrecError(
+                f"signature {signature!r} takes inputs {sorted(spec.inputs)}, got {sorted(inputs)}"
+            )
+        feed = {}
+        for key, value in inputs.items():
+            dtype = tf.dtypes.as_dtype(spec.inputs[key].dtype)
+            feed[spec.inputs[key].name] = np.asarray(
+                value, dtype=object if dtype == tf.string else dtype.as_numpy_dtype
+            )
+        fetch = {k: v.name for k, v in spec.outputs.items()}
+        return self._session.run(fetch, feed)
+
+    def describe(self) -> Mapping[str, dict]:
+        """Each signature's input and output names."""
+        return {
+            name: {"inputs": sorted(s.inputs), "outputs": sorted(s.outputs)}
+            for name, s in self.signatures.items()
+        }
+
+    def close(self) -> None:
+        """Releases the session."""
+        self._session.close()

@@ -1,0 +1,289 @@
+"""``tfrec.export``: a trained model to TF Serving's versioned SavedModel layout, validated."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfrec._keras import tf
+from tfrec.errors import TfrecError
+from tfrec.models.registry import entry, task_of
+from tfrec.serving.module import ServingModule
+
+ASSETS_EXTRA = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+METADATA_FILE = "tfrec_metadata.json"
+CHECKER = Path(__file__).with_name("check_export.py")
+
+SIGNATURE_DOCS = {
+    "serving_default": "retrieval models: recommend with k fixed at export; rating/ranking models: score",
+    "recommend": "user_id string[B], k int32 scalar -> item_ids string[B,k'], scores float32[B,k'], k'=min(k, catalogue)",
+    "recommend_excluding": "recommend plus exclude_item_ids string[B,E] ('' pads): items left out per user",
+    "score": "user_id string[B], item_id string[B] -> score float32[B]",
+    "query_embedding": "user_id string[B] -> embedding float32[B,d]",
+    "item_embedding": "item_id string[B] -> embedding float32[B,d]",
+    "similar_items": "item_id string[B], k int32 scalar -> item_ids, scores (cosine; the item itself left out)",
+}
+
+
+class ExportError(TfrecError):
+    """An export could not be written or did not validate; nothing was left behind."""
+
+
+def registered_name(model) -> str:
+    """The registry name of a model instance (``two_tower``)."""
+    from tfrec.models.registry import _REGISTRY
+
+    for name, item in _REGISTRY.items():
+        if type(model) is item.model_cls:
+            return name
+    raise TfrecError(f"{type(model).__name__} is not a registered tfrec model, so it cannot be exported")
+
+
+def versions(base: Path) -> list[int]:
+    """The integer versions already under an export base directory."""
+    if not base.is_dir():
+        return []
+    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """One realistic request per signature: known ids, an unknown id, a small k."""
+    users = [*list(model.user_vocabulary[:2]), "unknown-user"]
+    items = [*list(model.item_vocabulary[:2]), "unknown-item"]
+    k = np.int32(min(5, len(model.item_vocabulary)))
+    user_ids = np.asarray(users, dtype=object)
+    item_ids = np.asarray(items, dtype=object)
+    exclude = np.asarray([[items[0], ""], [items[1], items[0]], ["", ""]], dtype=object)
+    default = (
+        {"user_id": user_ids} if task_of(model) == "retrieval" else {"user_id": user_ids, "item_id": item_ids}
+    )
+    return [
+        ("serving_default", default),
+        ("recommend", {"user_id": user_ids, "k": k}),
+        ("recommend_excluding", {"user_id": user_ids, "k": k, "exclude_item_ids": exclude}),
+        ("score", {"user_id": user_ids, "item_id": item_ids}),
+        ("query_embedding", {"user_id": user_ids}),
+        ("item_embedding", {"item_id": item_ids}),
+        ("similar_items", {"item_id": item_ids, "k": k}),
+    ]
+
+
+def _write_warmup(path: Path, name: str, requests: list[tuple[str, dict[str, np.ndarray]]]) -> None:
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, inputs in requests:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=name, signature_name=signature)
+            )
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def _expected(functions: Mapping[str, Any], requests) -> dict[str, np.ndarray]:
+    """Outputs of each request computed in process, keyed ``"<request>/<output>"``."""
+    expected = {}
+    for number, (signature, inputs) in enumerate(requests):
+        tensors = {k: tf.constant(v) for k, v in inputs.items()}
+        for key, value in functions[signature](**tensors).items():
+            expected[f"{number}/{key}"] = value.numpy()
+    return expected
+
+
+def run_checker(export_dir: Path, expected: dict[str, np.ndarray] | None, timeout: float = 600) -> dict:
+    """Runs ``check_export.py`` in a fresh Python process; raises ExportError on any problem."""
+    with tempfile.TemporaryDirectory(prefix="tfrec-check-") as scratch:
+        args = [sys.executable, str(CHECKER), str(export_dir)]
+        if expected is not None:
+            path = Path(scratch) / "expected.npz"
+            np.savez(path, **expected)
+            args.append(str(path))
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        env.pop("TF_USE_LEGACY_KERAS", None)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=scratch)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if str(export_dir) in line or "usage" in line]
+        raise ExportError("validation failed: " + ("; ".join(lines) or done.stderr.strip()[-2000:]))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, float] | None) -> dict:
+    """What the export's metadata file says about the model."""
+    import tensorflow_recommenders as tfrs
+
+    import tfrec
+
+    config = {
+        k: v for k, v in model.get_config().items() if not k.endswith(("vocabulary", "counts", "features"))
+    }
+    return {
+        "model": name,
+        "family": entry(name).model_cls.__module__.rsplit(".", 1)[-1],
+        "task": task_of(model),
+        "description": entry(name).description,
+        "paper": entry(name).paper,
+        "config": config,
+        "vocabulary_sizes": {"users": len(model.user_vocabulary), "items": len(model.item_vocabulary)},
+        "embedding_dim": module.embedding_dim,
+        "serving_default_k": module.default_k,
+        "metrics": dict(metrics or {}),
+        "signatures": SIGNATURE_DOCS,
+        "versions": {
+            "tfrec": tfrec.__version__,
+            "tensorflow": tf.__version__,
+            "tensorflow_recommenders": tfrs.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def export(
+    model,
+    export_dir: str | os.PathLike,
+    version: int | None = None,
+    *,
+    overwrite: bool = False,
+    metrics: Mapping[str, float] | None = None,
+    default_k: int = 10,
+    validate: bool = True,
+) -> Path:
+    """Exports a trained model as ``<export_dir>/<version>/``, TF Serving's layout.
+
+    Written into a temporary sibling directory, checked in a fresh process through the
+    TF Serving signature path (see :func:`tfrec.serving.validate`), then renamed into
+    place: a failure leaves no partial version behind.
+
+    Args:
+        model: A trained, registered tfrec model.
+        export_dir: The model's base directory (``exports/two_tower``); TF Serving's
+            ``--model_base_path``.
+        version: Integer version; default one more than the largest present (or 1).
+        overwrite: Replace an existing ``version``.
+        metrics: Evaluation metrics to record in the metadata file.
+        default_k: ``k`` of a retrieval model's ``serving_default`` signature.
+        validate: Check the export in a fresh process before renaming it into place.
+
+    Returns:
+        The path of the new version directory.
+
+    Raises:
+        ExportError: the version exists (without ``overwrite``), or writing or
+            validation failed.
+        TfrecError: the model is not a registered tfrec model, or a bad argument.
+
+    Example:
+        >>> path = tfrec.export(model, "exports/two_tower")
+        >>> tfrec.serving.validate(path)
+    """
+    name = registered_name(model)
+    base = Path(export_dir)
+    if version is not None and (
+        not isinstance(version, (int, np.integer)) or isinstance(version, bool) or version < 0
+    ):
+        raise TfrecError(f"export(): version must be a non-negative integer, got {version!r}")
+    if not isinstance(default_k, (int, np.integer)) or default_k < 1:
+        raise TfrecError(f"export(): default_k must be a positive integer, got {default_k!r}")
+    version = int(version) if version is not None else max(versions(base), default=0) + 1
+    target = base / str(version)
+    if target.exists() and not overwrite:
+        raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(f"cannot create {base}: {err.strerror or err}") from err
+    staging = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+    try:
+        module = ServingModule(model, default_k=default_k)
+        functions = module.signatures()
+        tf.saved_model.save(module, str(staging), signatures=functions)
+        extra = staging / ASSETS_EXTRA
+        extra.mkdir()
+        requests = warmup_inputs(model, default_k)
+        _write_warmup(extra / WARMUP_FILE, name, requests)
+        (extra / METADATA_FILE).write_text(
+            json.dumps(metadata(model, name, module, metrics), indent=2) + "\n"
+        )
+        if validate:
+            run_checker(staging, _expected(functions, requests))
+        if target.exists():
+            retired = base / f".old-{version}-{uuid.uuid4().hex[:8]}"
+            os.replace(target, retired)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except ExportError:
+        raise
+    except OSError as err:
+        raise ExportError(f"writing {target} failed: {err}") from err
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def validate(export_dir: str | os.PathLike) -> dict:
+    """Validates an export through the TF Serving signature path in a fresh process.
+
+    The expected outputs come from this process: the export is loaded with
+    ``tf.saved_model.load`` and every warmup request is run through its signatures; the
+    fresh process (TensorFlow only, no tfrec/TFRS/tf_keras) runs the same requests
+    through ``tf.compat.v1.saved_model.loader.load`` and the signature tensors by name,
+    and every output's dtype, shape and values must match.
+
+    Args:
+        export_dir: A version directory (``exports/two_tower/3``).
+
+    Returns:
+        The report: signatures (inputs, outputs, method) and the number of requests run.
+
+    Raises:
+        ExportError: anything missing, failing or different, with the reasons.
+
+    Example:
+        >>> tfrec.serving.validate("exports/two_tower/1")["requests"]
+        7
+    """
+    path = Path(export_dir)
+    warmup = path / ASSETS_EXTRA / WARMUP_FILE
+    if not (path / "saved_model.pb").is_file():
+        raise ExportError(f"{path} is not a SavedModel version directory (no saved_model.pb)")
+    if not warmup.is_file():
+        raise ExportError(f"{warmup} is missing")
+    return run_checker(path, expected_outputs(path))
+
+
+def read_warmup(export_dir: str | os.PathLike) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The ``(signature, inputs)`` of each request in an export's warmup file."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = []
+    for record in tf.data.TFRecordDataset(str(Path(export_dir) / ASSETS_EXTRA / WARMUP_FILE)):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        requests.append((request.model_spec.signature_name or "serving_default", inputs))
+    return requests
+
+
+def expected_outputs(export_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The warmup requests' outputs from the export loaded in this process (TF2 path)."""
+    path = Path(export_dir)
+    loaded = tf.saved_model.load(str(path))
+    try:
+        return _expected(loaded.signatures, read_warmup(path))
+    except (KeyError, TypeError, tf.errors.OpError) as err:
+        raise ExportError(f"{path}: a warmup request does not run in process: {err}") from err

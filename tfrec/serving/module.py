@@ -1,0 +1,190 @@
+"""The serving module: named TF Serving signatures over a trained model's towers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tfrec._keras import tf
+from tfrec.models.registry import task_of
+
+# Items embedded at once when indexing the catalogue (bounds memory on large catalogues).
+_INDEX_BATCH = 65_536
+
+
+class ServingModule(tf.Module):
+    """What an export holds: the model, its indexed catalogue and the signatures.
+
+    The candidate tower is run once over the whole catalogue at export time (the
+    "index"); a request runs only the query tower, the scoring and the top-k. Lookups
+    (string ids to indices) happen in the signature functions; everything after them is
+    :meth:`recommend_core` / :meth:`similar_core`, which use only numeric ops and compile
+    with XLA (``jit_compile=True``) for GPU and TPU serving.
+
+    Signatures (all ``tensorflow/serving/predict``, named inputs and outputs):
+        ``recommend``: ``user_id`` string[B], ``k`` int32 scalar -> ``item_ids``
+        string[B, k'], ``scores`` float32[B, k'] with ``k' = min(k, catalogue size)``.
+        ``recommend_excluding``: as ``recommend`` plus ``exclude_item_ids``
+        string[B, E] (pad with ""), items left out per user.
+        ``score``: ``user_id``, ``item_id`` string[B] -> ``score`` float32[B].
+        ``query_embedding``: ``user_id`` -> ``embedding`` float32[B, d].
+        ``item_embedding``: ``item_id`` -> ``embedding`` float32[B, d].
+        ``similar_items``: ``item_id`` string[B], ``k`` -> ``item_ids``, ``scores``
+        (cosine similarity of candidate embeddings, the item itself left out).
+        ``serving_default``: retrieval models: ``recommend`` with ``k`` fixed to
+        ``default_k``; rating and ranking models: ``score``.
+
+    Unknown ids and empty strings go through the OOV path and never fail; ``k < 1``
+    fails the request with ``k must be >= 1``.
+
+    Args:
+        model: A trained tfrec model (registered, with towers).
+        default_k: ``k`` of ``serving_default`` for retrieval models.
+
+    Example:
+        >>> module = tfrec.serving.ServingModule(model)
+        >>> module.recommend(tf.constant(["42"]), tf.constant(5))["item_ids"]
+    """
+
+    def __init__(self, model, default_k: int = 10) -> None:
+        super().__init__(name="tfrec_serving")
+        self.model = model
+        self.task = task_of(model)
+        catalogue = np.asarray(model.item_vocabulary, dtype=object)
+        self.num_items = len(catalogue)
+        self.default_k = max(1, min(int(default_k), self.num_items))
+        self.catalogue = tf.constant(catalogue, dtype=tf.string)
+        index = np.arange(1, self.num_items + 1, dtype=np.int64)
+        candidates = tf.concat(
+            [
+                model.candidate_from_index(tf.constant(index[s : s + _INDEX_BATCH]))
+                for s in range(0, self.num_items, _INDEX_BATCH)
+            ],
+            axis=0,
+        )
+        self.candidates = tf.Variable(candidates, trainable=False, name="candidates")
+        self.unit_candidates = tf.Variable(
+            tf.math.l2_normalize(candidates, axis=1), trainable=False, name="unit_candidates"
+        )
+        self.embedding_dim = int(candidates.shape[1])
+
+    # === Numeric core (no lookups, no strings: XLA-compilable) ===
+    def recommend_core(
+        self, user_index: tf.Tensor, exclude_index: tf.Tensor, k
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Top-``k`` catalogue positions and scores for looked-up users.
+
+        Args:
+            user_index: int64[B] user indices (0 = unknown).
+            exclude_index: int64[B, E] item indices to leave out (0 = padding/unknown).
+            k: How many (a Python int when compiled with XLA, else a scalar tensor).
+
+        Returns:
+            ``(scores float32[B, k], positions int32[B, k])``.
+        """
+        queries = self.model.query_from_index(user_index)
+        scores = self.model.score_all(queries, self.candidates)
+        scores = _mask(scores, exclude_index - 1, exclude_index > 0)
+        top = tf.math.top_k(scores, k=k)
+        return top.values, top.indices
+
+    def similar_core(self, item_index: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
+        """Top-``k`` most similar catalogue positions (cosine) for looked-up items."""
+        queries = tf.math.l2_normalize(self.model.candidate_from_index(item_index), axis=1)
+        scores = tf.matmul(queries, self.unit_candidates, transpose_b=True)
+        scores = _mask(scores, (item_index - 1)[:, None], (item_index > 0)[:, None])
+        top = tf.math.top_k(scores, k=k)
+        return top.values, top.indices
+
+    # === Signatures ===
+    def _k(self, k: tf.Tensor, most: int) -> tf.Tensor:
+        check = tf.debugging.assert_greater_equal(k, tf.constant(1, tf.int32), message="k must be >= 1")
+        with tf.control_dependencies([check]):
+            return tf.minimum(k, most)
+
+    def _recommend(self, user_id: tf.Tensor, k: tf.Tensor, exclude: tf.Tensor) -> dict[str, tf.Tensor]:
+        users = self.model.user_index(user_id)
+        excluded = self.model.item_index(exclude)
+        scores, positions = self.recommend_core(users, excluded, self._k(k, self.num_items))
+        return {"item_ids": tf.gather(self.catalogue, positions), "scores": scores}
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, "user_id"), tf.TensorSpec([], tf.int32, "k")]
+    )
+    def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Top-``k`` items for each user."""
+        return self._recommend(user_id, k, tf.fill([tf.shape(user_id)[0], 0], ""))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, "user_id"),
+            tf.TensorSpec([], tf.int32, "k"),
+            tf.TensorSpec([None, None], tf.string, "exclude_item_ids"),
+        ]
+    )
+    def recommend_excluding(self, user_id: tf.Tensor, k: tf.Tensor, exclude_item_ids: tf.Tensor) -> dict:
+        """Top-``k`` items for each user, leaving out that user's ``exclude_item_ids`` ("" pads)."""
+        tf.debugging.assert_equal(
+            tf.shape(exclude_item_ids)[0], tf.shape(user_id)[0],
+            message="exclude_item_ids needs one row per user_id",
+        )  # fmt: skip
+        return self._recommend(user_id, k, exclude_item_ids)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id")])
+    def recommend_default(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``recommend`` with ``k = default_k``."""
+        return self._recommend(user_id, tf.constant(self.default_k), tf.fill([tf.shape(user_id)[0], 0], ""))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, "user_id"),
+            tf.TensorSpec([None], tf.string, "item_id"),
+        ]
+    )
+    def score(self, user_id: tf.Tensor, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The model's score of each (user, item) pair (a rating for rating models)."""
+        tf.debugging.assert_equal(
+            tf.size(user_id), tf.size(item_id), message="user_id and item_id lengths differ"
+        )
+        return {"score": self.model({"user_id": user_id, "item_id": item_id}, training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id")])
+    def query_embedding(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The query tower's output per user."""
+        return {"embedding": self.model.query_from_index(self.model.user_index(user_id))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "item_id")])
+    def item_embedding(self, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The candidate tower's output per item."""
+        return {"embedding": self.model.candidate_from_index(self.model.item_index(item_id))}
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, "item_id"), tf.TensorSpec([], tf.int32, "k")]
+    )
+    def similar_items(self, item_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The ``k`` most similar items per item (cosine), the item itself left out."""
+        scores, positions = self.similar_core(
+            self.model.item_index(item_id), self._k(k, max(self.num_items - 1, 1))
+        )
+        return {"item_ids": tf.gather(self.catalogue, positions), "scores": scores}
+
+    def signatures(self) -> dict:
+        """The concrete functions to save, by signature name."""
+        default = self.recommend_default if self.task == "retrieval" else self.score
+        return {
+            "serving_default": default.get_concrete_function(),
+            "recommend": self.recommend.get_concrete_function(),
+            "recommend_excluding": self.recommend_excluding.get_concrete_function(),
+            "score": self.score.get_concrete_function(),
+            "query_embedding": self.query_embedding.get_concrete_function(),
+            "item_embedding": self.item_embedding.get_concrete_function(),
+            "similar_items": self.similar_items.get_concrete_function(),
+        }
+
+
+def _mask(scores: tf.Tensor, positions: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """Sets ``scores[b, positions[b, j]]`` to -inf where ``valid[b, j]``."""
+    positions = tf.cast(tf.maximum(positions, 0), tf.int32)
+    rows = tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, None], tf.shape(positions))
+    indices = tf.stack([tf.reshape(rows, [-1]), tf.reshape(positions, [-1])], axis=1)
+    updates = tf.where(tf.reshape(valid, [-1]), -np.inf, np.inf)
+    return tf.tensor_scatter_nd_min(scores, indices, tf.cast(updates, scores.dtype))

@@ -116,7 +116,7 @@ def main(argv: list[str]) -> int:
             expected = {k: data[k] for k in data.files}
     try:
         report, problems = check(export_dir, expected)
-    except Exception as err:  # any failure to load or run is a failed check, reported in one line
+    except Exception as err:  # noqa: BLE001 - any failure to load or run is a failed check, in one line
         print(
             f"{export_dir}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
             file=sys.stderr,

@@ -35,7 +35,7 @@ def test_train_end_to_end_on_synthetic(tmp_path, capsys) -> None:
     assert code == 0
     report = json.loads((out_dir / "metrics.json").read_text())
     assert set(report) == {"model", "dataset", "split", "protocol", "config", "metrics", "train_seconds",
-                           "train_examples_per_second"}  # fmt: skip
+                           "train_examples_per_second", "model_path"}  # fmt: skip
     assert report["protocol"] == "none"  # a rating model reports top-K only when asked
     assert report["model"] == "biased_mf" and report["dataset"] == "synthetic"
     assert report["split"] == "random:0.2"
@@ -64,6 +64,26 @@ def test_train_on_a_predefined_fold(tmp_path, ml100k_dir) -> None:
     assert report["split"] == "fold:u1" and report["metrics"]["rmse"] < 1.1
 
 
+def test_train_export_validate_recommend(tmp_path, capsys) -> None:
+    exports = tmp_path / "exports" / "gmf"
+    code = main(["train", "gmf", "--epochs", "1", "--output", str(tmp_path / "run"), "--export-dir", str(exports),
+                 "--quiet"])  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["export_path"] == str(exports / "1")
+    meta = json.loads((exports / "1" / "assets.extra" / "tfrec_metadata.json").read_text())
+    assert meta["metrics"] == report["metrics"]
+    # The same saved model exported again: the next version.
+    assert main(["export", report["model_path"], "--export-dir", str(exports)]) == 0
+    assert main(["validate", str(exports)]) == 0
+    assert f"{exports / '2'}: OK, 7 warmup requests matched" in capsys.readouterr().out
+    assert main(["recommend", str(exports), "--user", "u1", "--user", "nobody", "-k", "3", "--exclude", "i1"]) == 0
+    out = capsys.readouterr().out
+    assert "user u1:" in out and "user nobody:" in out and "    3. " in out and " i1 " not in out
+    assert main(["export", report["model_path"], "--export-dir", str(exports), "--version", "1"]) == 2
+    assert "1 already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -88,6 +108,10 @@ def test_train_on_a_predefined_fold(tmp_path, ml100k_dir) -> None:
         (["train", "biased_mf", "--k", "10,x"], "argument --k: expected comma-separated positive integers"),
         (["train", "biased_mf", "--k", "0"], "argument --k: expected comma-separated positive integers"),
         ([], "the following arguments are required: COMMAND"),
+        (["export", "/nonexistent/model.keras", "--export-dir", "x"], "argument model_path: no file"),
+        (["validate", "/nonexistent"], "/nonexistent: no SavedModel here and no numbered version below it"),
+        (["recommend", "/nonexistent", "--user", "1"], "no SavedModel here"),
+        (["recommend", "/nonexistent", "--user", "1", "-k", "0"], "argument -k: must be a positive integer"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys) -> None:

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 from common import SHARED_DATA, machine, table, write
-from peers import implicit_model
+from peers import implicit_peers
 
 import tfrec
 from tfrec.data import split
@@ -52,38 +52,6 @@ def run_surprise(surprise, algo_cls, parts, seed):
         tfrec.evaluation.mae(test["rating"], predicted),
         seconds,
     )
-
-
-def implicit_peers(parts, seed: int) -> dict[str, tuple[float, float, float]]:
-    """`implicit` ALS and BPR (64 factors), each the best of a small grid chosen on this test split.
-
-    Choosing on the test split flatters the peer, which only makes the comparison harder for tfrec.
-    """
-    try:
-        import implicit  # noqa: F401
-    except ImportError:
-        return {}
-    grids = {
-        "implicit ALS (64 factors, best of grid)": ("als", [
-            {"factors": 64, "regularization": r, "alpha": a, "iterations": 15} for r in (0.01, 0.1) for a in (1.0, 10.0)
-        ]),
-        "implicit BPR (64 factors, best of grid)": ("bpr", [
-            {"factors": 64, "learning_rate": lr, "regularization": 0.01, "iterations": it} for lr in (0.01, 0.05) for it in (100, 300)
-        ]),
-    }  # fmt: skip
-    out = {}
-    for label, (kind, grid) in grids.items():
-        best = None
-        for params in grid:
-            start = time.perf_counter()
-            model = implicit_model(kind, parts.train, seed, **params)
-            seconds = time.perf_counter() - start
-            metrics = tfrec.evaluate(model, parts.train, parts.test, k=[10])
-            print(label, params, metrics["recall@10"], flush=True)
-            if best is None or metrics["recall@10"] > best[0]:
-                best = (metrics["recall@10"], metrics["ndcg@10"], seconds)
-        out[label] = best
-    return out
 
 
 def main() -> None:

@@ -77,7 +77,10 @@ def test_train_export_validate_recommend(tmp_path, capsys) -> None:
     assert main(["export", report["model_path"], "--export-dir", str(exports)]) == 0
     assert main(["validate", str(exports)]) == 0
     assert f"{exports / '2'}: OK, 7 warmup requests matched" in capsys.readouterr().out
-    assert main(["recommend", str(exports), "--user", "u1", "--user", "nobody", "-k", "3", "--exclude", "i1"]) == 0
+    assert (
+        main(["recommend", str(exports), "--user", "u1", "--user", "nobody", "-k", "3", "--exclude", "i1"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "user u1:" in out and "user nobody:" in out and "    3. " in out and " i1 " not in out
     assert main(["export", report["model_path"], "--export-dir", str(exports), "--version", "1"]) == 2

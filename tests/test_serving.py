@@ -144,3 +144,22 @@ def test_numeric_core_compiles_with_xla_and_agrees(trained, name) -> None:
     eager = module.similar_core(items, 4)
     compiled = tf.function(lambda i: module.similar_core(i, 4), jit_compile=True)(items)
     np.testing.assert_allclose(compiled[0].numpy(), eager[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_readme_rest_examples_feed_the_real_signatures(exported) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    bodies = [
+        json.loads(b) for b in re.findall(r"```json\n(.*?)\n```", readme, re.S) if "signature_name" in b
+    ]
+    served = tfrec.serving.ExportedModel(exported)
+    assert {b["signature_name"] for b in bodies} == set(served.signatures)
+    for body in bodies:
+        spec = served.signatures[body["signature_name"]]
+        assert set(body["inputs"]) == set(spec.inputs), body
+        outputs = served.run(body["signature_name"], **body["inputs"])
+        assert set(outputs) == set(spec.outputs)
+    assert '{"outputs": {"item_ids": [[' in readme
+    served.close()

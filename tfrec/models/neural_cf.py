@@ -33,7 +33,7 @@ class NeuralCFConfig:
     num_negatives: int = 4
     sampler: str = "uniform"
     learning_rate: float = 1e-3
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int = 256
 
     def __post_init__(self) -> None:

@@ -31,7 +31,9 @@ class TwoTowerConfig:
     """Hyperparameters of :class:`TwoTower` and its default training recipe.
 
     The defaults were chosen on ML-100K (leave-last-out full ranking and TFRS's 80/20
-    top-100 setting, bench/ncf_quality.py).
+    top-100 setting, bench/ncf_quality.py): 1,024 extra uniform negatives per batch and
+    5 epochs beat 10 epochs without them on both (R@10 0.151 vs 0.137; top-100 0.366
+    vs 0.331), with the automatic side features on.
 
     Attributes:
         embedding_dim: Width of the id embeddings.
@@ -65,9 +67,9 @@ class TwoTowerConfig:
     temperature: float = 1.0
     logq_correction: bool = True
     num_hard_negatives: int = 0
-    extra_negatives: int = 0
+    extra_negatives: int = 1024
     learning_rate: float = 5e-3
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 256
 
     def __post_init__(self) -> None:
@@ -199,7 +201,7 @@ class TwoTower(RetrievalObjective):
         temperature: float = 1.0,
         logq_correction: bool = True,
         num_hard_negatives: int = 0,
-        extra_negatives: int = 0,
+        extra_negatives: int = 1024,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)

@@ -89,3 +89,25 @@ def test_extra_negatives_use_the_mixed_sampling_probability() -> None:
     logits[1, 3] = -np.inf  # u1's positive "b" drawn again as a negative: an accidental hit
     hand = -np.mean([logits[r, r] - np.log(np.exp(logits[r]).sum()) for r in range(2)])
     assert loss == pytest.approx(hand, rel=1e-5)
+
+
+def test_hard_negative_mining_keeps_only_the_hardest_negatives() -> None:
+    model = tfrec.models.TwoTower(
+        ["u0", "u1", "u2"], ["a", "b", "c"], [6, 3, 1], embedding_dim=4, extra_negatives=0,
+        num_hard_negatives=1, logq_correction=False,
+    )  # fmt: skip
+    rng = np.random.default_rng(2)
+    model.query_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
+    model.candidate_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
+    users, items = ["u0", "u1", "u2"], ["a", "b", "c"]
+    loss = model.compute_loss({"user_id": tf.constant(users), "item_id": tf.constant(items)}).numpy()
+    logits = (
+        model.query_tower(tf.constant(users)).numpy().astype(np.float64)
+        @ model.candidate_tower(tf.constant(items)).numpy().astype(np.float64).T
+    )
+    hand = []
+    for row in range(3):
+        hardest = max(logits[row, col] for col in range(3) if col != row)
+        pair = np.array([logits[row, row], hardest])
+        hand.append(-(pair[0] - np.log(np.exp(pair).sum())))
+    assert loss == pytest.approx(np.mean(hand), rel=1e-5)

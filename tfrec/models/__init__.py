@@ -6,29 +6,40 @@ from typing import Any
 
 from tfrec.data.interactions import Interactions
 from tfrec.models.biased_mf import BiasedMF, BiasedMFConfig
+from tfrec.models.content_rating import ContentRating, ContentRatingConfig
+from tfrec.models.content_tower import ContentTower, ContentTowerConfig
 from tfrec.models.deep_mf import DeepMF, DeepMFConfig
 from tfrec.models.gmf import GMF, GMFConfig
+from tfrec.models.hybrid import Hybrid, HybridConfig
 from tfrec.models.implicit_mf import ImplicitMF, ImplicitMFConfig
 from tfrec.models.mlp import MLP, MLPConfig
 from tfrec.models.neumf import NeuMF, NeuMFConfig
 from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
 from tfrec.models.registry import ModelEntry, entry, make_config, names
+from tfrec.models.text import TextEncoder
 from tfrec.models.towers import IdTower
 from tfrec.models.two_tower import TwoTower, TwoTowerConfig
 
 __all__ = [
     "BiasedMF",
     "BiasedMFConfig",
+    "ContentRating",
+    "ContentRatingConfig",
+    "ContentTower",
+    "ContentTowerConfig",
     "DeepMF",
     "DeepMFConfig",
     "GMF",
     "GMFConfig",
+    "Hybrid",
+    "HybridConfig",
     "IdTower",
     "ImplicitMF",
     "ImplicitMFConfig",
     "MLP",
     "MLPConfig",
     "ModelEntry",
+    "TextEncoder",
     "TwoTower",
     "TwoTowerConfig",
     "NeuMF",

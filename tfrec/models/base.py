@@ -58,10 +58,10 @@ class FactorizedMixin:
         raise NotImplementedError
 
     # === Tower math on indices (XLA-compilable: no lookups, no strings) ===
-    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
+    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:

@@ -148,12 +148,12 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         mask = known(index)[:, None]
         return self.item_factors(index) * mask, self.item_bias(index) * mask
 
-    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:
+    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """``[p_u, 1, mu + b_u]`` per user: dotted with a candidate gives the rating."""
         factors, bias = self._user_parts(index)
         return tf.concat([factors, tf.ones_like(bias), bias + self.mu], axis=1)
 
-    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:
+    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """``[q_i, b_i, 1]`` per item."""
         factors, bias = self._item_parts(index)
         return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)

@@ -157,16 +157,16 @@ class DeepMF(RetrievalObjective):
     def _parts(self, index: tf.Tensor, tower: IdTower, bias: keras.layers.Embedding, training: bool = False):
         return tower.from_index(index, training=training), bias(index) * known(index)[:, None]
 
-    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:
+    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Explicit: ``[f(e_u), 1, mu + b_u]``; implicit: ``f(e_u)``."""
-        factors, bias = self._parts(index, self.query_tower, self.user_bias)
+        factors, bias = self._parts(index, self.query_tower, self.user_bias, training)
         if self.feedback == "implicit":
             return factors
         return tf.concat([factors, tf.ones_like(bias), bias + self.mu], axis=1)
 
-    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:
+    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """Explicit: ``[g(e_i), b_i, 1]``; implicit: ``g(e_i)``."""
-        factors, bias = self._parts(index, self.candidate_tower, self.item_bias)
+        factors, bias = self._parts(index, self.candidate_tower, self.item_bias, training)
         if self.feedback == "implicit":
             return factors
         return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)

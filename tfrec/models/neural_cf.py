@@ -133,13 +133,13 @@ class NeuralCF(FactorizedMixin, tfrs.Model):
     def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
         return self.candidate_tower.lookup(item_ids)
 
-    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:
+    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """The user's ``[GMF | MLP]`` embedding."""
-        return self.query_tower.from_index(index)
+        return self.query_tower.from_index(index, training=training)
 
-    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:
+    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """The item's ``[GMF | MLP]`` embedding."""
-        return self.candidate_tower.from_index(index)
+        return self.candidate_tower.from_index(index, training=training)
 
     def score_all(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
         """Every user against every item, ``[U, I]`` probabilities, one user at a time."""

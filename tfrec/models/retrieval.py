@@ -66,23 +66,23 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features = inputs[0] if isinstance(inputs, tuple) else inputs
-        user_index = self.query_tower.lookup(features["user_id"])
-        item_index = self.candidate_tower.lookup(features["item_id"])
-        queries = self.query_tower.from_index(user_index, training=training)
-        candidates = self.candidate_tower.from_index(item_index, training=training)
+        user_index = self.user_index(features["user_id"])
+        item_index = self.item_index(features["item_id"])
+        queries = self.query_from_index(user_index, training=training)
+        candidates = self.candidate_from_index(item_index, training=training)
         penalty = self._l2 * tf.reduce_mean(
             tf.reduce_sum(tf.square(queries), 1) + tf.reduce_sum(tf.square(candidates), 1)
         )
         if self._loss_name == "bpr":
             num_items = tf.shape(self.item_probability, out_type=tf.int64)[0]
             negative_index = tf.random.uniform(tf.shape(item_index), 1, num_items, dtype=tf.int64)
-            negatives = self.candidate_tower.from_index(negative_index, training=training)
+            negatives = self.candidate_from_index(negative_index, training=training)
             margin = tf.reduce_sum(queries * (candidates - negatives), axis=1)
             return -tf.reduce_mean(tf.math.log_sigmoid(margin)) + penalty
         candidate_ids = item_index
         if self._extra_negatives:
             extra = self._draw_extra_negatives()
-            candidates = tf.concat([candidates, self.candidate_tower.from_index(extra, training=training)], 0)
+            candidates = tf.concat([candidates, self.candidate_from_index(extra, training=training)], 0)
             candidate_ids = tf.concat([item_index, extra], 0)
         probability = None
         if self._logq:
@@ -114,15 +114,15 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
     def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
         return self.candidate_tower.lookup(item_ids)
 
-    def query_from_index(self, index: tf.Tensor) -> tf.Tensor:
+    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """The user (query) tower's output."""
-        return self.query_tower.from_index(index)
+        return self.query_tower.from_index(index, training=training)
 
-    def candidate_from_index(self, index: tf.Tensor) -> tf.Tensor:
+    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """The item (candidate) tower's output."""
-        return self.candidate_tower.from_index(index)
+        return self.candidate_tower.from_index(index, training=training)
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        queries = self.query_tower(inputs["user_id"], training=training)
-        candidates = self.candidate_tower(inputs["item_id"], training=training)
+        queries = self.query_from_index(self.user_index(inputs["user_id"]), training=training)
+        candidates = self.candidate_from_index(self.item_index(inputs["item_id"]), training=training)
         return tf.reduce_sum(queries * candidates, axis=1)

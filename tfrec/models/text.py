@@ -86,7 +86,6 @@ class TextEncoder(keras.layers.Layer):
             self.positions = keras.layers.Embedding(self.sequence_length, width, name="positions")
             self.positions.build((None,))
             self.attention = keras.layers.MultiHeadAttention(2, max(width // 2, 1), name="attention")
-            self.attention.build((None, self.sequence_length, width), (None, self.sequence_length, width))
             self.norm_1 = keras.layers.LayerNormalization(name="norm_1")
             self.norm_1.build((None, self.sequence_length, width))
             self.feed_forward = keras.layers.Dense(width, activation="relu", name="feed_forward")
@@ -96,6 +95,9 @@ class TextEncoder(keras.layers.Layer):
         self.output_layer = keras.layers.Dense(self.output_dim, name="output")
         self.output_layer.build((None, width))
         self.drop = keras.layers.Dropout(self.dropout)
+        # One pass over an empty text creates every variable now (attention builds lazily),
+        # so saving and loading never depend on a first call.
+        self.encode(tf.zeros([1, self.sequence_length], tf.int64))
 
     def tokenize(self, texts: tf.Tensor) -> tf.Tensor:
         """Raw strings ``[B]`` -> token ids ``[B, sequence_length]`` (0 = padding, 1 = OOV)."""

@@ -34,6 +34,8 @@ SIGNATURE_DOCS = {
     "query_embedding": "user_id string[B] -> embedding float32[B,d]",
     "item_embedding": "item_id string[B] -> embedding float32[B,d]",
     "similar_items": "item_id string[B], k int32 scalar -> item_ids, scores (cosine; the item itself left out)",
+    "item_embedding_from_text": "content models: item_text string[B] -> embedding float32[B,d] (cold items)",
+    "score_text": "content models: user_id string[B], item_text string[B] -> score float32[B] (cold items)",
 }
 
 
@@ -69,7 +71,7 @@ def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray
     default = (
         {"user_id": user_ids} if task_of(model) == "retrieval" else {"user_id": user_ids, "item_id": item_ids}
     )
-    return [
+    requests = [
         ("serving_default", default),
         ("recommend", {"user_id": user_ids, "k": k}),
         ("recommend_excluding", {"user_id": user_ids, "k": k, "exclude_item_ids": exclude}),
@@ -78,6 +80,13 @@ def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray
         ("item_embedding", {"item_id": item_ids}),
         ("similar_items", {"item_id": item_ids, "k": k}),
     ]
+    if hasattr(model, "candidate_from_text"):
+        texts = np.asarray([*list(model.catalogue_texts[:2]), ""], dtype=object)
+        requests += [
+            ("item_embedding_from_text", {"item_text": texts}),
+            ("score_text", {"user_id": user_ids, "item_text": texts}),
+        ]
+    return requests
 
 
 def _write_warmup(path: Path, name: str, requests: list[tuple[str, dict[str, np.ndarray]]]) -> None:
@@ -141,7 +150,7 @@ def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, floa
         "embedding_dim": module.embedding_dim,
         "serving_default_k": module.default_k,
         "metrics": dict(metrics or {}),
-        "signatures": SIGNATURE_DOCS,
+        "signatures": {k: SIGNATURE_DOCS[k] for k in module.signatures()},
         "versions": {
             "tfrec": tfrec.__version__,
             "tensorflow": tf.__version__,

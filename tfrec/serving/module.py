@@ -32,6 +32,8 @@ class ServingModule(tf.Module):
         (cosine similarity of candidate embeddings, the item itself left out).
         ``serving_default``: retrieval models: ``recommend`` with ``k`` fixed to
         ``default_k``; rating and ranking models: ``score``.
+        Content models add ``item_embedding_from_text`` (``item_text`` -> ``embedding``)
+        and ``score_text`` (``user_id``, ``item_text`` -> ``score``) for cold items.
 
     Unknown ids and empty strings go through the OOV path and never fail; ``k < 1``
     fails the request with ``k must be >= 1``.
@@ -167,10 +169,36 @@ class ServingModule(tf.Module):
         )
         return {"item_ids": tf.gather(self.catalogue, positions), "scores": scores}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "item_text")])
+    def item_embedding_from_text(self, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Content models: the candidate embedding of items given by their text (cold items)."""
+        return {"embedding": self.model.candidate_from_text(item_text)}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, "user_id"),
+            tf.TensorSpec([None], tf.string, "item_text"),
+        ]
+    )
+    def score_text(self, user_id: tf.Tensor, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Content models: the score of each (user, item given by its text) pair."""
+        tf.debugging.assert_equal(
+            tf.size(user_id), tf.size(item_text), message="user_id and item_text lengths differ"
+        )
+        queries = self.model.query_from_index(self.model.user_index(user_id))
+        return {"score": tf.reduce_sum(queries * self.model.candidate_from_text(item_text), axis=1)}
+
     def signatures(self) -> dict:
         """The concrete functions to save, by signature name."""
         default = self.recommend_default if self.task == "retrieval" else self.score
+        text = {}
+        if hasattr(self.model, "candidate_from_text"):
+            text = {
+                "item_embedding_from_text": self.item_embedding_from_text.get_concrete_function(),
+                "score_text": self.score_text.get_concrete_function(),
+            }
         return {
+            **text,
             "serving_default": default.get_concrete_function(),
             "recommend": self.recommend.get_concrete_function(),
             "recommend_excluding": self.recommend_excluding.get_concrete_function(),

@@ -183,3 +183,19 @@ def top_k_accuracy(model, test: Interactions, k: int = 100) -> float:
             row = scores[row_of[user]]
             hits += int((row > row[column_of[item]]).sum() < k)
     return hits / len(test)
+
+
+class RandomScores(FactorizedMixin):
+    """Scores every (user, item) at random (seeded): the floor any model must clear."""
+
+    task = "retrieval"
+
+    def __init__(self, train: Interactions, seed: int = 0) -> None:
+        self.item_vocabulary = Vocabulary.from_interactions(train).items
+        self._rng = np.random.default_rng(seed)
+
+    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:
+        return tf.constant(self._rng.normal(size=(int(tf.shape(user_ids)[0]), 8)).astype(np.float32))
+
+    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return tf.constant(self._rng.normal(size=(int(tf.shape(item_ids)[0]), 8)).astype(np.float32))

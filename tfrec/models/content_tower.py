@@ -136,6 +136,10 @@ class ContentTower(ContentMixin, RetrievalObjective):
         )  # fmt: skip
         if self.uses_item_ids:
             self.item_embedding = embedding(self.num_trained + 1, self.embedding_dim, "item_embedding")
+        # A per-item score offset read from the text (how widely liked such an item is),
+        # paired with a constant 1 in the user tower.
+        self.text_bias = keras.layers.Dense(1, name="text_bias")
+        self.text_bias.build((None, self.embedding_dim))
         self._setup_objective(
             self.item_counts, loss, self.temperature, self.logq_correction, self.l2,
             extra_negatives=self.extra_negatives,
@@ -146,20 +150,23 @@ class ContentTower(ContentMixin, RetrievalObjective):
         return self.query_tower.lookup(user_ids)
 
     def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """The user tower's output."""
-        return self.query_tower.from_index(index, training=training)
+        """``[e_u, 1]``: the user embedding and the constant the item's text bias multiplies."""
+        factors = self.query_tower.from_index(index, training=training)
+        return tf.concat([factors, tf.ones_like(factors[:, :1])], axis=1)
 
     def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Text encoding (plus, for the hybrid, the id embedding of trained items)."""
+        """``[text encoding (+ id embedding for the hybrid), text bias]``."""
         encoding = self.text_from_index(index, training=training)
-        if not self.uses_item_ids:
-            return encoding
-        trained = self.trained_index(index)
-        return encoding + self.item_embedding(trained) * id_dropout_mask(trained, self.id_dropout, training)
+        factors = encoding
+        if self.uses_item_ids:
+            trained = self.trained_index(index)
+            factors = encoding + self.item_embedding(trained) * id_dropout_mask(trained, self.id_dropout, training)
+        return tf.concat([factors, self.text_bias(encoding)], axis=1)
 
     def candidate_from_text(self, texts: tf.Tensor) -> tf.Tensor:
         """The candidate embedding of items given only by their text (cold start)."""
-        return self.text_encoder(texts)
+        encoding = self.text_encoder(texts)
+        return tf.concat([encoding, self.text_bias(encoding)], axis=1)
 
     # === Construction from data ===
     @classmethod

@@ -68,6 +68,15 @@ class ServingModule(tf.Module):
             tf.math.l2_normalize(candidates, axis=1), trainable=False, name="unit_candidates"
         )
         self.embedding_dim = int(candidates.shape[1])
+        # Text signatures exist only for content models (saving traces every tf.function
+        # attribute, so they are not class attributes).
+        self.takes_text = hasattr(model, "candidate_from_text")
+        if self.takes_text:
+            text = tf.TensorSpec([None], tf.string, "item_text")
+            self.item_embedding_from_text = tf.function(self._embed_text, input_signature=[text])
+            self.score_text = tf.function(
+                self._score_text, input_signature=[tf.TensorSpec([None], tf.string, "user_id"), text]
+            )
 
     # === Numeric core (no lookups, no strings: XLA-compilable) ===
     def recommend_core(
@@ -169,22 +178,13 @@ class ServingModule(tf.Module):
         )
         return {"item_ids": tf.gather(self.catalogue, positions), "scores": scores}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "item_text")])
-    def item_embedding_from_text(self, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _embed_text(self, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Content models: the candidate embedding of items given by their text (cold items)."""
         return {"embedding": self.model.candidate_from_text(item_text)}
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, "user_id"),
-            tf.TensorSpec([None], tf.string, "item_text"),
-        ]
-    )
-    def score_text(self, user_id: tf.Tensor, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _score_text(self, user_id: tf.Tensor, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Content models: the score of each (user, item given by its text) pair."""
-        tf.debugging.assert_equal(
-            tf.size(user_id), tf.size(item_text), message="user_id and item_text lengths differ"
-        )
+        tf.debugging.assert_equal(tf.size(user_id), tf.size(item_text), message="user_id and item_text lengths differ")
         queries = self.model.query_from_index(self.model.user_index(user_id))
         return {"score": tf.reduce_sum(queries * self.model.candidate_from_text(item_text), axis=1)}
 
@@ -192,7 +192,7 @@ class ServingModule(tf.Module):
         """The concrete functions to save, by signature name."""
         default = self.recommend_default if self.task == "retrieval" else self.score
         text = {}
-        if hasattr(self.model, "candidate_from_text"):
+        if self.takes_text:
             text = {
                 "item_embedding_from_text": self.item_embedding_from_text.get_concrete_function(),
                 "score_text": self.score_text.get_concrete_function(),

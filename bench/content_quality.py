@@ -51,7 +51,11 @@ def warm_start(data, seed: int) -> dict[str, dict[str, float]]:
     for name in ("hybrid", "content_tower", "two_tower", "implicit_mf"):
         result = train(name, parts.train, seed=seed, verbose=0)
         metrics = tfrec.evaluate(result.model, parts.train, parts.test, k=[10])
-        rows[name] = {"recall@10": metrics["recall@10"], "ndcg@10": metrics["ndcg@10"], "train_s": result.train_seconds}
+        rows[name] = {
+            "recall@10": metrics["recall@10"],
+            "ndcg@10": metrics["ndcg@10"],
+            "train_s": result.train_seconds,
+        }
         print(data.name, "warm", name, rows[name], flush=True)
     return rows
 
@@ -83,8 +87,12 @@ def main() -> None:
     for name, rows in results["cold"].items():
         for label, row in rows.items():
             ratio_random = row["recall@20"] / max(rows["random"]["recall@20"], 1e-12)
-            ratio_pop = row["recall@20"] / max(rows["popularity among cold items (oracle counts)"]["recall@20"], 1e-12)
-            cold_rows.append([name, label, row["recall@20"], row["ndcg@20"], ratio_random, ratio_pop, row["train_s"]])
+            ratio_pop = row["recall@20"] / max(
+                rows["popularity among cold items (oracle counts)"]["recall@20"], 1e-12
+            )
+            cold_rows.append(
+                [name, label, row["recall@20"], row["ndcg@20"], ratio_random, ratio_pop, row["train_s"]]
+            )
     for name, rows in results["warm"].items():
         for label, row in rows.items():
             warm_rows.append([name, label, row["recall@10"], row["ndcg@10"], row["train_s"]])
@@ -98,8 +106,10 @@ def main() -> None:
         f"Versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}.\n"
         "Every tfrec model runs with its registered defaults.\n\n"
         "## Item cold start (cold-items:0.2, only held-out items ranked)\n\n"
-        + table(["dataset", "model", "Recall@20", "NDCG@20", "R@20 / random", "R@20 / popularity", "train s"],
-                cold_rows)  # fmt: skip
+        + table(
+            ["dataset", "model", "Recall@20", "NDCG@20", "R@20 / random", "R@20 / popularity", "train s"],
+            cold_rows,
+        )  # fmt: skip
         + "\n## Warm start (leave-last-out, full ranking, training items excluded)\n\n"
         + table(["dataset", "model", "Recall@10", "NDCG@10", "train s"], warm_rows)
         + "\n## Ratings: ML-100K folds u1..u5\n\n"

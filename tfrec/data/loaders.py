@@ -428,4 +428,10 @@ def read(name: str, data_dir: str | Path | None = None, *, download: bool = Fals
             f"pass data_dir=/path/to/{dataset.folder} (CLI: --data-dir) or set TFREC_DATA_DIR "
             f"to a folder holding {dataset.folder}/; or {how}"
         )
-    return dataset.reader(folder)
+    try:
+        return dataset.reader(folder)
+    except DataError as err:
+        if str(folder) in str(err):
+            raise
+        # Validation errors name columns and rows; say which dataset folder they came from.
+        raise DataError(f"{folder}: {err}") from err

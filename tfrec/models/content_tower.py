@@ -160,7 +160,9 @@ class ContentTower(ContentMixin, RetrievalObjective):
         factors = encoding
         if self.uses_item_ids:
             trained = self.trained_index(index)
-            factors = encoding + self.item_embedding(trained) * id_dropout_mask(trained, self.id_dropout, training)
+            factors = encoding + self.item_embedding(trained) * id_dropout_mask(
+                trained, self.id_dropout, training
+            )
         return tf.concat([factors, self.text_bias(encoding)], axis=1)
 
     def candidate_from_text(self, texts: tf.Tensor) -> tf.Tensor:

@@ -60,9 +60,16 @@ class ExportedModel:
         feed = {}
         for key, value in inputs.items():
             dtype = tf.dtypes.as_dtype(spec.inputs[key].dtype)
-            feed[spec.inputs[key].name] = np.asarray(
-                value, dtype=object if dtype == tf.string else dtype.as_numpy_dtype
-            )
+            if dtype == tf.string:
+                array = np.asarray(value, dtype=object)
+                if not all(isinstance(v, (str, bytes)) for v in array.ravel()):
+                    raise TfrecError(f"signature {signature!r}: {key} must be strings")
+            else:
+                try:
+                    array = np.asarray(value, dtype=dtype.as_numpy_dtype)
+                except (TypeError, ValueError) as err:
+                    raise TfrecError(f"signature {signature!r}: {key} must be {dtype.name}: {err}") from err
+            feed[spec.inputs[key].name] = array
         fetch = {k: v.name for k, v in spec.outputs.items()}
         return self._session.run(fetch, feed)
 

@@ -184,7 +184,9 @@ class ServingModule(tf.Module):
 
     def _score_text(self, user_id: tf.Tensor, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Content models: the score of each (user, item given by its text) pair."""
-        tf.debugging.assert_equal(tf.size(user_id), tf.size(item_text), message="user_id and item_text lengths differ")
+        tf.debugging.assert_equal(
+            tf.size(user_id), tf.size(item_text), message="user_id and item_text lengths differ"
+        )
         queries = self.model.query_from_index(self.model.user_index(user_id))
         return {"score": tf.reduce_sum(queries * self.model.candidate_from_text(item_text), axis=1)}
 

@@ -22,10 +22,11 @@ test: $(STAMP)
 # Benchmarks need the real data in ../shared/data and the peers (benchmark extras only).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3"
-	cd bench && ../$(PY) mf_quality.py && ../$(PY) eval_speed.py && ../$(PY) load_speed.py
+	cd bench && ../$(PY) mf_quality.py && ../$(PY) ncf_quality.py && ../$(PY) content_quality.py \
+		&& ../$(PY) eval_speed.py && ../$(PY) serving_speed.py && ../$(PY) load_speed.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tfrec tests
+	$(VENV)/bin/ruff check tfrec tests bench notebooks
 
 clean:
 	rm -rf $(VENV) runs

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--output", help="folder for metrics.json (default: runs/MODEL-DATASET)")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
     train.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="tf.distribute strategy: default (one device), mirrored (this host's GPUs or devices), "
+        "multi-worker (the hosts TF_CONFIG names)",
+    )
+    train.add_argument(
         "--export-dir", help="export the trained model here (TF Serving layout DIR/<version>/)"
     )
     train.add_argument(
@@ -128,6 +135,7 @@ def _train(args: argparse.Namespace) -> int:
     result = train(
         args.model,
         parts.train,
+        strategy=_strategy(args.strategy),
         seed=args.seed,
         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
         **overrides,
@@ -222,6 +230,21 @@ def _version_dir(path: Path) -> Path:
     if not found:
         raise UserError(f"{path}: no SavedModel here and no numbered version below it")
     return path / str(found[-1])
+
+
+def _strategy(name: str):
+    """The tf.distribute strategy named on the command line (None: the default one)."""
+    if name == "default":
+        return None
+    from tfrec._keras import tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if not os.environ.get("TF_CONFIG"):
+        raise UserError(
+            "argument --strategy multi-worker: set TF_CONFIG to the cluster and this worker's task"
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def _ks(text: str) -> tuple[int, ...]:

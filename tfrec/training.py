@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from tfrec._keras import keras
+from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.models.registry import entry, make_config
 
@@ -29,6 +30,7 @@ def train(
     *,
     seed: int = 0,
     verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Trains registered model ``name`` on a training split with its default recipe.
@@ -42,6 +44,9 @@ def train(
         train_data: Training interactions.
         seed: Seeds Python, NumPy and TensorFlow, the shuffle and any sampling.
         verbose: Keras ``fit`` verbosity (progress bars).
+        strategy: A ``tf.distribute`` strategy to build and train under
+            (``MirroredStrategy`` for the GPUs of one host, ``MultiWorkerMirroredStrategy``
+            across hosts, ``TPUStrategy``); ``batch_size`` is then the global batch.
         **overrides: Config fields to change (``epochs=5``, ``embedding_dim=64``...).
 
     Returns:
@@ -53,11 +58,13 @@ def train(
     config = make_config(name, **overrides)
     keras.utils.set_random_seed(seed)
     model_cls = entry(name).model_cls
-    model = model_cls.from_data(train_data, config)
-    if hasattr(model, "before_fit"):  # e.g. NeuMF's optional pre-training
-        model.before_fit(train_data, config, seed=seed, verbose=verbose)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:  # variables (and the optimizer's) are created under the strategy
+        model = model_cls.from_data(train_data, config)
+        if hasattr(model, "before_fit"):  # e.g. NeuMF's optional pre-training
+            model.before_fit(train_data, config, seed=seed, verbose=verbose)
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     dataset = model_cls.training_data(train_data, config, seed)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     start = time.perf_counter()
     history = model.fit(dataset, epochs=config.epochs, verbose=verbose)
     seconds = time.perf_counter() - start

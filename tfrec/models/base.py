@@ -35,6 +35,21 @@ def as_strings(values: Sequence[str] | np.ndarray | tf.Tensor, what: str) -> tf.
     return tf.constant([str(v) for v in array], dtype=tf.string, shape=[len(array)])
 
 
+def replica_mean(values: tf.Tensor) -> tf.Tensor:
+    """Mean of per-example values as this replica's share of the global-batch mean.
+
+    Under a ``tf.distribute`` strategy each replica sees part of the batch and the
+    gradients are summed across replicas, so each replica divides by the global batch
+    size; without a strategy this is the plain mean.
+    """
+    return tf.nn.compute_average_loss(tf.reshape(values, [-1]))
+
+
+def replica_count() -> int:
+    """Replicas the active ``tf.distribute`` strategy trains on (1 without one)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 class FactorizedMixin:
     """Scoring and top-K recommendation over a query tower and a candidate tower.
 

@@ -12,7 +12,7 @@ from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
-from tfrec.models.base import FactorizedMixin, id_lookup, known
+from tfrec.models.base import FactorizedMixin, id_lookup, known, replica_mean
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive, positive_int, register
 
 
@@ -127,7 +127,8 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
             name="global_mean", shape=(), initializer=keras.initializers.Constant(self.global_mean)
         )
         self.ranking = tfrs.tasks.Ranking(
-            loss=keras.losses.MeanSquaredError(), metrics=[keras.metrics.RootMeanSquaredError("rmse")]
+            loss=keras.losses.MeanSquaredError(reduction=keras.losses.Reduction.NONE),
+            metrics=[keras.metrics.RootMeanSquaredError("rmse")],
         )
 
     def _normal(self) -> keras.initializers.Initializer:
@@ -164,8 +165,8 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         p, b_u = self._user_parts(self.user_lookup(features["user_id"]))
         q, b_i = self._item_parts(self.item_lookup(features["item_id"]))
         rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
-        penalty = self.l2_factors * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1))
-        penalty += self.l2_bias * tf.reduce_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
+        penalty = self.l2_factors * replica_mean(tf.reduce_sum(p * p + q * q, axis=1))
+        penalty += self.l2_bias * replica_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
         return rating, penalty
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
@@ -177,7 +178,9 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs
         rating, penalty = self._rating(features)
-        return self.ranking(labels=labels, predictions=rating) + penalty
+        # Per-example losses averaged over the global batch (tf.distribute-safe).
+        per_example = self.ranking(labels=labels[:, None], predictions=rating[:, None])
+        return replica_mean(per_example) + penalty
 
     # === Construction from data ===
     @classmethod

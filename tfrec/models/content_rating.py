@@ -11,7 +11,7 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.errors import DataError
-from tfrec.models.base import FactorizedMixin, known
+from tfrec.models.base import FactorizedMixin, known, replica_mean
 from tfrec.models.content import TEXT_RULES, ContentMixin, content_arguments, embedding
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive_int, register
 from tfrec.models.towers import IdTower
@@ -115,7 +115,9 @@ class ContentRating(ContentMixin, FactorizedMixin, tfrs.Model):
         self.mu = self.add_weight(
             name="global_mean", shape=(), initializer=keras.initializers.Constant(self.global_mean)
         )
-        self.ranking = tfrs.tasks.Ranking(loss=keras.losses.MeanSquaredError())
+        self.ranking = tfrs.tasks.Ranking(
+            loss=keras.losses.MeanSquaredError(reduction=keras.losses.Reduction.NONE)
+        )
 
     # === Towers ===
     def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
@@ -153,7 +155,7 @@ class ContentRating(ContentMixin, FactorizedMixin, tfrs.Model):
         p, b_u = self._user_parts(self.user_index(features["user_id"]), training)
         q, b_i = self._item_parts(self.item_index(features["item_id"]), training)
         rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
-        penalty = self.l2 * tf.reduce_mean(tf.reduce_sum(p * p + q * q, axis=1) + tf.square(b_u[:, 0]))
+        penalty = self.l2 * replica_mean(tf.reduce_sum(p * p + q * q, axis=1) + tf.square(b_u[:, 0]))
         return rating, penalty
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
@@ -165,7 +167,9 @@ class ContentRating(ContentMixin, FactorizedMixin, tfrs.Model):
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs
         rating, penalty = self._rating(features, training)
-        return self.ranking(labels=labels, predictions=rating) + penalty
+        # Per-example losses averaged over the global batch (tf.distribute-safe).
+        per_example = self.ranking(labels=labels[:, None], predictions=rating[:, None])
+        return replica_mean(per_example) + penalty
 
     # === Construction from data ===
     @classmethod

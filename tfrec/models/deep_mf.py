@@ -12,7 +12,7 @@ from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
-from tfrec.models.base import known
+from tfrec.models.base import known, replica_mean
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, one_of, positive_int, register
 from tfrec.models.retrieval import OBJECTIVE_RULES, RetrievalObjective
 from tfrec.models.towers import IdTower
@@ -150,7 +150,9 @@ class DeepMF(RetrievalObjective):
         self.mu = self.add_weight(
             name="global_mean", shape=(), initializer=keras.initializers.Constant(self.global_mean)
         )
-        self.ranking = tfrs.tasks.Ranking(loss=keras.losses.MeanSquaredError())
+        self.ranking = tfrs.tasks.Ranking(
+            loss=keras.losses.MeanSquaredError(reduction=keras.losses.Reduction.NONE)
+        )
         self._setup_objective(self.item_counts, loss, self.temperature, self.logq_correction, self.l2)
 
     # === Towers ===
@@ -178,7 +180,7 @@ class DeepMF(RetrievalObjective):
             self.item_index(features["item_id"]), self.candidate_tower, self.item_bias, training
         )
         rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
-        penalty = self.l2 * tf.reduce_mean(
+        penalty = self.l2 * replica_mean(
             tf.reduce_sum(p * p + q * q, axis=1) + tf.square(b_u[:, 0]) + tf.square(b_i[:, 0])
         )
         return rating, penalty
@@ -196,7 +198,9 @@ class DeepMF(RetrievalObjective):
             return super().compute_loss(inputs, training=training)
         features, labels = inputs
         rating, penalty = self._rating(features, training)
-        return self.ranking(labels=labels, predictions=rating) + penalty
+        # Per-example losses averaged over the global batch (tf.distribute-safe).
+        per_example = self.ranking(labels=labels[:, None], predictions=rating[:, None])
+        return replica_mean(per_example) + penalty
 
     # === Construction from data ===
     @classmethod

@@ -11,7 +11,7 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import SAMPLERS, with_negatives
 from tfrec.data.vocabulary import Vocabulary
-from tfrec.models.base import FactorizedMixin
+from tfrec.models.base import FactorizedMixin, replica_mean
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, one_of, positive_int
 from tfrec.models.towers import IdTower
 
@@ -112,7 +112,9 @@ class NeuralCF(FactorizedMixin, tfrs.Model):
         mlp_out = (self.mlp_layers[-1] if len(self.mlp_layers) > 1 else 2 * self.mlp_dim) if uses_mlp else 0
         self.output_layer = keras.layers.Dense(1, name="prediction")
         self.output_layer.build((None, self.gmf_dim + mlp_out))
-        self.ranking = tfrs.tasks.Ranking(loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        self.ranking = tfrs.tasks.Ranking(
+            loss=keras.losses.BinaryCrossentropy(from_logits=True, reduction=keras.losses.Reduction.NONE)
+        )
 
     # === Scoring ===
     def interact(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
@@ -164,7 +166,7 @@ class NeuralCF(FactorizedMixin, tfrs.Model):
     def _logits(self, features, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         queries = self.query_tower(features["user_id"], training=training)
         candidates = self.candidate_tower(features["item_id"], training=training)
-        penalty = self.l2 * tf.reduce_mean(
+        penalty = self.l2 * replica_mean(
             tf.reduce_sum(tf.square(queries), 1) + tf.reduce_sum(tf.square(candidates), 1)
         )
         return self.interact(queries, candidates), penalty
@@ -176,7 +178,9 @@ class NeuralCF(FactorizedMixin, tfrs.Model):
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs
         logits, penalty = self._logits(features, training)
-        return self.ranking(labels=labels, predictions=logits) + penalty
+        # Per-example losses averaged over the global batch (tf.distribute-safe).
+        per_example = self.ranking(labels=labels[:, None], predictions=logits[:, None])
+        return replica_mean(per_example) + penalty
 
     # === Construction from data ===
     @classmethod

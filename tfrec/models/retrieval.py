@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow_recommenders as tfrs
 
 from tfrec._keras import tf
-from tfrec.models.base import FactorizedMixin
+from tfrec.models.base import FactorizedMixin, replica_count, replica_mean
 from tfrec.models.registry import boolean, one_of, positive
 
 LOSSES = ("softmax", "bpr")
@@ -70,7 +70,7 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
         item_index = self.item_index(features["item_id"])
         queries = self.query_from_index(user_index, training=training)
         candidates = self.candidate_from_index(item_index, training=training)
-        penalty = self._l2 * tf.reduce_mean(
+        penalty = self._l2 * replica_mean(
             tf.reduce_sum(tf.square(queries), 1) + tf.reduce_sum(tf.square(candidates), 1)
         )
         if self._loss_name == "bpr":
@@ -78,7 +78,7 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
             negative_index = tf.random.uniform(tf.shape(item_index), 1, num_items, dtype=tf.int64)
             negatives = self.candidate_from_index(negative_index, training=training)
             margin = tf.reduce_sum(queries * (candidates - negatives), axis=1)
-            return -tf.reduce_mean(tf.math.log_sigmoid(margin)) + penalty
+            return -replica_mean(tf.math.log_sigmoid(margin)) + penalty
         candidate_ids = item_index
         if self._extra_negatives:
             extra = self._draw_extra_negatives()
@@ -101,7 +101,7 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
             compute_batch_metrics=False,
         )
         # TFRS sums over the batch; the mean keeps the learning rate independent of it.
-        return loss / tf.cast(tf.shape(queries)[0], tf.float32) + penalty
+        return loss / tf.cast(tf.shape(queries)[0] * replica_count(), tf.float32) + penalty
 
     def _draw_extra_negatives(self) -> tf.Tensor:
         """Indices of ``extra_negatives`` uniformly drawn known items (never the OOV row)."""

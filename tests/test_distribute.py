@@ -75,3 +75,60 @@ def test_cli_strategy_flags(tmp_path, capsys, monkeypatch) -> None:
     assert main(["train", "implicit_mf", "--strategy", "mirrored", "--epochs", "1", "--output", str(tmp_path),
                  "--quiet"]) == 0  # fmt: skip
     assert json.loads((tmp_path / "metrics.json").read_text())["metrics"]["recall@10"] >= 0
+
+
+WORKER = textwrap.dedent(
+    """
+    import hashlib, json, sys
+    import numpy as np
+    import tfrec
+    from tfrec._keras import tf
+    from tfrec.data import split
+    from tfrec.training import train
+
+    name, out = sys.argv[1], sys.argv[2]
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    data = tfrec.datasets.synthetic(num_users=300, num_items=200, num_interactions=6000, seed=0)
+    parts = split(data, "random:0.2", seed=0)
+    result = train(name, parts.train, strategy=strategy, epochs=2, batch_size=128, verbose=0, seed=0)
+    weights = b"".join(np.asarray(w, np.float32).tobytes() for w in result.model.get_weights())
+    with open(out, "w") as handle:
+        json.dump({"digest": hashlib.sha256(weights).hexdigest(), "loss": result.history["loss"]}, handle)
+    """
+)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["implicit_mf", "gmf", "content_tower"])
+def test_multi_worker_training_across_two_local_processes(name, tmp_path) -> None:
+    import tfrec
+    from tfrec.data import split
+    from tfrec.training import train
+
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    workers = []
+    for index in range(2):
+        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(config), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out = tmp_path / f"worker{index}.json"
+        command = [sys.executable, "-c", WORKER, name, str(out)]
+        workers.append((subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True), out))
+    results = []
+    for process, out in workers:
+        _, err = process.communicate(timeout=900)
+        assert process.returncode == 0, err[-3000:]
+        results.append(json.loads(out.read_text()))
+    assert results[0]["digest"] == results[1]["digest"], "the workers ended with different weights"
+    data = tfrec.datasets.synthetic(num_users=300, num_items=200, num_interactions=6000, seed=0)
+    single = train(name, split(data, "random:0.2", seed=0).train, epochs=2, batch_size=128, verbose=0, seed=0)
+    distributed, alone = results[0]["loss"][-1], single.history["loss"][-1]
+    print(name, "multi-worker loss", distributed, "single process", alone)
+    assert abs(distributed - alone) <= 0.3 * abs(alone)

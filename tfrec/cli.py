@@ -136,6 +136,7 @@ def _train(args: argparse.Namespace) -> int:
         args.model,
         parts.train,
         strategy=_strategy(args.strategy),
+        backup_dir=output / "backup",
         seed=args.seed,
         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
         **overrides,
@@ -152,6 +153,8 @@ def _train(args: argparse.Namespace) -> int:
         "metrics": metrics,
         "train_seconds": round(result.train_seconds, 3),
         "train_examples_per_second": round(result.train_examples_per_second, 1),
+        # Epochs this process ran (a run resumed from output/backup starts after 0).
+        "epochs_run": result.epochs_run,
     }
     result.model.save(output / "model.keras")
     report["model_path"] = str(output / "model.keras")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ class TrainResult:
     history: dict[str, list[float]]
     train_seconds: float
     train_examples_per_second: float
+    epochs_run: list[int] = dataclasses.field(default_factory=list)
 
 
 def train(
@@ -31,6 +33,7 @@ def train(
     seed: int = 0,
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
+    backup_dir: str | os.PathLike | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Trains registered model ``name`` on a training split with its default recipe.
@@ -47,6 +50,9 @@ def train(
         strategy: A ``tf.distribute`` strategy to build and train under
             (``MirroredStrategy`` for the GPUs of one host, ``MultiWorkerMirroredStrategy``
             across hosts, ``TPUStrategy``); ``batch_size`` is then the global batch.
+        backup_dir: Checkpoint the model and optimizer here after every epoch
+            (Keras ``BackupAndRestore``); a run started again with the same directory
+            resumes from the last finished epoch. Removed when training completes.
         **overrides: Config fields to change (``epochs=5``, ``embedding_dim=64``...).
 
     Returns:
@@ -66,14 +72,16 @@ def train(
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     dataset = model_cls.training_data(train_data, config, seed)
     start = time.perf_counter()
-    history = model.fit(dataset, epochs=config.epochs, verbose=verbose)
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir))] if backup_dir is not None else []
+    history = model.fit(dataset, epochs=config.epochs, verbose=verbose, callbacks=callbacks)
     seconds = time.perf_counter() - start
     return TrainResult(
         model=model,
         config=config,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         train_seconds=seconds,
-        train_examples_per_second=len(train_data) * config.epochs / max(seconds, 1e-9),
+        train_examples_per_second=len(train_data) * max(len(history.epoch), 1) / max(seconds, 1e-9),
+        epochs_run=[int(e) for e in history.epoch],
     )
 
 

@@ -183,3 +183,22 @@ class FactorizedMixin:
                 scores[row, position[item.decode()]] = -np.inf
         top = tf.math.top_k(scores, k=int(k))
         return catalogue[top.indices.numpy()], top.values.numpy()
+
+
+class TowerPairMixin(FactorizedMixin):
+    """Lookups and tower math delegated to ``self.query_tower`` / ``self.candidate_tower``
+    (``IdTower``-like layers with ``lookup`` and ``from_index``)."""
+
+    def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
+        return self.query_tower.lookup(user_ids)
+
+    def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.candidate_tower.lookup(item_ids)
+
+    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """The user (query) tower's output."""
+        return self.query_tower.from_index(index, training=training)
+
+    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """The item (candidate) tower's output."""
+        return self.candidate_tower.from_index(index, training=training)

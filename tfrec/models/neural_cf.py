@@ -11,7 +11,7 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import SAMPLERS, with_negatives
 from tfrec.data.vocabulary import Vocabulary
-from tfrec.models.base import FactorizedMixin, replica_mean
+from tfrec.models.base import TowerPairMixin, replica_mean
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, one_of, positive_int
 from tfrec.models.towers import IdTower
 
@@ -56,7 +56,7 @@ class NeuralCFConfig:
         return rules
 
 
-class NeuralCF(FactorizedMixin, tfrs.Model):
+class NeuralCF(TowerPairMixin, tfrs.Model):
     """A pointwise (user, item) scorer trained with binary cross-entropy on sampled negatives.
 
     The query representation of a user is the concatenation of its GMF and MLP
@@ -128,20 +128,6 @@ class NeuralCF(FactorizedMixin, tfrs.Model):
                 x = layer(x)
             parts.append(x)
         return self.output_layer(tf.concat(parts, axis=1))[:, 0]
-
-    def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return self.query_tower.lookup(user_ids)
-
-    def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
-        return self.candidate_tower.lookup(item_ids)
-
-    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """The user's ``[GMF | MLP]`` embedding."""
-        return self.query_tower.from_index(index, training=training)
-
-    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """The item's ``[GMF | MLP]`` embedding."""
-        return self.candidate_tower.from_index(index, training=training)
 
     def score_all(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
         """Every user against every item, ``[U, I]`` probabilities, one user at a time."""

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow_recommenders as tfrs
 
 from tfrec._keras import tf
-from tfrec.models.base import FactorizedMixin, replica_count, replica_mean
+from tfrec.models.base import TowerPairMixin, replica_count, replica_mean
 from tfrec.models.registry import boolean, one_of, positive
 
 LOSSES = ("softmax", "bpr")
@@ -21,7 +21,7 @@ OBJECTIVE_RULES = {
 }
 
 
-class RetrievalObjective(FactorizedMixin, tfrs.Model):
+class RetrievalObjective(TowerPairMixin, tfrs.Model):
     """In-batch softmax (with log-Q correction) or BPR over ``query``/``candidate`` towers.
 
     Subclasses build ``self.query_tower`` and ``self.candidate_tower`` (``IdTower``-like
@@ -107,20 +107,6 @@ class RetrievalObjective(FactorizedMixin, tfrs.Model):
         """Indices of ``extra_negatives`` uniformly drawn known items (never the OOV row)."""
         num_items = tf.shape(self.item_probability, out_type=tf.int64)[0]
         return tf.random.uniform([self._extra_negatives], 1, num_items, dtype=tf.int64)
-
-    def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
-        return self.query_tower.lookup(user_ids)
-
-    def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
-        return self.candidate_tower.lookup(item_ids)
-
-    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """The user (query) tower's output."""
-        return self.query_tower.from_index(index, training=training)
-
-    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """The item (candidate) tower's output."""
-        return self.candidate_tower.from_index(index, training=training)
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_from_index(self.user_index(inputs["user_id"]), training=training)

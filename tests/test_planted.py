@@ -26,7 +26,7 @@ def popularity(planted):
         ("implicit_mf", {"epochs": 8}),
         ("implicit_mf", {"epochs": 8, "loss": "bpr"}),
         ("deep_mf", {"feedback": "implicit", "epochs": 8, "batch_size": 1024, "l2": 0.0}),
-        ("gmf", {"epochs": 4, "batch_size": 512}),
+        ("gmf", {"epochs": 10, "batch_size": 512}),
         ("mlp", {"epochs": 4, "batch_size": 512}),
         ("neumf", {"epochs": 4, "batch_size": 512}),
         ("two_tower", {"epochs": 6}),

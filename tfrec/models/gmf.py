@@ -34,7 +34,8 @@ class GMF(NeuralCF):
     Example:
         >>> model = tfrec.models.build("gmf", split.train, factors=16)
         >>> model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
-        >>> model.fit(model.training_data(split.train, model_config), epochs=10)
+        >>> vocabulary = tfrec.data.Vocabulary.from_interactions(split.train)
+        >>> model.fit(tfrec.data.with_negatives(split.train, vocabulary, num_negatives=4), epochs=20)
     """
 
     variant = "gmf"

@@ -18,7 +18,7 @@ import numpy as np
 
 from tfrec._keras import tf
 from tfrec.errors import TfrecError
-from tfrec.models.registry import entry, task_of
+from tfrec.models.registry import entry, names, task_of
 from tfrec.serving.module import ServingModule
 
 ASSETS_EXTRA = "assets.extra"
@@ -45,10 +45,8 @@ class ExportError(TfrecError):
 
 def registered_name(model) -> str:
     """The registry name of a model instance (``two_tower``)."""
-    from tfrec.models.registry import _REGISTRY
-
-    for name, item in _REGISTRY.items():
-        if type(model) is item.model_cls:
+    for name in names():
+        if type(model) is entry(name).model_cls:
             return name
     raise TfrecError(f"{type(model).__name__} is not a registered tfrec model, so it cannot be exported")
 

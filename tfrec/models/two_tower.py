@@ -33,7 +33,9 @@ class TwoTowerConfig:
     The defaults were chosen on ML-100K (leave-last-out full ranking and TFRS's 80/20
     top-100 setting, bench/ncf_quality.py): 1,024 extra uniform negatives per batch and
     5 epochs beat 10 epochs without them on both (R@10 0.151 vs 0.137; top-100 0.366
-    vs 0.331), with the automatic side features on.
+    vs 0.331, the latter from an ad-hoc run), with the automatic side features on.
+    The leave-last-out comparison: ``tfrec train two_tower --dataset movielens-100k
+    --set extra_negatives=0 --epochs 10``.
 
     Attributes:
         embedding_dim: Width of the id embeddings.

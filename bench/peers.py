@@ -146,7 +146,7 @@ class TutorialTwoTower(FactorizedMixin):
         self.model.compile(optimizer=keras.optimizers.Adagrad(learning_rate=0.1))
         self._train = train
 
-    def fit(self, epochs: int, seed: int = 0) -> float:
+    def fit(self, epochs: int, seed: int = 0, callbacks=None) -> float:
         """Trains as the tutorial does; returns the seconds ``fit`` took."""
         frame = self._train.frame
         ds = tf.data.Dataset.from_tensor_slices(
@@ -157,7 +157,7 @@ class TutorialTwoTower(FactorizedMixin):
         )
         ds = ds.shuffle(len(frame), seed=seed, reshuffle_each_iteration=False).batch(8192).cache()
         start = time.perf_counter()
-        self.model.fit(ds, epochs=epochs, verbose=0)
+        self.model.fit(ds, epochs=epochs, verbose=0, callbacks=callbacks)
         return time.perf_counter() - start
 
     def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:

@@ -35,6 +35,7 @@ def train(
     strategy: tf.distribute.Strategy | None = None,
     backup_dir: str | os.PathLike | None = None,
     steps_per_execution: int | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Trains registered model ``name`` on a training split with its default recipe.
@@ -58,6 +59,7 @@ def train(
             graph. None picks up to 32 (fewer when an epoch is shorter): at the default
             batch sizes the per-call overhead otherwise costs ~30% of the training speed
             (bench/train_speed.py). Progress bars then update every that many steps.
+        callbacks: Extra Keras callbacks for ``model.fit``.
         **overrides: Config fields to change (``epochs=5``, ``embedding_dim=64``...).
 
     Returns:
@@ -85,7 +87,9 @@ def train(
             optimizer=keras.optimizers.Adam(config.learning_rate), steps_per_execution=steps_per_execution
         )
     start = time.perf_counter()
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir))] if backup_dir is not None else []
+    callbacks = list(callbacks or [])
+    if backup_dir is not None:
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     history = model.fit(dataset, epochs=config.epochs, verbose=verbose, callbacks=callbacks)
     seconds = time.perf_counter() - start
     return TrainResult(

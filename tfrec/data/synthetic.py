@@ -108,7 +108,6 @@ def synthetic(
     topic_factors = rng.normal(0.0, 1.0, size=(num_topics, dim)) / np.sqrt(dim) * 2.0
     item_factors = item_topics @ topic_factors + rng.normal(0, 0.15, size=(num_items, dim))
     user_factors = user_topics @ topic_factors + rng.normal(0, 0.15, size=(num_users, dim))
-    affinity = user_factors @ item_factors.T
     popularity = -popularity_skew * np.log1p(rng.permutation(num_items))
     user_bias = rng.normal(0.0, 0.35, size=num_users)
     item_bias = 0.25 * (popularity - popularity.mean()) / (popularity.std() + 1e-9)
@@ -118,15 +117,24 @@ def synthetic(
     activity = rng.lognormal(0.0, 0.8, size=num_users)
     counts = np.maximum(5, np.round(activity / activity.sum() * num_interactions)).astype(int)
     counts = np.minimum(counts, num_items // 2)
-    logits = preference_strength * affinity + popularity[None, :]
-    keys = logits + rng.gumbel(size=logits.shape)
-    order = np.argsort(-keys, axis=1)
+    picked, picked_affinity = [], []
+    # Users in chunks, so memory stays bounded (about 4M scores at a time) at any size.
+    chunk = max(1, 4_000_000 // num_items)
+    for first in range(0, num_users, chunk):
+        affinity = user_factors[first : first + chunk] @ item_factors.T
+        keys = preference_strength * affinity + popularity[None, :] + rng.gumbel(size=affinity.shape)
+        most = int(counts[first : first + chunk].max())
+        top = np.argpartition(-keys, most - 1, axis=1)[:, :most]
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, 1), axis=1), 1)
+        for row, count in enumerate(counts[first : first + chunk]):
+            picked.append(top[row, :count])
+            picked_affinity.append(affinity[row, top[row, :count]])
     rows = np.repeat(np.arange(num_users), counts)
-    cols = order[rows, np.concatenate([np.arange(c) for c in counts])]
+    cols = np.concatenate(picked)
 
     # === Ratings and timestamps ===
     global_mean = 3.5
-    aff = affinity[rows, cols]
+    aff = np.concatenate(picked_affinity)
     aff_scaled = (aff - aff.mean()) / (aff.std() + 1e-9) * 0.6
     raw = global_mean + user_bias[rows] + item_bias[cols] + aff_scaled + rng.normal(0, 0.5, len(rows))
     ratings = np.clip(np.round(raw), 1, 5).astype(np.float32)

@@ -34,24 +34,49 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
     ratings = mf.get("ratings", {})
     if ratings:
         means = {name: statistics.mean(f[0] for f in folds) for name, folds in ratings.items()}
-        add("biased_mf mean RMSE u1..u5 <= 0.905", means.get("biased_mf"), means.get("biased_mf", 9) <= 0.905, "mf_quality")
+        add(
+            "biased_mf mean RMSE u1..u5 <= 0.905",
+            means.get("biased_mf"),
+            means.get("biased_mf", 9) <= 0.905,
+            "mf_quality",
+        )
         ours = {k: v for k, v in means.items() if not k.startswith("surprise")}
         content = results.get("content_quality", {}).get("results", {}).get("ratings", {})
         if "content_rating" in content:
             ours["content_rating"] = statistics.mean(content["content_rating"])
         best = min(ours, key=ours.get)
-        add(f"best factorization model RMSE <= 0.895 ({best})", ours[best], ours[best] <= 0.895, "mf_quality, content_quality")
+        add(
+            f"best factorization model RMSE <= 0.895 ({best})",
+            ours[best],
+            ours[best] <= 0.895,
+            "mf_quality, content_quality",
+        )
     topk = mf.get("topk", {})
     als = next((v for k, v in topk.items() if k.startswith("implicit ALS")), None)
     ours = next((v for k, v in topk.items() if k.startswith("implicit_mf (softmax")), None)
     if als and ours:
-        add("implicit_mf R@10 > implicit ALS (ML-100K leave-last-out)", ours[0], ours[0] > als[0], "mf_quality")
+        add(
+            "implicit_mf R@10 > implicit ALS (ML-100K leave-last-out)",
+            ours[0],
+            ours[0] > als[0],
+            "mf_quality",
+        )
     ncf = results.get("ncf_quality", {}).get("results", {})
     if ncf:
         ml = ncf["ml-100k"]
-        add("two_tower R@10 >= 0.11 (ML-100K leave-last-out)", ml["two_tower"]["recall@10"], ml["two_tower"]["recall@10"] >= 0.11, "ncf_quality")
+        add(
+            "two_tower R@10 >= 0.11 (ML-100K leave-last-out)",
+            ml["two_tower"]["recall@10"],
+            ml["two_tower"]["recall@10"] >= 0.11,
+            "ncf_quality",
+        )
         best = max(("gmf", "mlp", "neumf", "neumf (pre-trained)"), key=lambda n: ml[n]["recall@10"])
-        add(f"best NCF R@10 >= 0.11 ({best})", ml[best]["recall@10"], ml[best]["recall@10"] >= 0.11, "ncf_quality")
+        add(
+            f"best NCF R@10 >= 0.11 ({best})",
+            ml[best]["recall@10"],
+            ml[best]["recall@10"] >= 0.11,
+            "ncf_quality",
+        )
         top = ncf["tfrs-setting"]["two_tower"]["top100"]
         add("two_tower top-100 accuracy >= 0.31 (TFRS setting)", top, top >= 0.31, "ncf_quality")
     content = results.get("content_quality", {}).get("results", {})
@@ -59,18 +84,35 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
         baseline = max(v["recall@20"] for k, v in models.items() if k.startswith(("random", "popularity")))
         best = max(("content_tower", "hybrid"), key=lambda n: models[n]["recall@20"])
         ratio = models[best]["recall@20"] / baseline
-        add(f"cold start {dataset}: best text model R@20 / best baseline > 1", ratio, ratio > 1.0, "content_quality", "{:.2f}x")
+        add(
+            f"cold start {dataset}: best text model R@20 / best baseline > 1",
+            ratio,
+            ratio > 1.0,
+            "content_quality",
+            "{:.2f}x",
+        )
     for dataset, models in content.get("warm", {}).items():
         gap = models["hybrid"]["recall@10"] - models["two_tower"]["recall@10"]
-        add(f"warm {dataset}: hybrid R@10 minus two_tower R@10 >= 0", gap, gap >= 0, "content_quality", "{:+.4f}")
+        add(
+            f"warm {dataset}: hybrid R@10 minus two_tower R@10 >= 0",
+            gap,
+            gap >= 0,
+            "content_quality",
+            "{:+.4f}",
+        )
     speed = results.get("train_speed", {}).get("results", {})
     reference = speed.get("TFRS tutorial, metrics off", {})
     for name in ("two_tower", "implicit_mf"):
         row = speed.get(f"tfrec {name}")
         if row:
             ok = row["ratio_vs_tutorial_metrics_off"] >= 3 and row["top100"] >= reference.get("top100", 1)
-            add(f"{name} training speed >= 3x the TFRS tutorial (metrics off), equal or better top-100",
-                row["ratio_vs_tutorial_metrics_off"], ok, "train_speed", "{:.2f}x")
+            add(
+                f"{name} training speed >= 3x the TFRS tutorial (metrics off), equal or better top-100",
+                row["ratio_vs_tutorial_metrics_off"],
+                ok,
+                "train_speed",
+                "{:.2f}x",
+            )
     scaling = results.get("scaling", {}).get("results", {})
     if len(scaling) >= 2:
         sizes = sorted(scaling, key=int)
@@ -78,8 +120,13 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
         for name in large["models"]:
             per_small = small["models"][name]["train_s"] / small["train_examples"]
             per_large = large["models"][name]["train_s"] / large["train_examples"]
-            add(f"{name} training time linear in interactions (seconds per example, largest / smallest <= 1.5)",
-                per_large / per_small, per_large / per_small <= 1.5, "scaling", "{:.2f}")
+            add(
+                f"{name} training time linear in interactions (seconds per example, largest / smallest <= 1.5)",
+                per_large / per_small,
+                per_large / per_small <= 1.5,
+                "scaling",
+                "{:.2f}",
+            )
     return rows
 
 

@@ -57,7 +57,9 @@ def measure(size: int, seed: int) -> dict:
         _reset_peak()
         start = time.perf_counter()
         metrics = tfrec.evaluate(result.model, parts.train, parts.test, k=[10])
-        row.update(eval_s=time.perf_counter() - start, eval_peak_gib=_peak_gib(), recall_at_10=metrics["recall@10"])
+        row.update(
+            eval_s=time.perf_counter() - start, eval_peak_gib=_peak_gib(), recall_at_10=metrics["recall@10"]
+        )
         out["models"][name] = row
         print(size, name, row, file=sys.stderr, flush=True)
     return out
@@ -85,7 +87,7 @@ def main() -> None:
         results[size] = json.loads(done.stdout.strip().splitlines()[-1])
     info = machine()
     rows = []
-    for size, r in results.items():
+    for r in results.values():
         for name, m in r["models"].items():
             rows.append([f"{r['interactions']:,}", f"{r['users']:,} x {r['items']:,}", name, f"{m['train_s']:.1f}",
                          f"{m['examples_per_s']:,.0f}", f"{m['train_peak_gib']:.2f}", f"{m['eval_s']:.1f}",
@@ -105,8 +107,20 @@ def main() -> None:
         "Synthetic data, 90/10 random split, one training epoch with each model's defaults; evaluation is "
         "full ranking of every test user over the whole catalogue (training items excluded). Peak memory is "
         "the resident high-water mark of that phase (data in memory included).\n\n"
-        + table(["interactions", "users x items", "model", "train s", "train ex/s", "train peak GiB",
-                 "eval s", "eval peak GiB", "R@10"], rows)  # fmt: skip
+        + table(
+            [
+                "interactions",
+                "users x items",
+                "model",
+                "train s",
+                "train ex/s",
+                "train peak GiB",
+                "eval s",
+                "eval peak GiB",
+                "R@10",
+            ],
+            rows,
+        )  # fmt: skip
         + "\n"
         + "\n".join(growth)
         + "\n"

@@ -60,7 +60,10 @@ def main() -> None:
     parts = split(data, "random:0.2", seed=args.seed)
     examples = len(parts.train)
     rows: dict[str, dict] = {}
-    for label, metrics in (("TFRS tutorial, metrics off", False), ("TFRS tutorial, metrics on (as shipped)", True)):
+    for label, metrics in (
+        ("TFRS tutorial, metrics off", False),
+        ("TFRS tutorial, metrics on (as shipped)", True),
+    ):
         keras.utils.set_random_seed(args.seed)
         tutorial, timer = TutorialTwoTower(parts.train, metrics=metrics), EpochTimer()
         seconds = tutorial.fit(3, args.seed, callbacks=[timer])
@@ -86,7 +89,10 @@ def main() -> None:
     verdicts = []
     for name in ("two_tower", "implicit_mf"):
         row = rows[f"tfrec {name}"]
-        met = row["ratio_vs_tutorial_metrics_off"] >= TARGET_RATIO and row["top100"] >= rows["TFRS tutorial, metrics off"]["top100"]
+        met = (
+            row["ratio_vs_tutorial_metrics_off"] >= TARGET_RATIO
+            and row["top100"] >= rows["TFRS tutorial, metrics off"]["top100"]
+        )
         verdicts.append(
             f"- `{name}`: {row['ratio_vs_tutorial_metrics_off']:.2f}x the tutorial's steady speed "
             f"(target >= {TARGET_RATIO:.0f}x at equal or better top-100 accuracy): {'met' if met else 'MISSED'}."
@@ -99,7 +105,17 @@ def main() -> None:
         "Steady = examples / median epoch time after the first epoch (which traces the graph); "
         "fit = over the whole `fit` call. Top-100 accuracy over all items after training "
         "(tutorial: 3 epochs as shipped; tfrec: its defaults).\n\n"
-        + table(["model", "steady ex/s", "fit ex/s", "steady vs tutorial (metrics off)", "epochs", "top-100 accuracy"], lines)
+        + table(
+            [
+                "model",
+                "steady ex/s",
+                "fit ex/s",
+                "steady vs tutorial (metrics off)",
+                "epochs",
+                "top-100 accuracy",
+            ],
+            lines,
+        )
         + "\n"
         + "\n".join(verdicts)
         + "\n"

@@ -38,6 +38,19 @@ def test_dataset_covers_every_interaction_once_and_reshuffles(small) -> None:
     assert np.array_equal(epochs[0], again)
 
 
+def test_shuffled_batches_know_their_count_and_can_drop_the_remainder(small) -> None:
+    n = len(small)
+    kept = to_dataset(small, batch_size=64, drop_remainder=True)
+    assert int(kept.cardinality()) == n // 64
+    assert {int(b["user_id"].shape[0]) for b in kept} == {64}
+    assert int(to_dataset(small, batch_size=64).cardinality()) == -(-n // 64)
+    labelled = to_dataset(small, label="rating", batch_size=n)
+    features, ratings = next(iter(labelled))  # the labels travel with their rows
+    by_pair = small.frame.set_index(["user_id", "item_id"])["rating"].groupby(level=[0, 1]).first()
+    pairs = zip(features["user_id"].numpy().astype(str), features["item_id"].numpy().astype(str))
+    assert np.array_equal(ratings.numpy(), [by_pair[p] for p in pairs])
+
+
 def test_label_and_feature_errors(small) -> None:
     implicit = small.with_frame(small.frame.drop(columns=["rating"]))
     with pytest.raises(DataError, match="has no ratings"):

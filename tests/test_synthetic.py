@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,13 @@ def test_planted_structure_shows_in_the_data() -> None:
 def test_bad_arguments(kwargs, message) -> None:
     with pytest.raises(TfrecError, match=message):
         tfrec.datasets.synthetic(**kwargs)
+
+
+def test_users_drawn_in_chunks_give_the_same_data(monkeypatch) -> None:
+    args = {"num_users": 300, "num_items": 100, "num_interactions": 3000, "seed": 5}
+    whole = tfrec.datasets.synthetic(**args)
+    monkeypatch.setattr(
+        importlib.import_module("tfrec.data.synthetic"), "SCORES_PER_CHUNK", 100 * 7
+    )  # 7 users per chunk
+    chunked = tfrec.datasets.synthetic(**args)
+    assert whole.frame.equals(chunked.frame) and whole.items.equals(chunked.items)

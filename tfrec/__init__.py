@@ -16,6 +16,7 @@ from tfrec import (
     datasets,
     evaluation,
     models,
+    optimizers,
     serving,
     training,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "evaluation",
     "export",
     "models",
+    "optimizers",
     "serving",
     "training",
 ]

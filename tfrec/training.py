@@ -12,6 +12,7 @@ from typing import Any
 from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.models.registry import entry, make_config
+from tfrec.optimizers import LazyAdam
 
 
 @dataclass
@@ -41,7 +42,7 @@ def train(
     """Trains registered model ``name`` on a training split with its default recipe.
 
     The recipe is the one a user would write: ``tfrec.models.build`` the model, turn the
-    split into a ``tf.data`` pipeline (``model.training_data``), compile with Adam at the
+    split into a ``tf.data`` pipeline (``model.training_data``), compile with Adam (:class:`tfrec.optimizers.LazyAdam`: embedding rows updated lazily) at the
     config's learning rate and call ``model.fit`` for the config's epochs.
 
     Args:
@@ -83,9 +84,7 @@ def train(
     if steps_per_execution is None:
         steps_per_execution = _steps_per_execution(dataset)
     with scope():
-        model.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate), steps_per_execution=steps_per_execution
-        )
+        model.compile(optimizer=LazyAdam(config.learning_rate), steps_per_execution=steps_per_execution)
     start = time.perf_counter()
     callbacks = list(callbacks or [])
     if backup_dir is not None:

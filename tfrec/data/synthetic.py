@@ -41,6 +41,10 @@ class PlantedTruth:
         return self.user_factors @ self.item_factors.T
 
 
+# At most this many user-item scores are held at once while drawing interactions.
+SCORES_PER_CHUNK = 4_000_000
+
+
 def _check_positive(**values: float) -> None:
     for name, value in values.items():
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
@@ -118,8 +122,8 @@ def synthetic(
     counts = np.maximum(5, np.round(activity / activity.sum() * num_interactions)).astype(int)
     counts = np.minimum(counts, num_items // 2)
     picked, picked_affinity = [], []
-    # Users in chunks, so memory stays bounded (about 4M scores at a time) at any size.
-    chunk = max(1, 4_000_000 // num_items)
+    # Users in chunks, so memory stays bounded at any size.
+    chunk = max(1, SCORES_PER_CHUNK // num_items)
     for first in range(0, num_users, chunk):
         affinity = user_factors[first : first + chunk] @ item_factors.T
         keys = preference_strength * affinity + popularity[None, :] + rng.gumbel(size=affinity.shape)

@@ -1,0 +1,66 @@
+"""LazyAdam: Keras's Adam on the rows a batch touches, nothing on the others."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import tfrec
+from tfrec._keras import keras, tf
+
+
+def _step(optimizer, table: tf.Variable, rows: list[int], dense: tf.Variable | None = None) -> None:
+    with tf.GradientTape() as tape:
+        picked = tf.gather(table, rows)  # a sparse (IndexedSlices) gradient
+        loss = tf.reduce_sum(tf.square(picked - 1.0) * tf.range(1.0, 4.0))
+        if dense is not None:
+            loss += tf.reduce_sum(tf.square(dense - 2.0))
+    variables = [table] + ([dense] if dense is not None else [])
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+
+def _tables(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(6, 3)).astype(np.float32), rng.normal(size=(2, 3)).astype(np.float32)
+
+
+def test_first_step_equals_adam_including_repeated_rows_and_dense_weights() -> None:
+    start, dense_start = _tables()
+    results = []
+    for optimizer in (keras.optimizers.Adam(0.1), tfrec.optimizers.LazyAdam(0.1)):
+        table, dense = tf.Variable(start), tf.Variable(dense_start)
+        _step(optimizer, table, [1, 3, 3, 5], dense)
+        results.append((table.numpy(), dense.numpy()))
+    np.testing.assert_allclose(
+        results[0][0], results[1][0], rtol=1e-5, atol=2e-6
+    )  # float32 rounding; a step moves by ~0.1
+    np.testing.assert_allclose(
+        results[0][1], results[1][1], rtol=1e-5, atol=2e-6
+    )  # float32 rounding; a step moves by ~0.1
+    assert not np.allclose(results[1][0][3], start[3])  # the rows were trained
+
+
+def test_rows_outside_the_batch_stay_put_and_touched_rows_follow_adam_arithmetic() -> None:
+    start, _ = _tables(1)
+    table = tf.Variable(start)
+    optimizer = tfrec.optimizers.LazyAdam(0.1)
+    _step(optimizer, table, [0, 2])
+    after_first = table.numpy()
+    _step(optimizer, table, [2, 4])
+    after_second = table.numpy()
+    np.testing.assert_array_equal(after_second[0], after_first[0])  # Keras's Adam would move it
+    np.testing.assert_array_equal(after_second[[1, 3, 5]], start[[1, 3, 5]])
+    # Row 2, by hand: two Adam steps with bias correction.
+    b1, b2, eps, lr = 0.9, 0.999, 1e-7, 0.1
+    x, m, v = start[2].astype(np.float64), 0.0, 0.0
+    for step in (1, 2):
+        g = 2 * (x - 1.0) * np.arange(1.0, 4.0)
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        x = x - lr * np.sqrt(1 - b2**step) / (1 - b1**step) * m / (np.sqrt(v) + eps)
+    np.testing.assert_allclose(after_second[2], x, rtol=1e-5)
+
+
+def test_lazy_adam_round_trips_through_its_config() -> None:
+    optimizer = tfrec.optimizers.LazyAdam(0.02, beta_1=0.8)
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert isinstance(again, tfrec.optimizers.LazyAdam)
+    assert again.get_config()["beta_1"] == 0.8

@@ -57,7 +57,8 @@ def train(
             (Keras ``BackupAndRestore``); a run started again with the same directory
             resumes from the last finished epoch. Removed when training completes.
         steps_per_execution: Training steps Keras runs per call into the TensorFlow
-            graph. None picks up to 32 (fewer when an epoch is shorter): at the default
+            graph. None picks up to 32 (fewer when an epoch is shorter; 1 under a
+            ``strategy``): at the default
             batch sizes the per-call overhead otherwise costs ~30% of the training speed
             (bench/train_speed.py). Progress bars then update every that many steps.
         callbacks: Extra Keras callbacks for ``model.fit``.
@@ -82,7 +83,9 @@ def train(
             model.before_fit(train_data, config, seed=seed, verbose=verbose)
     dataset = model_cls.training_data(train_data, config, seed)
     if steps_per_execution is None:
-        steps_per_execution = _steps_per_execution(dataset)
+        # Under a strategy, replicas all-gather sparse gradients whose row counts differ on
+        # a last partial batch, which a multi-step graph loop rejects: one step per call.
+        steps_per_execution = _steps_per_execution(dataset) if strategy is None else 1
     with scope():
         model.compile(optimizer=LazyAdam(config.learning_rate), steps_per_execution=steps_per_execution)
     start = time.perf_counter()

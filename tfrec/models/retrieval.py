@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow_recommenders as tfrs
 
 from tfrec._keras import tf
-from tfrec.models.base import TowerPairMixin, replica_mean
+from tfrec.models.base import TowerPairMixin, replica_count, replica_mean
 from tfrec.models.registry import boolean, one_of, positive
 
 LOSSES = ("softmax", "bpr")
@@ -19,53 +19,6 @@ OBJECTIVE_RULES = {
     "temperature": (positive, "a number > 0"),
     "logq_correction": (boolean, "true or false"),
 }
-
-
-def in_batch_softmax(
-    queries: tf.Tensor,
-    candidates: tf.Tensor,
-    candidate_ids: tf.Tensor,
-    probability: tf.Tensor | None = None,
-    temperature: float = 1.0,
-    num_hard_negatives: int = 0,
-) -> tf.Tensor:
-    """Per-query softmax cross-entropy where query ``r``'s positive is candidate ``r``.
-
-    The formula of TFRS's ``Retrieval`` task (logits ``q c^T / temperature - log p``,
-    accidental hits removed, optional hard-negative mining), written with integer labels
-    and a sparse cross-entropy instead of TFRS's dense one-hot ``[B, C]`` labels (fewer
-    passes over the largest tensors of a step; at the default batch of 256 the difference
-    was within noise). ``tests/test_retrieval_loss.py`` checks it against hand computations.
-
-    Args:
-        queries: ``[B, d]`` query embeddings.
-        candidates: ``[C, d]`` candidate embeddings, ``C >= B``; the first ``B`` are the positives.
-        candidate_ids: ``[C]`` item indices: a candidate with the same id as row ``r``'s
-            positive (other than column ``r``) is an accidental hit and is left out.
-        probability: ``[C]`` sampling probabilities for the log-Q correction, or None.
-        temperature: Logits are divided by it.
-        num_hard_negatives: Keep only this many highest-scoring negatives per query (0: all).
-
-    Returns:
-        ``[B]`` losses.
-    """
-    logits = tf.matmul(queries, candidates, transpose_b=True) / temperature
-    if probability is not None:
-        logits -= tf.math.log(probability)[None, :]
-    batch = tf.shape(queries)[0]
-    columns = tf.range(tf.shape(candidates)[0])
-    is_positive = tf.equal(tf.range(batch)[:, None], columns[None, :])
-    duplicate = tf.equal(candidate_ids[:batch, None], candidate_ids[None, :])
-    logits = tf.where(duplicate & ~is_positive, logits.dtype.min, logits)
-    labels = tf.range(batch)
-    if num_hard_negatives:
-        positive = tf.linalg.diag_part(logits)
-        negatives = tf.where(is_positive, logits.dtype.min, logits)
-        k = tf.minimum(num_hard_negatives, tf.shape(candidates)[0] - 1)
-        hardest = tf.math.top_k(negatives, k=k).values
-        logits = tf.concat([positive[:, None], hardest], axis=1)
-        labels = tf.zeros_like(labels)
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
 
 
 class RetrievalObjective(TowerPairMixin, tfrs.Model):
@@ -102,7 +55,12 @@ class RetrievalObjective(TowerPairMixin, tfrs.Model):
         # Index 0 is the OOV bucket: give it the smallest frequency.
         probability = np.concatenate([[counts.min(initial=1.0)], counts]) / max(counts.sum(), 1.0)
         self.item_probability = tf.constant(probability.astype(np.float32))
-        self._temperature, self._num_hard_negatives = float(temperature), int(num_hard_negatives)
+        self.retrieval = tfrs.tasks.Retrieval(
+            temperature=temperature,
+            num_hard_negatives=num_hard_negatives or None,
+            remove_accidental_hits=True,
+            name="retrieval",
+        )
         self._loss_name, self._logq, self._l2 = loss, logq_correction, l2
         self._extra_negatives = int(extra_negatives)
 
@@ -134,10 +92,16 @@ class RetrievalObjective(TowerPairMixin, tfrs.Model):
             uniform = 1.0 / tf.cast(tf.shape(self.item_probability)[0] - 1, tf.float32)
             probability = (batch * tf.gather(self.item_probability, candidate_ids)
                            + self._extra_negatives * uniform) / (batch + self._extra_negatives)  # fmt: skip
-        losses = in_batch_softmax(
-            queries, candidates, candidate_ids, probability, self._temperature, self._num_hard_negatives
+        loss = self.retrieval(
+            queries,
+            candidates,
+            candidate_sampling_probability=probability,
+            candidate_ids=candidate_ids,
+            compute_metrics=False,
+            compute_batch_metrics=False,
         )
-        return replica_mean(losses) + penalty
+        # TFRS sums over the batch; the mean keeps the learning rate independent of it.
+        return loss / tf.cast(tf.shape(queries)[0] * replica_count(), tf.float32) + penalty
 
     def _draw_extra_negatives(self) -> tf.Tensor:
         """Indices of ``extra_negatives`` uniformly drawn known items (never the OOV row)."""

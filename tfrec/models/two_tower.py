@@ -31,19 +31,21 @@ class TwoTowerConfig:
     """Hyperparameters of :class:`TwoTower` and its default training recipe.
 
     The defaults were chosen on ML-100K (leave-last-out full ranking and TFRS's 80/20
-    top-100 setting), with the automatic side features on, over seeds 0, 1, 2 (ad-hoc
-    runs of ``tfrec.training.train`` + ``tfrec.evaluate``, mean of the three):
+    top-100 setting), with the automatic side features on, mean over seeds 0, 1, 2. One
+    cell: ``tfrec train two_tower --dataset movielens-100k --split leave-last-out --seed S
+    --set batch_size=B --set extra_negatives=N --k 10`` (the seed also seeds the split;
+    top-100 from bench/peers.py ``top_k_accuracy`` on ``--split random:0.2``):
 
-    ==========================================  ======  =======  ========  ===========
-    batch_size / extra_negatives                R@10    NDCG@10  top-100   steady ex/s
-    ==========================================  ======  =======  ========  ===========
-    256 / 1,024 (the earlier default)           0.1315  0.0675   0.3652    ~24k-34k
-    1,024 / 0 (default)                         0.1287  0.0680   0.3816    ~48k-71k
-    1,024 / 256                                 0.1312  0.0687   0.3813    ~24k-48k
-    ==========================================  ======  =======  ========  ===========
+    ====================================  ======  =======  ========
+    batch_size / extra_negatives          R@10    NDCG@10  top-100
+    ====================================  ======  =======  ========
+    256 / 1,024 (the earlier default)     0.1315  0.0675   0.3652
+    1,024 / 0 (default)                   0.1287  0.0680   0.3816
+    1,024 / 256                           0.1312  0.0687   0.3813
+    ====================================  ======  =======  ========
 
-    Recall@10 differs by less than its seed-to-seed spread (0.124-0.140), top-100 is
-    better and training twice as fast without extra negatives (bench/train_speed.py).
+    Recall@10 differs by less than its seed-to-seed spread (0.124-0.140) and top-100 is
+    better; training speed is measured by bench/train_speed.py.
     Try the others with ``tfrec train two_tower --dataset movielens-100k
     --set extra_negatives=1024 --set batch_size=256``.
 

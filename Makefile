@@ -24,7 +24,8 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3"
 	cd bench && ../$(PY) mf_quality.py && ../$(PY) ncf_quality.py && ../$(PY) content_quality.py \
 		&& ../$(PY) train_speed.py && ../$(PY) scaling.py && ../$(PY) eval_speed.py \
-		&& ../$(PY) serving_speed.py && ../$(PY) load_speed.py && ../$(PY) report.py
+		&& ../$(PY) serving_speed.py && ../$(PY) large_catalogue.py && ../$(PY) load_speed.py \
+		&& ../$(PY) report.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tfrec tests bench notebooks

@@ -59,6 +59,19 @@ def machine() -> dict:
     }
 
 
+def reset_peak() -> None:
+    """Resets this process's resident high-water mark (Linux ``/proc/self/clear_refs``)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_gib() -> float:
+    """This process's resident high-water mark (``VmHWM``) in GiB since the last reset."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
 def write(name: str, payload: dict, markdown: str) -> None:
     """Writes ``results/<name>.json`` and ``results/<name>.md``."""
     RESULTS.mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ from common import RESULTS, machine
 BENCH = RESULTS.parent
 # Report order: quality first, then speed.
 SCRIPTS = ("mf_quality", "ncf_quality", "content_quality", "train_speed", "scaling", "eval_speed",
-           "serving_speed", "load_speed")  # fmt: skip
+           "serving_speed", "large_catalogue", "load_speed")  # fmt: skip
 
 
 def _targets(results: dict) -> list[tuple[str, str, str, str]]:

@@ -17,24 +17,12 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from common import machine, table, write
+from common import machine, peak_gib, reset_peak, table, write
 
 # interactions -> (users, items): about 50-200 interactions per user.
 SHAPES = {100_000: (2_000, 1_000), 1_000_000: (10_000, 5_000), 10_000_000: (50_000, 10_000)}
 MODELS = ("implicit_mf", "two_tower")
-
-
-def _reset_peak() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def _peak_gib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 2**20
-    return float("nan")
 
 
 def measure(size: int, seed: int) -> dict:
@@ -50,15 +38,15 @@ def measure(size: int, seed: int) -> dict:
     out = {"interactions": len(data), "users": users, "items": items, "train_examples": len(parts.train),
            "prepare_s": time.perf_counter() - start, "models": {}}  # fmt: skip
     for name in MODELS:
-        _reset_peak()
+        reset_peak()
         result = train(name, parts.train, seed=seed, verbose=0, epochs=1)
         row = {"train_s": result.train_seconds, "examples_per_s": result.train_examples_per_second,
-               "train_peak_gib": _peak_gib()}  # fmt: skip
-        _reset_peak()
+               "train_peak_gib": peak_gib()}  # fmt: skip
+        reset_peak()
         start = time.perf_counter()
         metrics = tfrec.evaluate(result.model, parts.train, parts.test, k=[10])
         row.update(
-            eval_s=time.perf_counter() - start, eval_peak_gib=_peak_gib(), recall_at_10=metrics["recall@10"]
+            eval_s=time.perf_counter() - start, eval_peak_gib=peak_gib(), recall_at_10=metrics["recall@10"]
         )
         out["models"][name] = row
         print(size, name, row, file=sys.stderr, flush=True)

@@ -181,7 +181,7 @@ def evaluate(
     protocol: str | None = None,
     seed: int = 0,
     negatives: dict[tuple[str, str], list[str]] | None = None,
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
     batch_size: int = 8192,
 ) -> dict[str, float]:
     """Evaluates a trained model on a test split.
@@ -206,7 +206,8 @@ def evaluate(
         protocol: ``full``, ``sampled:N`` or ``cold-start``.
         seed: Seed for sampled negatives.
         negatives: Fixed negatives per (user, item), e.g. from an NCF ``.test.negative`` file.
-        chunk_size: Users ranked at once (bounds memory).
+        chunk_size: Users ranked at once (bounds memory); by default up to 1024, fewer
+            on large catalogues so that a chunk holds about 2^25 scores.
         batch_size: Pairs scored at once for rating metrics.
 
     Returns:

@@ -21,6 +21,7 @@ import numpy as np
 
 from tfrec._keras import tf
 from tfrec.errors import TfrecError
+from tfrec.models.base import rows_per_chunk
 
 METRICS = ("precision", "recall", "ndcg", "hit_rate", "map")
 
@@ -96,7 +97,7 @@ def rank_metrics(
     relevant_pairs: tuple[np.ndarray, np.ndarray],
     ks: Sequence[int] = (10, 20),
     *,
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
 ) -> dict[str, float]:
     """Full-catalogue top-K metrics, averaged over users with relevant items.
 
@@ -108,7 +109,8 @@ def rank_metrics(
         excluded_pairs: ``(user_position, item_position)`` arrays to exclude (training items).
         relevant_pairs: ``(user_position, item_position)`` arrays of test items.
         ks: Cut-offs.
-        chunk_size: Users scored at once; memory is ``O(chunk_size * num_items)``.
+        chunk_size: Users scored at once; memory is ``O(chunk_size * num_items)``. By
+            default up to 1024, fewer on large catalogues (about 2^25 scores per chunk).
 
     Returns:
         ``{"precision@K", "recall@K", "ndcg@K", "hit_rate@K", "map@K", "coverage@K", "mrr",
@@ -117,6 +119,7 @@ def rank_metrics(
     ks = check_ks(ks, num_items)
     kmax = max(ks)
     n_users = len(users)
+    chunk_size = chunk_size or rows_per_chunk(num_items)
     rel_u, rel_i = (np.asarray(a, np.int64) for a in relevant_pairs)
     exc_u, exc_i = (np.asarray(a, np.int64) for a in excluded_pairs)
     rel_order, exc_order = np.argsort(rel_u, kind="stable"), np.argsort(exc_u, kind="stable")

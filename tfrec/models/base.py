@@ -10,14 +10,78 @@ from tfrec._keras import keras, tf
 from tfrec.errors import TfrecError
 
 
-def id_lookup(vocabulary: Sequence[str], name: str) -> keras.layers.StringLookup:
+class Ids:
+    """A read-only sequence of ids (or counts) that Keras and ``tf.Module`` do not walk.
+
+    Keras wraps a list attribute in a tracked ``ListWrapper`` and saving walks tracked
+    lists and every attribute's nested structure element by element, many times over:
+    with 1M-item vocabularies held as lists, exporting took ~7 minutes. This type is
+    neither a list, a tuple nor a registered ``Sequence``, so ``tf.nest`` treats it as a
+    leaf and Keras does not track it; ``get_config`` methods turn it back into a list.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values) -> None:
+        self._values = tuple(values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __getitem__(self, key):
+        value = self._values[key]
+        return list(value) if isinstance(key, slice) else value
+
+    def __contains__(self, value) -> bool:
+        return value in self._values
+
+    def index(self, value) -> int:
+        """Position of the first ``value`` (ValueError if absent), as ``list.index``."""
+        return self._values.index(value)
+
+    def count(self, value) -> int:
+        return self._values.count(value)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (Ids, list, tuple)):
+            return self._values == tuple(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self._values, dtype=dtype if dtype is not None else object)
+
+    def __repr__(self) -> str:
+        return f"Ids({len(self._values)} values)"
+
+
+@keras.utils.register_keras_serializable(package="tfrec")
+class IdLookup(keras.layers.StringLookup):
     """A StringLookup over raw string ids with one OOV bucket at index 0.
 
     Unknown ids (new users, cold items, empty strings) map to index 0 and never fail.
+    The vocabulary is kept as :class:`Ids` (not a tracked list) so saving stays fast on
+    large catalogues.
     """
-    return keras.layers.StringLookup(
-        vocabulary=list(vocabulary), mask_token=None, num_oov_indices=1, name=name
-    )
+
+    def __init__(self, vocabulary: Sequence[str], **kwargs) -> None:
+        kwargs.update(mask_token=None, num_oov_indices=1)
+        super().__init__(vocabulary=list(vocabulary), **kwargs)
+        self.input_vocabulary = Ids(vocabulary)  # replaces (and untracks) the list
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["vocabulary"] = list(self.input_vocabulary)
+        return config
+
+
+def id_lookup(vocabulary: Sequence[str], name: str) -> IdLookup:
+    """An :class:`IdLookup` (string ids to indices, 0 for unknown ids) named ``name``."""
+    return IdLookup(vocabulary, name=name)
 
 
 def known(indices: tf.Tensor) -> tf.Tensor:
@@ -33,6 +97,35 @@ def as_strings(values: Sequence[str] | np.ndarray | tf.Tensor, what: str) -> tf.
         return tf.reshape(values, [-1])
     array = np.asarray(values, dtype=object).reshape(-1)
     return tf.constant([str(v) for v in array], dtype=tf.string, shape=[len(array)])
+
+
+# Scores held at once when ranking a catalogue (~128 MiB of float32): rows per chunk shrink
+# as the catalogue grows, so recommending for many users over 1M items stays bounded.
+SCORES_PER_CHUNK = 1 << 25
+
+
+def rows_per_chunk(num_items: int, most: int = 1024) -> int:
+    """Rows (users or items) to score at once against ``num_items`` candidates."""
+    return int(max(1, min(most, SCORES_PER_CHUNK // max(num_items, 1))))
+
+
+def _top_k_chunked(score_rows, num_rows: int, catalogue: np.ndarray, k: int, left_out):
+    """Top-``k`` of ``score_rows(rows) -> [len(rows), num_items]`` chunk by chunk.
+
+    ``left_out(row)`` lists catalogue positions to leave out of that row's ranking.
+    Returns ``(catalogue ids [num_rows, k], scores [num_rows, k])``.
+    """
+    step = rows_per_chunk(len(catalogue))
+    ids, values = [], []
+    for start in range(0, max(num_rows, 1), step):
+        rows = np.arange(start, min(start + step, num_rows))
+        scores = np.array(score_rows(rows), dtype=np.float32).reshape(len(rows), len(catalogue))
+        for local, row in enumerate(rows):
+            scores[local, left_out(row)] = -np.inf
+        top = tf.math.top_k(scores, k=k)
+        ids.append(top.indices.numpy())
+        values.append(top.values.numpy())
+    return catalogue[np.concatenate(ids)], np.concatenate(values)
 
 
 def replica_mean(values: tf.Tensor) -> tf.Tensor:
@@ -136,18 +229,18 @@ class FactorizedMixin:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(catalogue):
             raise TfrecError(f"recommend(): k must be an integer in [1, {len(catalogue)}], got {k!r}")
         users = as_strings(user_ids, "user_ids")
-        queries = self.query_embedding(users)
-        candidates = self.candidate_embedding(tf.constant(catalogue, dtype=tf.string))
-        scores = self.score_all(queries, candidates).numpy()
-        if exclude is not None:
-            if len(exclude) != scores.shape[0]:
-                raise TfrecError(f"recommend(): exclude has {len(exclude)} lists for {scores.shape[0]} users")
-            position = {item: j for j, item in enumerate(catalogue)}
-            for row, items in enumerate(exclude):
-                cols = [position[i] for i in items if i in position]
-                scores[row, cols] = -np.inf
-        top = tf.math.top_k(scores, k=int(k))
-        return catalogue[top.indices.numpy()], top.values.numpy()
+        if exclude is not None and len(exclude) != users.shape[0]:
+            raise TfrecError(f"recommend(): exclude has {len(exclude)} lists for {users.shape[0]} users")
+        position = {item: j for j, item in enumerate(catalogue)} if exclude is not None else {}
+
+        def left_out(row: int) -> list[int]:
+            return [position[i] for i in exclude[row] if i in position] if exclude is not None else []
+
+        queries, candidates = self.query_embedding(users), self.catalogue_embeddings()
+        return _top_k_chunked(
+            lambda rows: self.score_all(tf.gather(queries, rows), candidates),
+            users.shape[0], catalogue, int(k), left_out,
+        )  # fmt: skip
 
     def similar_items(self, item_ids: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to each given item: cosine of candidate-tower outputs.
@@ -173,16 +266,29 @@ class FactorizedMixin:
             raise TfrecError(f"similar_items(): k must be an integer in [1, {len(catalogue) - 1}], got {k!r}")
         items = as_strings(item_ids, "item_ids")
         queries = tf.math.l2_normalize(self.candidate_embedding(items), axis=1)
-        table = tf.math.l2_normalize(
-            self.candidate_embedding(tf.constant(catalogue, dtype=tf.string)), axis=1
-        )
-        scores = tf.matmul(queries, table, transpose_b=True).numpy()
+        table = tf.math.l2_normalize(self.catalogue_embeddings(), axis=1)
         position = {item: j for j, item in enumerate(catalogue)}
-        for row, item in enumerate(items.numpy()):
-            if item.decode() in position:
-                scores[row, position[item.decode()]] = -np.inf
-        top = tf.math.top_k(scores, k=int(k))
-        return catalogue[top.indices.numpy()], top.values.numpy()
+        names = [item.decode() for item in items.numpy()]
+
+        def itself(row: int) -> list[int]:
+            return [position[names[row]]] if names[row] in position else []
+
+        return _top_k_chunked(
+            lambda rows: tf.matmul(tf.gather(queries, rows), table, transpose_b=True),
+            len(names), catalogue, int(k), itself,
+        )  # fmt: skip
+
+    def catalogue_embeddings(self, batch_size: int = 65_536) -> tf.Tensor:
+        """Candidate-tower outputs ``[num_items, d]`` of ``item_vocabulary``, computed in batches."""
+        index = np.arange(1, len(self.item_vocabulary) + 1, dtype=np.int64)
+        return tf.concat(
+            [
+                self.candidate_from_index(tf.constant(index[s : s + batch_size]))
+                for s in range(0, len(index), batch_size)
+            ]
+            or [self.candidate_from_index(tf.constant(index))],
+            axis=0,
+        )
 
 
 class TowerPairMixin(FactorizedMixin):

@@ -12,7 +12,7 @@ from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
-from tfrec.models.base import FactorizedMixin, id_lookup, known, replica_mean
+from tfrec.models.base import FactorizedMixin, Ids, id_lookup, known, replica_mean
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive, positive_int, register
 
 
@@ -22,6 +22,9 @@ class BiasedMFConfig:
 
     Attributes:
         embedding_dim: Latent factors per user and item.
+        members: Factorizations trained side by side, each on its own squared error, and
+            averaged (an ensemble that still serves as one dot product: the towers hold
+            the members' factors side by side and their mean biases).
         l2_factors: L2 weight on the factors of the batch's users and items (SGD-MF form).
         l2_bias: L2 weight on the batch's user and item biases.
         init_stddev: Standard deviation of the factors' normal initialisation.
@@ -31,6 +34,7 @@ class BiasedMFConfig:
     """
 
     embedding_dim: int = 128
+    members: int = 1
     l2_factors: float = 0.1
     l2_bias: float = 0.05
     init_stddev: float = 0.1
@@ -43,6 +47,7 @@ class BiasedMFConfig:
             self,
             {
                 "embedding_dim": (positive_int, "a positive integer"),
+                "members": (positive_int, "a positive integer"),
                 "l2_factors": (non_negative, "a number >= 0"),
                 "l2_bias": (non_negative, "a number >= 0"),
                 "init_stddev": (positive, "a number > 0"),
@@ -71,7 +76,8 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
     Args:
         user_vocabulary: Known user ids.
         item_vocabulary: Known item ids.
-        embedding_dim: Latent factors per user and item.
+        embedding_dim: Latent factors per user and item (per member).
+        members: Factorizations trained side by side and averaged.
         l2_factors: L2 weight on the batch's factors.
         l2_bias: L2 weight on the batch's biases.
         init_stddev: Standard deviation of the factors' initialisation.
@@ -91,6 +97,7 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         user_vocabulary: Sequence[str],
         item_vocabulary: Sequence[str],
         embedding_dim: int = 128,
+        members: int = 1,
         l2_factors: float = 0.1,
         l2_bias: float = 0.05,
         init_stddev: float = 0.1,
@@ -100,9 +107,10 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
     ) -> None:
         super().__init__(**kwargs)
         # === Config ===
-        self.user_vocabulary = list(user_vocabulary)
-        self.item_vocabulary = list(item_vocabulary)
+        self.user_vocabulary = Ids(user_vocabulary)
+        self.item_vocabulary = Ids(item_vocabulary)
         self.embedding_dim = int(embedding_dim)
+        self.members = int(members)
         self.l2_factors = float(l2_factors)
         self.l2_bias = float(l2_bias)
         self.init_stddev = float(init_stddev)
@@ -113,14 +121,15 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         self.user_lookup = id_lookup(self.user_vocabulary, "user_lookup")
         self.item_lookup = id_lookup(self.item_vocabulary, "item_lookup")
         n_users, n_items = len(self.user_vocabulary) + 1, len(self.item_vocabulary) + 1
+        width, m = self.embedding_dim * self.members, self.members
         self.user_factors = keras.layers.Embedding(
-            n_users, self.embedding_dim, embeddings_initializer=self._normal(), name="user_factors"
+            n_users, width, embeddings_initializer=self._normal(), name="user_factors"
         )
         self.item_factors = keras.layers.Embedding(
-            n_items, self.embedding_dim, embeddings_initializer=self._normal(), name="item_factors"
+            n_items, width, embeddings_initializer=self._normal(), name="item_factors"
         )
-        self.user_bias = keras.layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="user_bias")
-        self.item_bias = keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")
+        self.user_bias = keras.layers.Embedding(n_users, m, embeddings_initializer="zeros", name="user_bias")
+        self.item_bias = keras.layers.Embedding(n_items, m, embeddings_initializer="zeros", name="item_bias")
         for layer in (self.user_factors, self.item_factors, self.user_bias, self.item_bias):
             layer.build((None,))
         self.mu = self.add_weight(
@@ -150,36 +159,46 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         return self.item_factors(index) * mask, self.item_bias(index) * mask
 
     def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """``[p_u, 1, mu + b_u]`` per user: dotted with a candidate gives the rating."""
+        """``[p_u / M, 1, mu + b_u]`` per user: dotted with a candidate gives the rating
+        (``M`` members: their factors side by side, their biases averaged)."""
         factors, bias = self._user_parts(index)
-        return tf.concat([factors, tf.ones_like(bias), bias + self.mu], axis=1)
+        bias = tf.reduce_mean(bias, axis=1, keepdims=True)
+        return tf.concat([factors / self.members, tf.ones_like(bias), bias + self.mu], axis=1)
 
     def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """``[q_i, b_i, 1]`` per item."""
         factors, bias = self._item_parts(index)
+        bias = tf.reduce_mean(bias, axis=1, keepdims=True)
         return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)
 
     # === Forward ===
     def _rating(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        """The predicted rating and the batch rows' L2 penalty (SGD-MF form)."""
+        """Each member's predicted rating ``[B, M]`` and the batch rows' L2 penalty (SGD-MF
+        form, averaged over members so each member is regularized as if trained alone)."""
         p, b_u = self._user_parts(self.user_lookup(features["user_id"]))
         q, b_i = self._item_parts(self.item_lookup(features["item_id"]))
-        rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
+        shape = [-1, self.members, self.embedding_dim]
+        dots = tf.reduce_sum(tf.reshape(p * q, shape), axis=2)
+        ratings = self.mu + b_u + b_i + dots
         penalty = self.l2_factors * replica_mean(tf.reduce_sum(p * p + q * q, axis=1))
-        penalty += self.l2_bias * replica_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
-        return rating, penalty
+        penalty += self.l2_bias * replica_mean(tf.reduce_sum(tf.square(b_u) + tf.square(b_i), axis=1))
+        return ratings, penalty / self.members
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        rating, _ = self._rating(inputs)
+        ratings, _ = self._rating(inputs)
+        rating = tf.reduce_mean(ratings, axis=1)
         if self.rating_range is not None and not training:
             rating = tf.clip_by_value(rating, *self.rating_range)
         return rating
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs
-        rating, penalty = self._rating(features)
-        # Per-example losses averaged over the global batch (tf.distribute-safe).
-        per_example = self.ranking(labels=labels[:, None], predictions=rating[:, None])
+        ratings, penalty = self._rating(features)
+        # Each member fits the rating on its own (the mean of their squared errors), so the
+        # members stay an ensemble rather than one wider factorization. Per-example losses
+        # are averaged over the global batch (tf.distribute-safe).
+        labels = tf.broadcast_to(tf.cast(labels, ratings.dtype)[:, None], tf.shape(ratings))
+        per_example = self.ranking(labels=labels, predictions=ratings)
         return replica_mean(per_example) + penalty
 
     # === Construction from data ===
@@ -194,6 +213,7 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
             vocabulary.users,
             vocabulary.items,
             embedding_dim=config.embedding_dim,
+            members=config.members,
             l2_factors=config.l2_factors,
             l2_bias=config.l2_bias,
             init_stddev=config.init_stddev,
@@ -209,9 +229,10 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
     # === Config ===
     def get_config(self) -> dict:
         return {
-            "user_vocabulary": self.user_vocabulary,
-            "item_vocabulary": self.item_vocabulary,
+            "user_vocabulary": list(self.user_vocabulary),
+            "item_vocabulary": list(self.item_vocabulary),
             "embedding_dim": self.embedding_dim,
+            "members": self.members,
             "l2_factors": self.l2_factors,
             "l2_bias": self.l2_bias,
             "init_stddev": self.init_stddev,

@@ -9,7 +9,7 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
-from tfrec.models.base import id_lookup, known
+from tfrec.models.base import Ids, id_lookup, known
 from tfrec.models.registry import non_negative, one_of, positive_int
 from tfrec.models.text import ENCODERS, TextEncoder, adapt_vocabulary
 
@@ -84,10 +84,10 @@ class ContentMixin:
         sequence_length: int,
         text_dropout: float,
     ) -> None:
-        self.catalogue_ids = [str(i) for i in catalogue_ids]
-        self.catalogue_texts = [str(t) for t in catalogue_texts]
+        self.catalogue_ids = Ids(str(i) for i in catalogue_ids)
+        self.catalogue_texts = Ids(str(t) for t in catalogue_texts)
         self.num_trained = int(num_trained)
-        self.item_vocabulary = self.catalogue_ids[: self.num_trained]
+        self.item_vocabulary = Ids(self.catalogue_ids[: self.num_trained])
         self.item_lookup = id_lookup(self.catalogue_ids, "item_lookup")
         self.text_encoder = TextEncoder(
             list(text_vocabulary), sequence_length=sequence_length, embedding_dim=output_dim,
@@ -110,8 +110,8 @@ class ContentMixin:
 
     def content_config(self) -> dict:
         return {
-            "catalogue_ids": self.catalogue_ids,
-            "catalogue_texts": self.catalogue_texts,
+            "catalogue_ids": list(self.catalogue_ids),
+            "catalogue_texts": list(self.catalogue_texts),
             "num_trained": self.num_trained,
             "text_vocabulary": list(self.text_encoder.vocabulary),
         }

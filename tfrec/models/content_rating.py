@@ -11,7 +11,7 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.errors import DataError
-from tfrec.models.base import FactorizedMixin, known, replica_mean
+from tfrec.models.base import FactorizedMixin, Ids, known, replica_mean
 from tfrec.models.content import TEXT_RULES, ContentMixin, content_arguments, embedding
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive_int, register
 from tfrec.models.towers import IdTower
@@ -92,7 +92,7 @@ class ContentRating(ContentMixin, FactorizedMixin, tfrs.Model):
     ) -> None:
         super().__init__(**kwargs)
         # === Config ===
-        self.user_vocabulary = list(user_vocabulary)
+        self.user_vocabulary = Ids(user_vocabulary)
         self.embedding_dim = int(embedding_dim)
         self.encoder = encoder
         self.sequence_length = int(sequence_length)
@@ -193,7 +193,7 @@ class ContentRating(ContentMixin, FactorizedMixin, tfrs.Model):
     # === Config ===
     def get_config(self) -> dict:
         return {
-            "user_vocabulary": self.user_vocabulary,
+            "user_vocabulary": list(self.user_vocabulary),
             **self.content_config(),
             "embedding_dim": self.embedding_dim,
             "encoder": self.encoder,

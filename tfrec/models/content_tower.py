@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
+from tfrec.models.base import Ids
 from tfrec.models.content import TEXT_RULES, ContentMixin, content_arguments, embedding, id_dropout_mask
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive_int, register
 from tfrec.models.retrieval import OBJECTIVE_RULES, RetrievalObjective
@@ -121,8 +122,8 @@ class ContentTower(ContentMixin, RetrievalObjective):
     ) -> None:
         super().__init__(**kwargs)
         # === Config ===
-        self.user_vocabulary = list(user_vocabulary)
-        self.item_counts = [int(c) for c in item_counts]
+        self.user_vocabulary = Ids(user_vocabulary)
+        self.item_counts = Ids(int(c) for c in item_counts)
         self.embedding_dim = int(embedding_dim)
         self.encoder = encoder
         self.sequence_length = int(sequence_length)
@@ -198,9 +199,9 @@ class ContentTower(ContentMixin, RetrievalObjective):
     # === Config ===
     def get_config(self) -> dict:
         return {
-            "user_vocabulary": self.user_vocabulary,
+            "user_vocabulary": list(self.user_vocabulary),
             **self.content_config(),
-            "item_counts": self.item_counts,
+            "item_counts": list(self.item_counts),
             "embedding_dim": self.embedding_dim,
             "encoder": self.encoder,
             "sequence_length": self.sequence_length,

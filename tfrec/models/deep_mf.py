@@ -12,7 +12,7 @@ from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
-from tfrec.models.base import known, replica_mean
+from tfrec.models.base import Ids, known, replica_mean
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, one_of, positive_int, register
 from tfrec.models.retrieval import OBJECTIVE_RULES, RetrievalObjective
 from tfrec.models.towers import IdTower
@@ -118,9 +118,9 @@ class DeepMF(RetrievalObjective):
     ) -> None:
         super().__init__(**kwargs)
         # === Config ===
-        self.user_vocabulary = list(user_vocabulary)
-        self.item_vocabulary = list(item_vocabulary)
-        self.item_counts = [int(c) for c in item_counts]
+        self.user_vocabulary = Ids(user_vocabulary)
+        self.item_vocabulary = Ids(item_vocabulary)
+        self.item_counts = Ids(int(c) for c in item_counts)
         self.feedback = feedback
         self.embedding_dim = int(embedding_dim)
         self.hidden_units = [int(u) for u in hidden_units]
@@ -232,9 +232,9 @@ class DeepMF(RetrievalObjective):
     # === Config ===
     def get_config(self) -> dict:
         return {
-            "user_vocabulary": self.user_vocabulary,
-            "item_vocabulary": self.item_vocabulary,
-            "item_counts": self.item_counts,
+            "user_vocabulary": list(self.user_vocabulary),
+            "item_vocabulary": list(self.item_vocabulary),
+            "item_counts": list(self.item_counts),
             "feedback": self.feedback,
             "embedding_dim": self.embedding_dim,
             "hidden_units": self.hidden_units,

@@ -11,7 +11,7 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import SAMPLERS, with_negatives
 from tfrec.data.vocabulary import Vocabulary
-from tfrec.models.base import TowerPairMixin, replica_mean
+from tfrec.models.base import Ids, TowerPairMixin, replica_mean
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, one_of, positive_int
 from tfrec.models.towers import IdTower
 
@@ -88,8 +88,8 @@ class NeuralCF(TowerPairMixin, tfrs.Model):
     ) -> None:
         super().__init__(**kwargs)
         # === Config ===
-        self.user_vocabulary = list(user_vocabulary)
-        self.item_vocabulary = list(item_vocabulary)
+        self.user_vocabulary = Ids(user_vocabulary)
+        self.item_vocabulary = Ids(item_vocabulary)
         self.factors = int(factors)
         self.mlp_layers = [int(u) for u in mlp_layers]
         self.l2 = float(l2)
@@ -191,8 +191,8 @@ class NeuralCF(TowerPairMixin, tfrs.Model):
     # === Config ===
     def get_config(self) -> dict:
         return {
-            "user_vocabulary": self.user_vocabulary,
-            "item_vocabulary": self.item_vocabulary,
+            "user_vocabulary": list(self.user_vocabulary),
+            "item_vocabulary": list(self.item_vocabulary),
             "factors": self.factors,
             "mlp_layers": self.mlp_layers,
             "l2": self.l2,

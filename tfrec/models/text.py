@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfrec._keras import keras, tf
+from tfrec.models.base import Ids
 
 ENCODERS = ("mean", "cnn", "transformer")
 
@@ -60,7 +61,7 @@ class TextEncoder(keras.layers.Layer):
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         # === Config ===
-        self.vocabulary = [str(v) for v in vocabulary]
+        self.vocabulary = Ids(str(v) for v in vocabulary)
         self.sequence_length = int(sequence_length)
         self.embedding_dim = int(embedding_dim)
         self.output_dim = int(output_dim)
@@ -70,7 +71,7 @@ class TextEncoder(keras.layers.Layer):
         self.vectorizer = keras.layers.TextVectorization(
             output_mode="int",
             output_sequence_length=self.sequence_length,
-            vocabulary=self.vocabulary or None,
+            vocabulary=list(self.vocabulary) or None,
             name="vectorizer",
         )
         size = len(self.vocabulary) + 2
@@ -132,7 +133,7 @@ class TextEncoder(keras.layers.Layer):
     def get_config(self) -> dict:
         return {
             **super().get_config(),
-            "vocabulary": self.vocabulary,
+            "vocabulary": list(self.vocabulary),
             "sequence_length": self.sequence_length,
             "embedding_dim": self.embedding_dim,
             "output_dim": self.output_dim,

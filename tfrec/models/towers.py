@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tfrec._keras import keras, tf
-from tfrec.models.base import id_lookup, known
+from tfrec.models.base import Ids, id_lookup, known
 
 
 @keras.utils.register_keras_serializable(package="tfrec")
@@ -53,14 +53,14 @@ class IdTower(keras.layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         # === Config ===
-        self.vocabulary = list(vocabulary)
+        self.vocabulary = Ids(vocabulary)
         self.embedding_dim = int(embedding_dim)
         self.hidden_units = [int(u) for u in hidden_units]
         self.activation = activation
         self.dropout = float(dropout)
         self.init_stddev = float(init_stddev)
         self.features = {
-            name: [list(map(str, t)) for t in tokens] for name, tokens in (features or {}).items()
+            name: Ids(tuple(map(str, t)) for t in tokens) for name, tokens in (features or {}).items()
         }
         for name, tokens in self.features.items():
             if len(tokens) != len(self.vocabulary):
@@ -121,7 +121,7 @@ class IdTower(keras.layers.Layer):
     def get_config(self) -> dict:
         return {
             **super().get_config(),
-            "vocabulary": self.vocabulary,
+            "vocabulary": list(self.vocabulary),
             "embedding_dim": self.embedding_dim,
             "hidden_units": self.hidden_units,
             "activation": self.activation,

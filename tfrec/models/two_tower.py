@@ -13,6 +13,7 @@ from tfrec.data.interactions import ITEM, TIMESTAMP, USER, Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
+from tfrec.models.base import Ids
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive, positive_int, register
 from tfrec.models.retrieval import OBJECTIVE_RULES, RetrievalObjective
 from tfrec.models.towers import IdTower
@@ -220,9 +221,9 @@ class TwoTower(RetrievalObjective):
     ) -> None:
         super().__init__(**kwargs)
         # === Config ===
-        self.user_vocabulary = list(user_vocabulary)
-        self.item_vocabulary = list(item_vocabulary)
-        self.item_counts = [int(c) for c in item_counts]
+        self.user_vocabulary = Ids(user_vocabulary)
+        self.item_vocabulary = Ids(item_vocabulary)
+        self.item_counts = Ids(int(c) for c in item_counts)
         self.embedding_dim = int(embedding_dim)
         self.hidden_units = [int(u) for u in hidden_units]
         self.dropout = float(dropout)
@@ -266,9 +267,9 @@ class TwoTower(RetrievalObjective):
     # === Config ===
     def get_config(self) -> dict:
         return {
-            "user_vocabulary": self.user_vocabulary,
-            "item_vocabulary": self.item_vocabulary,
-            "item_counts": self.item_counts,
+            "user_vocabulary": list(self.user_vocabulary),
+            "item_vocabulary": list(self.item_vocabulary),
+            "item_counts": list(self.item_counts),
             "user_features": self.query_tower.plain_features(),
             "item_features": self.candidate_tower.plain_features(),
             "embedding_dim": self.embedding_dim,

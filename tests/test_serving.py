@@ -163,3 +163,24 @@ def test_readme_rest_examples_feed_the_real_signatures(exported) -> None:
         assert set(outputs) == set(spec.outputs)
     assert '{"outputs": {"item_ids": [[' in readme
     served.close()
+
+
+@pytest.mark.parametrize("name", ["two_tower", "neumf"])
+def test_large_requests_are_ranked_in_chunks_with_the_same_answer(trained, name, monkeypatch) -> None:
+    model = trained[name]
+    whole = ServingModule(model)
+    monkeypatch.setattr(tfrec.models.base, "SCORES_PER_CHUNK", 4 * len(model.item_vocabulary))
+    chunked = ServingModule(model)
+    assert (whole.rows_per_chunk, chunked.rows_per_chunk) == (1024, 4)
+    users = tf.constant([*list(model.user_vocabulary[:9]), "unknown-user"])  # 10 users: chunks 4, 4, 2
+    exclude = tf.constant([[model.item_vocabulary[j % 5], ""] for j in range(10)])
+    items = tf.constant([*list(model.item_vocabulary[:6]), "unknown-item"])
+    for module_answer in (
+        lambda m: m.recommend_excluding(users, tf.constant(6), exclude),
+        lambda m: m.recommend(users[:3], tf.constant(6)),  # fewer users than a chunk
+        lambda m: m.similar_items(items, tf.constant(5)),
+    ):
+        want, got = module_answer(whole), module_answer(chunked)
+        np.testing.assert_array_equal(got["item_ids"].numpy(), want["item_ids"].numpy())
+        np.testing.assert_allclose(got["scores"].numpy(), want["scores"].numpy(), rtol=1e-5, atol=1e-6)
+    assert got["item_ids"].shape == (7, 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfrec._keras import tf
+from tfrec.models.base import rows_per_chunk
 from tfrec.models.registry import task_of
 
 # Items embedded at once when indexing the catalogue (bounds memory on large catalogues).
@@ -36,7 +37,10 @@ class ServingModule(tf.Module):
         and ``score_text`` (``user_id``, ``item_text`` -> ``score``) for cold items.
 
     Unknown ids and empty strings go through the OOV path and never fail; ``k < 1``
-    fails the request with ``k must be >= 1``.
+    fails the request with ``k must be >= 1``. A request with more users (or items, for
+    ``similar_items``) than ``rows_per_chunk`` (up to 1024; fewer on large catalogues, so
+    a chunk's score matrix holds about 2^25 floats) is ranked chunk by chunk, so memory
+    stays bounded whatever the batch size.
 
     Args:
         model: A trained tfrec model (registered, with towers).
@@ -54,6 +58,8 @@ class ServingModule(tf.Module):
         catalogue = np.asarray(model.item_vocabulary, dtype=object)
         self.num_items = len(catalogue)
         self.default_k = max(1, min(int(default_k), self.num_items))
+        # Users scored at once: a larger request is ranked in chunks of this many rows.
+        self.rows_per_chunk = rows_per_chunk(self.num_items)
         self.catalogue = tf.constant(catalogue, dtype=tf.string)
         index = np.arange(1, self.num_items + 1, dtype=np.int64)
         candidates = tf.concat(
@@ -115,8 +121,26 @@ class ServingModule(tf.Module):
     def _recommend(self, user_id: tf.Tensor, k: tf.Tensor, exclude: tf.Tensor) -> dict[str, tf.Tensor]:
         users = self.model.user_index(user_id)
         excluded = self.model.item_index(exclude)
-        scores, positions = self.recommend_core(users, excluded, self._k(k, self.num_items))
+        k = self._k(k, self.num_items)
+        scores, positions = self._in_chunks(lambda u, e: self.recommend_core(u, e, k), users, excluded)
         return {"item_ids": tf.gather(self.catalogue, positions), "scores": scores}
+
+    def _in_chunks(self, core, rows: tf.Tensor, extra: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``core(rows, extra)`` over chunks of ``rows_per_chunk`` rows (padded with index 0)."""
+        step, n = self.rows_per_chunk, tf.shape(rows)[0]
+
+        def chunked():
+            pad = (step - n % step) % step
+            rows_ = tf.reshape(tf.pad(rows, [[0, pad]]), [-1, step])
+            extra_ = tf.reshape(tf.pad(extra, [[0, pad], [0, 0]]), [-1, step, tf.shape(extra)[1]])
+            spec = (tf.TensorSpec([step, None], tf.float32), tf.TensorSpec([step, None], tf.int32))
+            scores, positions = tf.map_fn(
+                lambda c: core(c[0], c[1]), (rows_, extra_), fn_output_signature=spec
+            )
+            width = tf.shape(scores)[2]
+            return tf.reshape(scores, [-1, width])[:n], tf.reshape(positions, [-1, width])[:n]
+
+        return tf.cond(n <= step, lambda: core(rows, extra), chunked)
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, "user_id"), tf.TensorSpec([], tf.int32, "k")]
@@ -173,8 +197,10 @@ class ServingModule(tf.Module):
     )
     def similar_items(self, item_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """The ``k`` most similar items per item (cosine), the item itself left out."""
-        scores, positions = self.similar_core(
-            self.model.item_index(item_id), self._k(k, max(self.num_items - 1, 1))
+        k = self._k(k, max(self.num_items - 1, 1))
+        items = self.model.item_index(item_id)
+        scores, positions = self._in_chunks(
+            lambda i, _: self.similar_core(i, k), items, tf.zeros([tf.shape(items)[0], 0], tf.int64)
         )
         return {"item_ids": tf.gather(self.catalogue, positions), "scores": scores}
 

@@ -141,7 +141,16 @@ def test_cli_style_strings_are_coerced() -> None:
 def test_biased_mf_members_average_into_one_dot_product(parts) -> None:
     # members=M trains M factorizations side by side (each on its own squared error);
     # the towers average them, so serving still scores with a single dot product.
-    model = train("biased_mf", parts.train, epochs=1, members=3, embedding_dim=8, verbose=0).model
+    model = train(
+        "biased_mf",
+        parts.train,
+        epochs=2,
+        members=3,
+        embedding_dim=8,
+        init_stddev=0.1,
+        learning_rate=1e-2,
+        verbose=0,
+    ).model
     assert model.user_factors.embeddings.shape[1] == 24 and model.item_bias.embeddings.shape[1] == 3
     users = parts.test.frame["user_id"].to_numpy()[:50]
     items = parts.test.frame["item_id"].to_numpy()[:50]

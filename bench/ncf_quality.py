@@ -57,7 +57,7 @@ def leave_last_out(data, seed: int, sampled: bool) -> dict[str, dict[str, float]
     record("popularity", tfrec.evaluation.Popularity(parts.train), 0.0)
     tutorial = TutorialTwoTower(parts.train)
     record("TFRS tutorial two-tower (10 epochs)", tutorial, tutorial.fit(10, seed))
-    for label, (recall, ndcg, seconds) in implicit_peers(parts, seed).items():
+    for label, (recall, ndcg, seconds, _) in implicit_peers(parts, [seed]).items():
         rows[label] = {"recall@10": recall, "ndcg@10": ndcg, "train_s": seconds}
     return rows
 

@@ -113,6 +113,25 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
                 "train_speed",
                 "{:.2f}x",
             )
+    serving = results.get("serving_speed", {}).get("results", {})
+    if "3,706 items" in serving:
+        p50 = serving["3,706 items"]["p50_ms"]
+        add(
+            "recommend p50 <= 1 ms at 3,706 items (serving path)",
+            p50,
+            p50 <= 1.0,
+            "serving_speed",
+            "{:.2f} ms",
+        )
+    if "1,000,000 items" in serving:
+        ratio = serving["1,000,000 items"]["p50_over_floor"]
+        add(
+            "recommend p50 at 1M items <= 1.5x the memory-bandwidth floor",
+            ratio,
+            ratio <= 1.5,
+            "serving_speed",
+            "{:.2f}x",
+        )
     scaling = results.get("scaling", {}).get("results", {})
     if len(scaling) >= 2:
         sizes = sorted(scaling, key=int)

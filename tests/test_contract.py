@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tfrec
-from tfrec._keras import keras, tf
+from tfrec._keras import keras
 from tfrec.data import split
 from tfrec.training import train
 
@@ -136,28 +136,3 @@ def test_config_values_are_checked(name, field, value, allowed) -> None:
 def test_cli_style_strings_are_coerced() -> None:
     config = tfrec.models.make_config("deep_mf", hidden_units="32,16", logq_correction="false", dropout="0.1")
     assert config.hidden_units == (32, 16) and config.logq_correction is False and config.dropout == 0.1
-
-
-def test_biased_mf_members_average_into_one_dot_product(parts) -> None:
-    # members=M trains M factorizations side by side (each on its own squared error);
-    # the towers average them, so serving still scores with a single dot product.
-    model = train(
-        "biased_mf",
-        parts.train,
-        epochs=2,
-        members=3,
-        embedding_dim=8,
-        init_stddev=0.1,
-        learning_rate=1e-2,
-        verbose=0,
-    ).model
-    assert model.user_factors.embeddings.shape[1] == 24 and model.item_bias.embeddings.shape[1] == 3
-    users = parts.test.frame["user_id"].to_numpy()[:50]
-    items = parts.test.frame["item_id"].to_numpy()[:50]
-    towers = np.sum(model.query_embedding(users).numpy() * model.candidate_embedding(items).numpy(), axis=1)
-    members = model._rating(
-        {"user_id": tf.constant(users.astype(str)), "item_id": tf.constant(items.astype(str))}
-    )[0]
-    np.testing.assert_allclose(towers, members.numpy().mean(axis=1), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(model.score(users, items), np.clip(towers, 1, 5), rtol=1e-5, atol=1e-5)
-    assert np.std(members.numpy(), axis=1).mean() > 1e-3  # the members differ

@@ -91,5 +91,14 @@ def test_recommend_and_similar_items_are_equal_in_chunks(parts, monkeypatch) -> 
 def test_evaluation_default_chunks_shrink_with_the_catalogue(parts, monkeypatch) -> None:
     model = tfrec.training.train("implicit_mf", parts.train, epochs=1, verbose=0).model
     whole = tfrec.evaluate(model, parts.train, parts.test)
+    calls = []
+    score_all = model.score_all
+
+    def counted(queries, candidates):
+        calls.append(int(queries.shape[0]))
+        return score_all(queries, candidates)
+
+    monkeypatch.setattr(model, "score_all", counted)
     monkeypatch.setattr(base, "SCORES_PER_CHUNK", 3 * len(model.item_vocabulary))  # 3 users per chunk
     assert tfrec.evaluate(model, parts.train, parts.test) == pytest.approx(whole, rel=1e-6)
+    assert max(calls) == 3 and sum(calls) == whole["users"]

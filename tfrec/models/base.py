@@ -284,9 +284,8 @@ class FactorizedMixin:
         return tf.concat(
             [
                 self.candidate_from_index(tf.constant(index[s : s + batch_size]))
-                for s in range(0, len(index), batch_size)
-            ]
-            or [self.candidate_from_index(tf.constant(index))],
+                for s in range(0, max(len(index), 1), batch_size)
+            ],
             axis=0,
         )
 

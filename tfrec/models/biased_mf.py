@@ -22,9 +22,6 @@ class BiasedMFConfig:
 
     Attributes:
         embedding_dim: Latent factors per user and item.
-        members: Factorizations trained side by side, each on its own squared error, and
-            averaged (an ensemble that still serves as one dot product: the towers hold
-            the members' factors side by side and their mean biases).
         l2_factors: L2 weight on the factors of the batch's users and items (SGD-MF form).
         l2_bias: L2 weight on the batch's user and item biases.
         init_stddev: Standard deviation of the factors' normal initialisation.
@@ -46,7 +43,6 @@ class BiasedMFConfig:
     init_stddev 0.01 (lr 2e-3, 20 epochs, l2_bias 0.05)          0.9107  13
     ... + l2_bias 0.01                                           0.9099  13
     ... + l2_factors 0.12                                        0.9097  13
-    ... + members 3                                              0.9095  27
     init 0.01, lr 1e-3, 30 epochs                                0.9089  19
     **defaults**: init 0.01, l2_bias 0.01, lr 1e-3, 30 epochs    0.9081  19
     init 0.01, lr 5e-4, 60 epochs                                0.9081  35
@@ -54,7 +50,6 @@ class BiasedMFConfig:
     """
 
     embedding_dim: int = 128
-    members: int = 1
     l2_factors: float = 0.1
     l2_bias: float = 0.01
     init_stddev: float = 0.01
@@ -67,7 +62,6 @@ class BiasedMFConfig:
             self,
             {
                 "embedding_dim": (positive_int, "a positive integer"),
-                "members": (positive_int, "a positive integer"),
                 "l2_factors": (non_negative, "a number >= 0"),
                 "l2_bias": (non_negative, "a number >= 0"),
                 "init_stddev": (positive, "a number > 0"),
@@ -96,8 +90,7 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
     Args:
         user_vocabulary: Known user ids.
         item_vocabulary: Known item ids.
-        embedding_dim: Latent factors per user and item (per member).
-        members: Factorizations trained side by side and averaged.
+        embedding_dim: Latent factors per user and item.
         l2_factors: L2 weight on the batch's factors.
         l2_bias: L2 weight on the batch's biases.
         init_stddev: Standard deviation of the factors' initialisation.
@@ -117,7 +110,6 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         user_vocabulary: Sequence[str],
         item_vocabulary: Sequence[str],
         embedding_dim: int = 128,
-        members: int = 1,
         l2_factors: float = 0.1,
         l2_bias: float = 0.01,
         init_stddev: float = 0.01,
@@ -130,7 +122,6 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         self.user_vocabulary = Ids(user_vocabulary)
         self.item_vocabulary = Ids(item_vocabulary)
         self.embedding_dim = int(embedding_dim)
-        self.members = int(members)
         self.l2_factors = float(l2_factors)
         self.l2_bias = float(l2_bias)
         self.init_stddev = float(init_stddev)
@@ -141,15 +132,14 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         self.user_lookup = id_lookup(self.user_vocabulary, "user_lookup")
         self.item_lookup = id_lookup(self.item_vocabulary, "item_lookup")
         n_users, n_items = len(self.user_vocabulary) + 1, len(self.item_vocabulary) + 1
-        width, m = self.embedding_dim * self.members, self.members
         self.user_factors = keras.layers.Embedding(
-            n_users, width, embeddings_initializer=self._normal(), name="user_factors"
+            n_users, self.embedding_dim, embeddings_initializer=self._normal(), name="user_factors"
         )
         self.item_factors = keras.layers.Embedding(
-            n_items, width, embeddings_initializer=self._normal(), name="item_factors"
+            n_items, self.embedding_dim, embeddings_initializer=self._normal(), name="item_factors"
         )
-        self.user_bias = keras.layers.Embedding(n_users, m, embeddings_initializer="zeros", name="user_bias")
-        self.item_bias = keras.layers.Embedding(n_items, m, embeddings_initializer="zeros", name="item_bias")
+        self.user_bias = keras.layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="user_bias")
+        self.item_bias = keras.layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")
         for layer in (self.user_factors, self.item_factors, self.user_bias, self.item_bias):
             layer.build((None,))
         self.mu = self.add_weight(
@@ -179,46 +169,36 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         return self.item_factors(index) * mask, self.item_bias(index) * mask
 
     def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """``[p_u / M, 1, mu + b_u]`` per user: dotted with a candidate gives the rating
-        (``M`` members: their factors side by side, their biases averaged)."""
+        """``[p_u, 1, mu + b_u]`` per user: dotted with a candidate gives the rating."""
         factors, bias = self._user_parts(index)
-        bias = tf.reduce_mean(bias, axis=1, keepdims=True)
-        return tf.concat([factors / self.members, tf.ones_like(bias), bias + self.mu], axis=1)
+        return tf.concat([factors, tf.ones_like(bias), bias + self.mu], axis=1)
 
     def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """``[q_i, b_i, 1]`` per item."""
         factors, bias = self._item_parts(index)
-        bias = tf.reduce_mean(bias, axis=1, keepdims=True)
         return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)
 
     # === Forward ===
     def _rating(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        """Each member's predicted rating ``[B, M]`` and the batch rows' L2 penalty (SGD-MF
-        form, averaged over members so each member is regularized as if trained alone)."""
+        """The predicted rating and the batch rows' L2 penalty (SGD-MF form)."""
         p, b_u = self._user_parts(self.user_lookup(features["user_id"]))
         q, b_i = self._item_parts(self.item_lookup(features["item_id"]))
-        shape = [-1, self.members, self.embedding_dim]
-        dots = tf.reduce_sum(tf.reshape(p * q, shape), axis=2)
-        ratings = self.mu + b_u + b_i + dots
+        rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
         penalty = self.l2_factors * replica_mean(tf.reduce_sum(p * p + q * q, axis=1))
-        penalty += self.l2_bias * replica_mean(tf.reduce_sum(tf.square(b_u) + tf.square(b_i), axis=1))
-        return ratings, penalty / self.members
+        penalty += self.l2_bias * replica_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
+        return rating, penalty
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        ratings, _ = self._rating(inputs)
-        rating = tf.reduce_mean(ratings, axis=1)
+        rating, _ = self._rating(inputs)
         if self.rating_range is not None and not training:
             rating = tf.clip_by_value(rating, *self.rating_range)
         return rating
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs
-        ratings, penalty = self._rating(features)
-        # Each member fits the rating on its own (the mean of their squared errors), so the
-        # members stay an ensemble rather than one wider factorization. Per-example losses
-        # are averaged over the global batch (tf.distribute-safe).
-        labels = tf.broadcast_to(tf.cast(labels, ratings.dtype)[:, None], tf.shape(ratings))
-        per_example = self.ranking(labels=labels, predictions=ratings)
+        rating, penalty = self._rating(features)
+        # Per-example losses averaged over the global batch (tf.distribute-safe).
+        per_example = self.ranking(labels=labels[:, None], predictions=rating[:, None])
         return replica_mean(per_example) + penalty
 
     # === Construction from data ===
@@ -233,7 +213,6 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
             vocabulary.users,
             vocabulary.items,
             embedding_dim=config.embedding_dim,
-            members=config.members,
             l2_factors=config.l2_factors,
             l2_bias=config.l2_bias,
             init_stddev=config.init_stddev,
@@ -252,7 +231,6 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
             "user_vocabulary": list(self.user_vocabulary),
             "item_vocabulary": list(self.item_vocabulary),
             "embedding_dim": self.embedding_dim,
-            "members": self.members,
             "l2_factors": self.l2_factors,
             "l2_bias": self.l2_bias,
             "init_stddev": self.init_stddev,

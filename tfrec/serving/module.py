@@ -8,9 +8,6 @@ from tfrec._keras import tf
 from tfrec.models.base import rows_per_chunk
 from tfrec.models.registry import task_of
 
-# Items embedded at once when indexing the catalogue (bounds memory on large catalogues).
-_INDEX_BATCH = 65_536
-
 
 class ServingModule(tf.Module):
     """What an export holds: the model, its indexed catalogue and the signatures.
@@ -61,14 +58,7 @@ class ServingModule(tf.Module):
         # Users scored at once: a larger request is ranked in chunks of this many rows.
         self.rows_per_chunk = rows_per_chunk(self.num_items)
         self.catalogue = tf.constant(catalogue, dtype=tf.string)
-        index = np.arange(1, self.num_items + 1, dtype=np.int64)
-        candidates = tf.concat(
-            [
-                model.candidate_from_index(tf.constant(index[s : s + _INDEX_BATCH]))
-                for s in range(0, self.num_items, _INDEX_BATCH)
-            ],
-            axis=0,
-        )
+        candidates = model.catalogue_embeddings()  # in batches: bounded on large catalogues
         self.candidates = tf.Variable(candidates, trainable=False, name="candidates")
         self.unit_candidates = tf.Variable(
             tf.math.l2_normalize(candidates, axis=1), trainable=False, name="unit_candidates"

@@ -64,20 +64,29 @@ def test_rows_per_chunk_bounds_scores_held_at_once() -> None:
     assert rows_per_chunk(10**9) == 1  # always at least one row
 
 
-def test_recommend_and_similar_items_are_equal_in_chunks(parts, monkeypatch) -> None:
-    model = tfrec.training.train("implicit_mf", parts.train, epochs=1, verbose=0).model
-    users = list(parts.train.frame["user_id"].unique()[:25])
-    exclude = [list(parts.train.frame.loc[parts.train.frame["user_id"] == u, "item_id"]) for u in users]
-    items = list(model.item_vocabulary[:9])
-    whole = model.recommend(users, k=7, exclude=exclude), model.similar_items(items, k=5)
-    calls = []
-    score_all = model.score_all
+@pytest.fixture(scope="module")
+def model(parts):
+    return tfrec.training.train("implicit_mf", parts.train, epochs=1, verbose=0).model
+
+
+def score_rows_per_call(model, monkeypatch) -> list[int]:
+    """Records the number of query rows of each ``model.score_all`` call from now on."""
+    calls, score_all = [], model.score_all
 
     def counted(queries, candidates):
         calls.append(int(queries.shape[0]))
         return score_all(queries, candidates)
 
     monkeypatch.setattr(model, "score_all", counted)
+    return calls
+
+
+def test_recommend_and_similar_items_are_equal_in_chunks(parts, model, monkeypatch) -> None:
+    users = list(parts.train.frame["user_id"].unique()[:25])
+    exclude = [list(parts.train.frame.loc[parts.train.frame["user_id"] == u, "item_id"]) for u in users]
+    items = list(model.item_vocabulary[:9])
+    whole = model.recommend(users, k=7, exclude=exclude), model.similar_items(items, k=5)
+    calls = score_rows_per_call(model, monkeypatch)
     monkeypatch.setattr(base, "SCORES_PER_CHUNK", 4 * len(model.item_vocabulary))  # 4 rows per chunk
     chunked = model.recommend(users, k=7, exclude=exclude), model.similar_items(items, k=5)
     assert calls == [4] * 6 + [1]
@@ -88,17 +97,9 @@ def test_recommend_and_similar_items_are_equal_in_chunks(parts, monkeypatch) -> 
         assert not set(chunked[0][0][row]) & set(items_seen)
 
 
-def test_evaluation_default_chunks_shrink_with_the_catalogue(parts, monkeypatch) -> None:
-    model = tfrec.training.train("implicit_mf", parts.train, epochs=1, verbose=0).model
+def test_evaluation_default_chunks_shrink_with_the_catalogue(parts, model, monkeypatch) -> None:
     whole = tfrec.evaluate(model, parts.train, parts.test)
-    calls = []
-    score_all = model.score_all
-
-    def counted(queries, candidates):
-        calls.append(int(queries.shape[0]))
-        return score_all(queries, candidates)
-
-    monkeypatch.setattr(model, "score_all", counted)
+    calls = score_rows_per_call(model, monkeypatch)
     monkeypatch.setattr(base, "SCORES_PER_CHUNK", 3 * len(model.item_vocabulary))  # 3 users per chunk
     assert tfrec.evaluate(model, parts.train, parts.test) == pytest.approx(whole, rel=1e-6)
     assert max(calls) == 3 and sum(calls) == whole["users"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 from tfrec._keras import keras, tf
-from tfrec.data.interactions import Interactions
+from tfrec.data.interactions import ITEM, USER, Interactions
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
 from tfrec.models.base import Ids, id_lookup, known
@@ -117,6 +120,43 @@ class ContentMixin:
         }
 
 
+def user_profiles(
+    train: Interactions, vocabulary: Vocabulary, item_texts: Sequence[str], words: Sequence[str], length: int
+) -> list[str]:
+    """Per user (vocabulary order), the ``length`` words that best describe their training items.
+
+    A word's weight for a user is how many of the user's items contain it times its
+    inverse document frequency over the training items (tf-idf), so the profile keeps
+    what is particular to the user's taste rather than the words every item has. Words
+    come from ``words`` (the text vocabulary) and the first ``length`` words of each item's
+    text (what its encoding sees); a user whose items have no known word gets "".
+    """
+    if not words:
+        return [""] * len(vocabulary.users)
+    vectorizer = keras.layers.TextVectorization(vocabulary=list(words), output_sequence_length=length)
+    texts = np.asarray(list(item_texts), dtype=object)  # aligned with vocabulary.items
+    tokens = np.concatenate([  # the words each training item's encoding sees
+        vectorizer(tf.constant(texts[start : start + 4096])).numpy() for start in range(0, len(texts), 4096)
+    ])  # fmt: skip
+    rows, words = np.nonzero(tokens > 1)  # skip padding (0) and the OOV token (1)
+    pairs = pd.DataFrame({"item": rows, "word": tokens[rows, words]}).drop_duplicates()
+    idf = np.log(len(texts) / pairs["word"].value_counts())
+    item_position = {item: position for position, item in enumerate(vocabulary.items)}
+    user_position = {user: position for position, user in enumerate(vocabulary.users)}
+    seen = pd.DataFrame({
+        "user": train.frame[USER].map(user_position).to_numpy(),
+        "item": train.frame[ITEM].map(item_position).to_numpy(),
+    }).drop_duplicates()  # fmt: skip
+    counts = seen.merge(pairs, on="item").groupby(["user", "word"]).size().rename("count").reset_index()
+    counts["weight"] = counts["count"] * counts["word"].map(idf).to_numpy()
+    top = counts.sort_values(["user", "weight"], ascending=[True, False]).groupby("user").head(length)
+    names = np.asarray(vectorizer.get_vocabulary(), dtype=object)
+    profiles = [""] * len(vocabulary.users)
+    for user, group in top.groupby("user")["word"]:
+        profiles[int(user)] = " ".join(names[group.to_numpy()])
+    return profiles
+
+
 def content_arguments(train: Interactions, config) -> tuple[Vocabulary, dict]:
     """The vocabulary and the catalogue constructor arguments of a content model."""
     vocabulary = Vocabulary.from_interactions(train)
@@ -130,6 +170,17 @@ def content_arguments(train: Interactions, config) -> tuple[Vocabulary, dict]:
         "sequence_length": config.sequence_length,
         "text_dropout": config.text_dropout,
     }
+
+
+def distinct_tokens(tokens: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Token ids ``[B, L]`` sorted per row, and a 1.0 mask on each distinct non-padding id.
+
+    Summing a per-token weight under the mask is a linear model over the text's set of
+    words (binary bag of words), whatever the order or repetition of the words.
+    """
+    ordered = tf.sort(tokens, axis=1)
+    previous = tf.concat([tf.zeros_like(ordered[:, :1]), ordered[:, :-1]], axis=1)
+    return ordered, tf.cast((ordered > 0) & (ordered != previous), tf.float32)
 
 
 def id_dropout_mask(index: tf.Tensor, rate: float, training: bool) -> tf.Tensor:

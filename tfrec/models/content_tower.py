@@ -9,8 +9,10 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.models.base import Ids
-from tfrec.models.content import TEXT_RULES, ContentMixin, content_arguments, embedding, id_dropout_mask
-from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive_int, register
+from tfrec.models.content import (
+    TEXT_RULES, ContentMixin, content_arguments, distinct_tokens, embedding, id_dropout_mask, user_profiles,
+)  # fmt: skip
+from tfrec.models.registry import TRAINING_RULES, boolean, check, non_negative, positive_int, register
 from tfrec.models.retrieval import OBJECTIVE_RULES, RetrievalObjective
 from tfrec.models.towers import IdTower
 
@@ -35,6 +37,8 @@ class ContentTowerConfig:
         l2: L2 weight on the batch's tower outputs.
         loss, temperature, logq_correction: The retrieval objective (see ``implicit_mf``).
         extra_negatives: Uniformly drawn training items added to each batch's candidates.
+        user_profile: Add the user's history to the user tower: the text encoding of the
+            words that best describe the user's training items (tf-idf over their texts).
         learning_rate: Adam learning rate.
         epochs: Training epochs.
         batch_size: Positives per batch.
@@ -50,7 +54,8 @@ class ContentTowerConfig:
     temperature: float = 0.2
     logq_correction: bool = True
     extra_negatives: int = 0
-    learning_rate: float = 2e-3
+    user_profile: bool = False
+    learning_rate: float = 5e-3
     epochs: int = 5
     batch_size: int = 256
 
@@ -62,6 +67,7 @@ class ContentTowerConfig:
             "embedding_dim": (positive_int, "a positive integer"),
             "l2": (non_negative, "a number >= 0"),
             "extra_negatives": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+            "user_profile": (boolean, "true or false"),
             **TEXT_RULES,
             **OBJECTIVE_RULES,
             **TRAINING_RULES,
@@ -118,6 +124,7 @@ class ContentTower(ContentMixin, RetrievalObjective):
         logq_correction: bool = True,
         extra_negatives: int = 0,
         id_dropout: float = 0.0,
+        user_profiles: Sequence[str] = (),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -134,6 +141,11 @@ class ContentTower(ContentMixin, RetrievalObjective):
         self.logq_correction = bool(logq_correction)
         self.extra_negatives = int(extra_negatives)
         self.id_dropout = float(id_dropout)
+        self.user_profiles = Ids(str(p) for p in user_profiles)
+        if self.user_profiles and len(self.user_profiles) != len(self.user_vocabulary):
+            raise ValueError(
+                f"user_profiles has {len(self.user_profiles)} entries for {len(self.user_vocabulary)} users"
+            )
         # === Layers ===
         self.query_tower = IdTower(
             self.user_vocabulary, self.embedding_dim, init_stddev=0.05, name="query_tower"
@@ -148,6 +160,13 @@ class ContentTower(ContentMixin, RetrievalObjective):
         # paired with a constant 1 in the user tower.
         self.text_bias = keras.layers.Dense(1, name="text_bias")
         self.text_bias.build((None, self.embedding_dim))
+        if self.user_profiles:  # profile token ids per user index (row 0, unknown users: empty)
+            tokens = self.text_encoder.tokenize(tf.constant(["", *self.user_profiles], dtype=tf.string))
+            self.profile_tokens = tf.constant(tokens.numpy())
+        # Plus one learned weight per word, summed over the text's distinct words: the
+        # mean-pooled encoding cannot see how much an item's text says (how many tags a
+        # film has), which is what predicts how widely a cold item will be taken up.
+        self.word_bias = embedding(len(self.text_encoder.vocabulary) + 2, 1, "word_bias", stddev=0.0)
         self._setup_objective(
             self.item_counts, loss, self.temperature, self.logq_correction, self.l2,
             extra_negatives=self.extra_negatives,
@@ -158,25 +177,35 @@ class ContentTower(ContentMixin, RetrievalObjective):
         return self.query_tower.lookup(user_ids)
 
     def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """``[e_u, 1]``: the user embedding and the constant the item's text bias multiplies."""
+        """``[e_u (+ profile encoding), 1]``: the user and the constant the item's bias multiplies."""
         factors = self.query_tower.from_index(index, training=training)
+        if self.user_profiles:
+            profile = self.text_encoder.encode(tf.gather(self.profile_tokens, index), training=training)
+            factors = factors + profile
         return tf.concat([factors, tf.ones_like(factors[:, :1])], axis=1)
 
     def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """``[text encoding (+ id embedding for the hybrid), text bias]``."""
-        encoding = self.text_from_index(index, training=training)
+        tokens = tf.gather(self.catalogue_tokens, index)
+        encoding = self.text_encoder.encode(tokens, training=training)
         factors = encoding
         if self.uses_item_ids:
             trained = self.trained_index(index)
             factors = encoding + self.item_embedding(trained) * id_dropout_mask(
                 trained, self.id_dropout, training
             )
-        return tf.concat([factors, self.text_bias(encoding)], axis=1)
+        return tf.concat([factors, self._bias(tokens, encoding)], axis=1)
 
     def candidate_from_text(self, texts: tf.Tensor) -> tf.Tensor:
         """The candidate embedding of items given only by their text (cold start)."""
-        encoding = self.text_encoder(texts)
-        return tf.concat([encoding, self.text_bias(encoding)], axis=1)
+        tokens = self.text_encoder.tokenize(texts)
+        encoding = self.text_encoder.encode(tokens)
+        return tf.concat([encoding, self._bias(tokens, encoding)], axis=1)
+
+    def _bias(self, tokens: tf.Tensor, encoding: tf.Tensor) -> tf.Tensor:
+        """The item's score offset: from its encoding plus its distinct words' weights ``[B, 1]``."""
+        words, mask = distinct_tokens(tokens)
+        return self.text_bias(encoding) + tf.reduce_sum(self.word_bias(words)[..., 0] * mask, axis=1, keepdims=True)
 
     # === Construction from data ===
     @classmethod
@@ -184,6 +213,11 @@ class ContentTower(ContentMixin, RetrievalObjective):
         """Builds the model for a training split (vocabularies, catalogue and text vocabulary from it)."""
         vocabulary, content = content_arguments(train, config)
         extra = {"id_dropout": config.id_dropout} if hasattr(config, "id_dropout") else {}
+        if config.user_profile:
+            trained_texts = content["catalogue_texts"][: content["num_trained"]]
+            extra["user_profiles"] = user_profiles(
+                train, vocabulary, trained_texts, content["text_vocabulary"], config.sequence_length
+            )
         return cls(
             vocabulary.users, item_counts=vocabulary.item_counts, embedding_dim=config.embedding_dim,
             l2=config.l2, loss=config.loss, temperature=config.temperature,
@@ -212,6 +246,7 @@ class ContentTower(ContentMixin, RetrievalObjective):
             "logq_correction": self.logq_correction,
             "extra_negatives": self.extra_negatives,
             "id_dropout": self.id_dropout,
+            "user_profiles": list(self.user_profiles),
             "name": self.name,
         }
 

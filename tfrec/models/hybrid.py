@@ -19,6 +19,8 @@ class HybridConfig(ContentTowerConfig):
     """
 
     id_dropout: float = 0.3
+    temperature: float = 0.5
+    user_profile: bool = True
 
     def rules(self) -> dict:
         return {

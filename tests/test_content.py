@@ -133,7 +133,8 @@ def test_content_tower_reads_popularity_from_how_much_an_item_text_says() -> Non
     model = train("content_tower", data, epochs=10, verbose=0).model
     users = list(model.user_vocabulary)
     scores = model.score_all(
-        model.query_embedding(tf.constant(users)), model.candidate_embedding(tf.constant(["cold_many", "cold_one"]))
+        model.query_embedding(tf.constant(users)),
+        model.candidate_embedding(tf.constant(["cold_many", "cold_one"])),
     ).numpy()
     # Measured: 0.84 of the users, mean margin +0.33; with the item bias read from the
     # mean encoding alone (no per-word weights) 0.005 of them, mean margin -0.66.
@@ -141,9 +142,7 @@ def test_content_tower_reads_popularity_from_how_much_an_item_text_says() -> Non
 
 
 def test_user_profiles_keep_the_words_particular_to_each_user() -> None:
-    frame = pd.DataFrame(
-        {"user_id": ["u1", "u1", "u2", "u3"], "item_id": ["a", "b", "c", "d"]}
-    )
+    frame = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u3"], "item_id": ["a", "b", "c", "d"]})
     items = pd.DataFrame(
         {"text": ["space opera", "space western", "romance space", ""]},
         index=pd.Index(["a", "b", "c", "d"], name="item_id"),
@@ -156,7 +155,11 @@ def test_user_profiles_keep_the_words_particular_to_each_user() -> None:
     )
     # "space" is in 3 of the 4 items: u1 has it twice (2 x log 4/3 = 0.58), but "opera"
     # and "western" once each (log 4 = 1.39) weigh more.
-    assert profiles["u1"].split()[-1] == "space" and set(profiles["u1"].split()) == {"space", "opera", "western"}
+    assert profiles["u1"].split()[-1] == "space" and set(profiles["u1"].split()) == {
+        "space",
+        "opera",
+        "western",
+    }
     assert set(profiles["u2"].split()) == {"romance", "space"} and profiles["u3"] == ""
     assert user_profiles(data, vocabulary, catalogue.texts, catalogue.text_vocabulary, 2)[0].count(" ") <= 1
     model = tfrec.models.build("content_tower", data, user_profile=True, embedding_dim=4)

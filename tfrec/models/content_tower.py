@@ -10,7 +10,13 @@ from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.models.base import Ids
 from tfrec.models.content import (
-    TEXT_RULES, ContentMixin, content_arguments, distinct_tokens, embedding, id_dropout_mask, user_profiles,
+    TEXT_RULES,
+    ContentMixin,
+    content_arguments,
+    distinct_tokens,
+    embedding,
+    id_dropout_mask,
+    user_profiles,
 )  # fmt: skip
 from tfrec.models.registry import TRAINING_RULES, boolean, check, non_negative, positive_int, register
 from tfrec.models.retrieval import OBJECTIVE_RULES, RetrievalObjective
@@ -205,7 +211,9 @@ class ContentTower(ContentMixin, RetrievalObjective):
     def _bias(self, tokens: tf.Tensor, encoding: tf.Tensor) -> tf.Tensor:
         """The item's score offset: from its encoding plus its distinct words' weights ``[B, 1]``."""
         words, mask = distinct_tokens(tokens)
-        return self.text_bias(encoding) + tf.reduce_sum(self.word_bias(words)[..., 0] * mask, axis=1, keepdims=True)
+        return self.text_bias(encoding) + tf.reduce_sum(
+            self.word_bias(words)[..., 0] * mask, axis=1, keepdims=True
+        )
 
     # === Construction from data ===
     @classmethod

@@ -9,6 +9,7 @@ import pytest
 import tfrec
 from tfrec._keras import tf
 from tfrec.data import Interactions, Vocabulary, split
+from tfrec.models import content
 from tfrec.models.content import Catalogue, distinct_tokens, user_profiles
 from tfrec.training import train
 
@@ -170,3 +171,14 @@ def test_user_profiles_keep_the_words_particular_to_each_user() -> None:
         clone.query_embedding(tf.constant(["u1", "nobody"])).numpy(),
         model.query_embedding(tf.constant(["u1", "nobody"])).numpy(),
     )
+
+
+def test_user_profiles_are_the_same_when_built_in_user_groups(monkeypatch) -> None:
+    data = tfrec.datasets.synthetic(seed=0)
+    vocabulary = Vocabulary.from_interactions(data)
+    catalogue = Catalogue.from_data(data, vocabulary, max_tokens=1000)
+    texts = catalogue.texts[: catalogue.num_trained]
+    whole = user_profiles(data, vocabulary, texts, catalogue.text_vocabulary, 16)
+    monkeypatch.setattr(content, "PROFILE_ROWS", 5_000)
+    assert user_profiles(data, vocabulary, texts, catalogue.text_vocabulary, 16) == whole
+    assert sum(bool(p) for p in whole) == len(vocabulary.users)

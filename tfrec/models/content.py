@@ -17,6 +17,8 @@ from tfrec.models.registry import non_negative, one_of, positive_int
 from tfrec.models.text import ENCODERS, TextEncoder, adapt_vocabulary
 
 TEXT = "text"
+# (interaction, word) rows user_profiles() joins at once.
+PROFILE_ROWS = 20_000_000
 
 # Rules of the text-encoder config fields, shared by the content configs.
 TEXT_RULES = {
@@ -147,13 +149,19 @@ def user_profiles(
         "user": train.frame[USER].map(user_position).to_numpy(),
         "item": train.frame[ITEM].map(item_position).to_numpy(),
     }).drop_duplicates()  # fmt: skip
-    counts = seen.merge(pairs, on="item").groupby(["user", "word"]).size().rename("count").reset_index()
-    counts["weight"] = counts["count"] * counts["word"].map(idf).to_numpy()
-    top = counts.sort_values(["user", "weight"], ascending=[True, False]).groupby("user").head(length)
     names = np.asarray(vectorizer.get_vocabulary(), dtype=object)
     profiles = [""] * len(vocabulary.users)
-    for user, group in top.groupby("user")["word"]:
-        profiles[int(user)] = " ".join(names[group.to_numpy()])
+    # Users in groups whose (interaction, word) rows stay near PROFILE_ROWS, so memory is
+    # bounded however large the data.
+    words_per_item = max(len(pairs) / max(len(texts), 1), 1.0)
+    groups = max(1, int(np.ceil(len(seen) * words_per_item / PROFILE_ROWS)))
+    for users in np.array_split(np.arange(len(vocabulary.users)), groups):
+        part = seen[seen["user"].between(users[0], users[-1])] if len(users) else seen.iloc[:0]
+        counts = part.merge(pairs, on="item").groupby(["user", "word"]).size().rename("count").reset_index()
+        counts["weight"] = counts["count"] * counts["word"].map(idf).to_numpy()
+        top = counts.sort_values(["user", "weight"], ascending=[True, False]).groupby("user").head(length)
+        for user, group in top.groupby("user")["word"]:
+            profiles[int(user)] = " ".join(names[group.to_numpy()])
     return profiles
 
 

@@ -97,7 +97,7 @@ class ContentTowerConfig:
     "content_tower",
     config=ContentTowerConfig,
     task="retrieval",
-    description="Content retrieval: user id tower x item text tower (mean/CNN/Transformer); cold items by text",
+    description="Content retrieval: user id (+ history profile) tower x item text tower; cold items by text",
     paper="Van den Oord et al., Deep content-based music recommendation, NeurIPS 2013; Yi et al. 2019",
 )
 @keras.utils.register_keras_serializable(package="tfrec")

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--k", default="10,20", help="top-K cut-offs, comma-separated (default: 10,20)")
     train.add_argument("--output", help="folder for metrics.json (default: runs/MODEL-DATASET)")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
+    train.add_argument("--catch-up", action="store_true",
+                       help="lazy optimizer applies embedding rows' skipped momentum steps (better on sparse data)")  # fmt: skip
     train.add_argument(
         "--strategy",
         choices=("default", "mirrored", "multi-worker"),
@@ -139,6 +141,7 @@ def _train(args: argparse.Namespace) -> int:
         backup_dir=output / "backup",
         seed=args.seed,
         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
+        catch_up=args.catch_up,
         **overrides,
     )
     metrics = tfrec.evaluate(

@@ -42,7 +42,7 @@ class LazyAdam(keras.optimizers.Adam):
         if built or not self.catch_up:
             return
         for variable in var_list:
-            if variable.shape.rank == 2:  # embedding tables: the step each row was last moved
+            if variable.shape.rank == 2:  # tables: the step each row was last moved by a sparse update
                 last = self.add_variable_from_reference(variable, "last_step", shape=[variable.shape[0]])
                 self._last_steps[self._var_key(variable)] = (variable, last)
 
@@ -69,11 +69,15 @@ class LazyAdam(keras.optimizers.Adam):
                 continue
             m = self._momentums[self._index_dict[key]]
             v = self._velocities[self._index_dict[key]]
+            # Only rows a sparse update has moved (last > 0): dense-gradient kernels and
+            # untouched rows are already where dense Adam has them.
+            moved = last > 0
             shift, m_new, v_new = self._pending(m, v, step - last, *self._coefficients(variable, step))
-            variable.assign_sub(shift)
-            m.assign(m_new)
-            v.assign(v_new)
-            last.assign(tf.fill(tf.shape(last), step))
+            keep = moved[:, None]
+            variable.assign_sub(tf.where(keep, shift, tf.zeros_like(shift)))
+            m.assign(tf.where(keep, m_new, m))
+            v.assign(tf.where(keep, v_new, v))
+            last.assign(tf.where(moved, tf.fill(tf.shape(last), step), last))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "catch_up": self.catch_up}

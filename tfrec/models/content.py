@@ -140,8 +140,8 @@ def user_profiles(
     tokens = np.concatenate([  # the words each training item's encoding sees
         vectorizer(tf.constant(texts[start : start + 4096])).numpy() for start in range(0, len(texts), 4096)
     ])  # fmt: skip
-    rows, words = np.nonzero(tokens > 1)  # skip padding (0) and the OOV token (1)
-    pairs = pd.DataFrame({"item": rows, "word": tokens[rows, words]}).drop_duplicates()
+    rows, columns = np.nonzero(tokens > 1)  # skip padding (0) and the OOV token (1)
+    pairs = pd.DataFrame({"item": rows, "word": tokens[rows, columns]}).drop_duplicates()
     idf = np.log(len(texts) / pairs["word"].value_counts())
     item_position = {item: position for position, item in enumerate(vocabulary.items)}
     user_position = {user: position for position, user in enumerate(vocabulary.users)}

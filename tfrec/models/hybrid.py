@@ -16,7 +16,8 @@ class HybridConfig(ContentTowerConfig):
     Its defaults differ from ``content_tower``'s in temperature (0.5) and the user profile
     (on), chosen so the hybrid is not worse than the id-only ``two_tower`` on warm items.
     Seed 0, ``tfrec train hybrid --dataset D --split S --seed 0 --set ...``; warm is
-    leave-last-out Recall@10 (``two_tower``: 0.0738 ml-latest-small, 0.1207 CiteULike-t),
+    leave-last-out Recall@10 (``two_tower`` at its defaults: 0.0754 ml-latest-small, 0.0568
+    CiteULike-t, bench/results/content_quality.md),
     cold is ``cold-items:0.2 --protocol cold-start`` Recall@20:
 
     ================================  =========  =========  ==========  ==========

@@ -6,10 +6,11 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tfrec
-from tfrec._keras import keras
+from tfrec._keras import keras, tf
 from tfrec.data import split
 from tfrec.training import train
 
@@ -109,6 +110,29 @@ def test_biased_mf_recovers_planted_biases_and_beats_baselines() -> None:
     items = np.asarray(model.item_vocabulary)
     learned = model.item_bias(model.item_lookup(items)).numpy()[:, 0]
     assert np.corrcoef(learned, planted.item_bias[[int(i[1:]) for i in items]])[0, 1] > 0.6
+
+
+def test_biased_mf_penalty_grows_as_a_power_of_the_count() -> None:
+    frame = pd.DataFrame(
+        {"user_id": ["a"] * 4 + ["b"], "item_id": ["x", "y", "z", "w", "x"], "rating": [4.0] * 5}
+    )
+    ratings = tfrec.data.Interactions(frame, name="tiny")
+    model = tfrec.models.build("biased_mf", ratings, penalty_power=0.5, init_stddev=0.5)
+    users = np.asarray(model.user_vocabulary)
+    assert list(users) == ["a", "b"] and list(model.user_counts) == [4, 1]
+    # count ** -0.5 = [0.5, 1], divided by its mean over the 5 examples (3 / 5): a row's
+    # total over an epoch, 4 * 0.833 vs 1 * 1.667, grows as sqrt(count).
+    np.testing.assert_allclose(model.user_weight.numpy(), [1.0, 5 / 6, 5 / 3], rtol=1e-6)
+    batch = {"user_id": tf.constant(["a", "b"]), "item_id": tf.constant(["y", "x"])}
+    _, penalty = model._rating(batch)
+    p = model.user_factors(model.user_lookup(batch["user_id"])).numpy()
+    q = model.item_factors(model.item_lookup(batch["item_id"])).numpy()
+    u_w = np.array([5 / 6, 5 / 3])
+    i_w = model.item_weight.numpy()[model.item_lookup(batch["item_id"]).numpy()]
+    expected = model.l2_factors * np.mean(u_w * (p * p).sum(1) + i_w * (q * q).sum(1))
+    np.testing.assert_allclose(penalty.numpy(), expected, rtol=1e-5)  # the biases start at zero
+    plain = tfrec.models.build("biased_mf", ratings, penalty_power=1.0)
+    np.testing.assert_allclose(plain.user_weight.numpy(), 1.0)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ class BiasedMFConfig:
 
     Attributes:
         embedding_dim: Latent factors per user and item.
-        l2_factors: L2 weight on the factors of the batch's users and items (SGD-MF form).
+        l2_factors: L2 weight on the factors of the batch's users and items (count-weighted).
         l2_bias: L2 weight on the batch's user and item biases.
         penalty_power: A user's (item's) factor penalty totals ``count ** penalty_power``
             times its squared norm over an epoch, count being its training ratings
@@ -226,20 +226,22 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         return tf.concat([factors, bias, tf.ones_like(bias)], axis=1)
 
     # === Forward ===
-    def _rating(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        """The predicted rating and the batch rows' count-weighted L2 penalty."""
+    def _rating(self, features: dict[str, tf.Tensor], penalty: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+        """The predicted rating and the batch rows' count-weighted L2 penalty (0 if not asked)."""
         users, items = self.user_lookup(features["user_id"]), self.item_lookup(features["item_id"])
         p, b_u = self._user_parts(users)
         q, b_i = self._item_parts(items)
         rating = self.mu + b_u[:, 0] + b_i[:, 0] + tf.reduce_sum(p * q, axis=1)
+        if not penalty:  # inference: no weight gathers (nor their tables) in the exported graph
+            return rating, tf.zeros([])
         norms = tf.gather(self.user_weight, users) * tf.reduce_sum(p * p, axis=1)
         norms += tf.gather(self.item_weight, items) * tf.reduce_sum(q * q, axis=1)
-        penalty = self.l2_factors * replica_mean(norms)
-        penalty += self.l2_bias * replica_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
-        return rating, penalty
+        l2 = self.l2_factors * replica_mean(norms)
+        l2 += self.l2_bias * replica_mean(tf.square(b_u[:, 0]) + tf.square(b_i[:, 0]))
+        return rating, l2
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        rating, _ = self._rating(inputs)
+        rating, _ = self._rating(inputs, penalty=False)
         if self.rating_range is not None and not training:
             rating = tf.clip_by_value(rating, *self.rating_range)
         return rating

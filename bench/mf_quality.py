@@ -1,6 +1,6 @@
 """Matrix-factorization quality on ML-100K, next to Surprise, in one script run.
 
-- Ratings: the five predefined folds u1..u5 (mean over folds): biased_mf, deep_mf and
+- Ratings: the five predefined folds u1..u5 (mean over folds): biased_mf, bayesian_mf, deep_mf and
   Surprise's SVD, SVD++ and BaselineOnly with their defaults (`pip install scikit-surprise`;
   skipped with a note when it is absent).
 - Implicit top-K: leave-last-out (each user's latest rating held out), full ranking over the
@@ -67,7 +67,7 @@ def main() -> None:
     ratings: dict[str, list[tuple[float, float, float]]] = {}
     for fold in folds:
         parts = split(data, f"fold:{fold}")
-        for name in ("biased_mf", "deep_mf"):
+        for name in ("biased_mf", "bayesian_mf", "deep_mf"):
             result = train(name, parts.train, seed=args.seed, verbose=0)
             metrics = tfrec.evaluate(result.model, parts.train, parts.test)
             ratings.setdefault(name, []).append((metrics["rmse"], metrics["mae"], result.train_seconds))

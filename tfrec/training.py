@@ -94,8 +94,11 @@ def train(
         # a last partial batch, which a multi-step graph loop rejects: one step per call.
         steps_per_execution = _steps_per_execution(dataset) if strategy is None else 1
     with scope():
-        optimizer = LazyAdam(config.learning_rate, catch_up=catch_up)
-        model.compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
+        if hasattr(config, "learning_rate"):
+            optimizer = LazyAdam(config.learning_rate, catch_up=catch_up)
+            model.compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
+        else:  # sampled, not gradient-trained (bayesian_mf): the model's own compile
+            model.compile(steps_per_execution=steps_per_execution)
     start = time.perf_counter()
     callbacks = [CatchUp(), *(callbacks or [])] if catch_up else list(callbacks or [])
     if backup_dir is not None:

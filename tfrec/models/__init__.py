@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tfrec.data.interactions import Interactions
+from tfrec.models.bayesian_mf import BayesianMF, BayesianMFConfig
 from tfrec.models.biased_mf import BiasedMF, BiasedMFConfig
 from tfrec.models.content_rating import ContentRating, ContentRatingConfig
 from tfrec.models.content_tower import ContentTower, ContentTowerConfig
@@ -21,6 +22,8 @@ from tfrec.models.towers import IdTower
 from tfrec.models.two_tower import TwoTower, TwoTowerConfig
 
 __all__ = [
+    "BayesianMF",
+    "BayesianMFConfig",
     "BiasedMF",
     "BiasedMFConfig",
     "ContentRating",

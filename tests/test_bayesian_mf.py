@@ -1,0 +1,135 @@
+"""bayesian_mf: its Gibbs sampler's statistics and draws against closed forms, and the fitted model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tfrec
+from tfrec._keras import tf
+from tfrec.data import split
+from tfrec.models.bayesian_mf import CHUNK, conditional_draw, normal_wishart_draw, wishart_draw
+from tfrec.training import train
+
+
+def tiny_model(num_users: int, num_items: int, k: int = 3) -> tfrec.models.BayesianMF:
+    return tfrec.models.BayesianMF(
+        [f"u{j}" for j in range(num_users)],
+        [f"i{j}" for j in range(num_items)],
+        embedding_dim=k,
+        global_mean=3.0,
+    )
+
+
+def test_statistics_are_the_per_row_sums_of_outer_products() -> None:
+    rng = np.random.default_rng(0)
+    model = tiny_model(5, 200, k=3)
+    # Row 2 has more ratings than a chunk holds; rows arrive unsorted.
+    rows = np.concatenate([np.full(CHUNK * 2 + 5, 2), rng.integers(1, 6, 40)])
+    rng.shuffle(rows)
+    x = rng.standard_normal((len(rows), 3)).astype(np.float32)
+    target = rng.standard_normal(len(rows)).astype(np.float32)
+    model._add_statistics(tf.constant(rows, tf.int64), tf.constant(x), tf.constant(target))
+    model._add_statistics(tf.constant(rows[:7], tf.int64), tf.constant(x[:7]), tf.constant(target[:7]))
+    gram, rhs = np.zeros(model.gram.shape), np.zeros(model.rhs.shape)
+    for r, xr, t in zip(
+        np.concatenate([rows, rows[:7]]), np.concatenate([x, x[:7]]), np.concatenate([target, target[:7]])
+    ):
+        gram[r] += np.outer(xr, xr)
+        rhs[r] += xr * t
+    np.testing.assert_allclose(model.gram.numpy(), gram, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(model.rhs.numpy(), rhs, rtol=1e-5, atol=1e-4)
+
+
+def test_conditional_draws_have_the_posterior_mean_and_covariance() -> None:
+    rng = np.random.default_rng(1)
+    k, n = 3, 40_000
+    a = rng.standard_normal((10, k))
+    gram1, rhs1 = a.T @ a, a.T @ rng.standard_normal(10)
+    prior_mean, prior_precision = rng.standard_normal(k), np.eye(k) * 2.0 + 0.3
+    noise = 1.7
+    draws = conditional_draw(
+        tf.constant(np.repeat(gram1[None], n, 0)), tf.constant(np.repeat(rhs1[None], n, 0)),
+        tf.constant(prior_mean), tf.constant(prior_precision), tf.constant(noise, tf.float64),
+        tf.constant([3, 4], tf.int64),
+    ).numpy()  # fmt: skip
+    precision = prior_precision + noise * gram1
+    covariance = np.linalg.inv(precision)
+    mean = covariance @ (prior_precision @ prior_mean + noise * rhs1)
+    stderr = np.sqrt(np.diag(covariance) / n)
+    assert (np.abs(draws.mean(0) - mean) < 5 * stderr).all()
+    np.testing.assert_allclose(np.cov(draws.T), covariance, atol=0.05 * np.abs(covariance).max())
+
+
+def test_wishart_draws_average_to_dof_times_scale() -> None:
+    rng = np.random.default_rng(2)
+    b = rng.standard_normal((3, 3))
+    scale = tf.constant(b @ b.T + np.eye(3))
+    draws = np.stack(
+        [
+            wishart_draw(scale, tf.constant(7.0, tf.float64), tf.constant([s, 9], tf.int64))
+            for s in range(3000)
+        ]
+    )
+    np.testing.assert_allclose(
+        draws.mean(0), 7.0 * scale.numpy(), atol=0.08 * 7.0 * np.abs(scale.numpy()).max()
+    )
+    assert all(np.linalg.eigvalsh(d).min() > 0 for d in draws[:50])  # positive definite
+
+
+def test_normal_wishart_prior_centres_on_the_factors() -> None:
+    rng = np.random.default_rng(3)
+    factors = rng.normal([1.0, -2.0], [0.5, 0.25], size=(5000, 2))
+    means, precisions = zip(
+        *(normal_wishart_draw(tf.constant(factors), tf.constant([s, 1], tf.int64), tf.constant([s, 2], tf.int64))
+          for s in range(20))
+    )  # fmt: skip
+    np.testing.assert_allclose(np.mean(means, 0), [1.0, -2.0], atol=0.05)
+    # The precision matches the factors' (1 / 0.25, 1 / 0.0625) within sampling error.
+    np.testing.assert_allclose(np.diag(np.mean(precisions, 0)), [4.0, 16.0], rtol=0.1)
+
+
+def test_fit_alternates_sides_and_averages_after_burn_in(small) -> None:
+    parts = split(small, "random:0.2", seed=0)
+    result = train("bayesian_mf", parts.train, epochs=6, burn_in=2, verbose=0)
+    model = result.model
+    assert int(model.epochs_sampled.numpy()) == 6 and float(model.samples_averaged.numpy()) == 2.0
+    assert np.isfinite(result.history["noise_precision"]).all() and min(result.history["noise_precision"]) > 0
+    # The towers hold the mean of the averaged sweeps, not the last draw.
+    assert not np.allclose(model.user_mean.numpy(), model.user_factors.numpy())
+    assert np.allclose(model.user_mean.numpy()[0], 0) and np.allclose(model.item_factors.numpy()[0], 0)
+
+
+def test_seeded_runs_draw_the_same_chain(small) -> None:
+    parts = split(small, "random:0.2", seed=0)
+    users, items = parts.test.frame["user_id"].to_numpy()[:20], parts.test.frame["item_id"].to_numpy()[:20]
+    first = train("bayesian_mf", parts.train, epochs=4, burn_in=2, seed=5, verbose=0).model.score(
+        users, items
+    )
+    again = train("bayesian_mf", parts.train, epochs=4, burn_in=2, seed=5, verbose=0).model.score(
+        users, items
+    )
+    other = train("bayesian_mf", parts.train, epochs=4, burn_in=2, seed=6, verbose=0).model.score(
+        users, items
+    )
+    np.testing.assert_allclose(first, again, rtol=1e-6)
+    assert not np.allclose(first, other)
+
+
+def test_recovers_planted_ratings_better_than_the_mean() -> None:
+    data = tfrec.datasets.synthetic(seed=0)
+    parts = split(data, "random:0.2", seed=0)
+    model = train("bayesian_mf", parts.train, epochs=40, burn_in=10, verbose=0).model
+    metrics = tfrec.evaluate(model, parts.train, parts.test)
+    truth = parts.test.frame["rating"].to_numpy()
+    mean_only = tfrec.evaluation.rmse(truth, np.full_like(truth, parts.train.frame["rating"].mean()))
+    assert metrics["rmse"] < 0.85 * mean_only
+
+
+def test_needs_ratings_and_validates_its_config(small) -> None:
+    frame = pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"]})
+    with pytest.raises(tfrec.errors.DataError, match="bayesian_mf needs explicit ratings"):
+        tfrec.models.build("bayesian_mf", tfrec.data.Interactions(frame, name="clicks"))
+    with pytest.raises(tfrec.TfrecError, match="burn_in=-1 is invalid: must be an integer >= 0"):
+        tfrec.models.build("bayesian_mf", small, burn_in=-1)

@@ -1,0 +1,433 @@
+"""Bayesian matrix factorization for explicit ratings, sampled by Gibbs sweeps in ``model.fit``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfrec._keras import keras, tf
+from tfrec.data.interactions import Interactions
+from tfrec.data.pipeline import to_dataset
+from tfrec.data.vocabulary import Vocabulary
+from tfrec.errors import DataError
+from tfrec.models.base import FactorizedMixin, Ids, id_lookup, known
+from tfrec.models.registry import check, non_negative, positive_int, register
+
+
+@dataclass(frozen=True)
+class BayesianMFConfig:
+    """Hyperparameters of :class:`BayesianMF` and its training recipe.
+
+    There is no learning rate and no L2 weight to tune: the factors' priors (a mean and a
+    precision matrix per side) and the noise precision are sampled from the data.
+
+    Attributes:
+        embedding_dim: Latent factors per user and item.
+        epochs: Passes over the training ratings. Epochs alternate between sampling the
+            users' factors and the items' factors, so a Gibbs sweep is two epochs.
+        burn_in: Epochs sampled before the factors start being averaged.
+        noise_precision: Precision (1 / variance) of the rating noise; 0 samples it
+            every sweep from its posterior (Gamma(1, 1) prior).
+        batch_size: Ratings per batch while gathering an epoch's statistics (memory only:
+            a sample does not depend on it beyond float rounding).
+
+    The defaults were chosen on ML-100K's folds u1..u5 (mean test RMSE over the five
+    folds, seed 0, ``bench/mf_quality.py``); see that benchmark's results for the figures.
+    """
+
+    embedding_dim: int = 30
+    epochs: int = 400
+    burn_in: int = 40
+    noise_precision: float = 0.0
+    batch_size: int = 16384
+
+    def __post_init__(self) -> None:
+        check(
+            self,
+            {
+                "embedding_dim": (positive_int, "a positive integer"),
+                "epochs": (positive_int, "a positive integer"),
+                "burn_in": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+                "noise_precision": (non_negative, "a number >= 0 (0: sampled)"),
+                "batch_size": (positive_int, "a positive integer"),
+            },
+        )
+
+
+# Ratings of one row per batched matmul when summing outer products (see _add_statistics).
+CHUNK = 32
+
+
+def _sampled_sum(shape: Sequence[int]) -> tf.Variable:
+    """A float32 accumulator each replica adds to on its own; reading it sums the replicas."""
+    return tf.Variable(
+        tf.zeros(shape),
+        trainable=False,
+        synchronization=tf.VariableSynchronization.ON_READ,
+        aggregation=tf.VariableAggregation.SUM,
+    )
+
+
+@register(
+    "bayesian_mf",
+    config=BayesianMFConfig,
+    task="rating",
+    description="Bayesian matrix factorization: Gibbs-sampled factors and priors, posterior-mean factors",
+    paper="Salakhutdinov & Mnih, Bayesian Probabilistic Matrix Factorization using MCMC, ICML 2008",
+)
+@keras.utils.register_keras_serializable(package="tfrec")
+class BayesianMF(FactorizedMixin, keras.Model):
+    """Rating = global mean + <user factors, item factors>, the factors averaged over Gibbs samples.
+
+    Each user's and item's factors have a Gaussian prior whose mean and precision matrix
+    are themselves sampled (Normal-Wishart hyperprior), and ratings have Gaussian noise of
+    precision ``noise_precision`` (sampled when 0). ``model.fit`` runs the Gibbs sampler:
+    every epoch streams the ratings once, adding each rating's statistics
+    (``x x^T`` and ``x * (rating - mean)``, ``x`` the other side's factors) into
+    per-row sums, and at the end of the epoch one side's prior and factors are drawn from
+    their exact conditionals (epochs alternate users and items). After ``burn_in``
+    epochs every sweep's factors enter a running mean; the towers and predictions use
+    that posterior mean, so the model serves like any factorization:
+    ``query = [p_u, 1]``, ``candidate = [q_i, mean]``. Unknown ids get zero factors, so
+    their prediction is the global mean.
+
+    ``fit`` adds the callback that draws the samples (:class:`GibbsSweep`); there are no
+    gradients, so the optimizer given to ``compile`` (if any) is never applied.
+
+    Args:
+        user_vocabulary: Known user ids.
+        item_vocabulary: Known item ids.
+        embedding_dim: Latent factors per user and item.
+        burn_in: Epochs before the samples are averaged.
+        noise_precision: Rating noise precision, or 0 to sample it.
+        global_mean: The training ratings' mean.
+        rating_range: ``(low, high)`` to clip predictions to at inference, or None.
+        init_stddev: Standard deviation of the factors' first state.
+        seed: Seed of the sampler (draws are stateless: seed, epoch and draw number).
+
+    Example:
+        >>> model = tfrec.models.BayesianMF(vocab.users, vocab.items, global_mean=3.5)
+        >>> model.compile()
+        >>> model.fit(tfrec.data.to_dataset(split.train, label="rating", batch_size=4096), epochs=400)
+    """
+
+    task = "rating"
+
+    def __init__(
+        self,
+        user_vocabulary: Sequence[str],
+        item_vocabulary: Sequence[str],
+        embedding_dim: int = 30,
+        burn_in: int = 40,
+        noise_precision: float = 0.0,
+        global_mean: float = 0.0,
+        rating_range: Sequence[float] | None = None,
+        init_stddev: float = 0.1,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        # === Config ===
+        self.user_vocabulary = Ids(user_vocabulary)
+        self.item_vocabulary = Ids(item_vocabulary)
+        self.embedding_dim = int(embedding_dim)
+        self.burn_in = int(burn_in)
+        self.noise_precision = float(noise_precision)
+        self.global_mean = float(global_mean)
+        self.rating_range = None if rating_range is None else [float(r) for r in rating_range]
+        self.init_stddev = float(init_stddev)
+        self.seed = int(seed)
+
+        # === State: the current sample, the running mean, the epoch's statistics ===
+        self.user_lookup = id_lookup(self.user_vocabulary, "user_lookup")
+        self.item_lookup = id_lookup(self.item_vocabulary, "item_lookup")
+        self.n_users, self.n_items = len(self.user_vocabulary), len(self.item_vocabulary)
+        k = self.embedding_dim
+        self.user_factors = self._state("user_factors", [self.n_users + 1, k], self._first_state(1))
+        self.item_factors = self._state("item_factors", [self.n_items + 1, k], self._first_state(2))
+        self.user_mean = self._state("user_mean", [self.n_users + 1, k], "zeros")
+        self.item_mean = self._state("item_mean", [self.n_items + 1, k], "zeros")
+        self.mu = self._state("global_mean", [], keras.initializers.Constant(self.global_mean))
+        self.noise = self._state(
+            "noise_precision", [], keras.initializers.Constant(self.noise_precision or 1.0)
+        )
+        self.epochs_sampled = self._state("epochs_sampled", [], "zeros", tf.int64)
+        self.samples_averaged = self._state("samples_averaged", [], "zeros")
+        rows = max(self.n_users, self.n_items) + 1
+        self.gram = _sampled_sum([rows, k, k])
+        self.rhs = _sampled_sum([rows, k])
+        self.squared_error = _sampled_sum([2])  # [sum of squared errors, ratings seen]
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.rmse_tracker = keras.metrics.RootMeanSquaredError(name="rmse")
+
+    def _state(self, name: str, shape: Sequence[int], initializer, dtype=tf.float32) -> tf.Variable:
+        return self.add_weight(name=name, shape=shape, initializer=initializer, dtype=dtype, trainable=False)
+
+    def _first_state(self, draw: int) -> keras.initializers.Initializer:
+        """Normal factors with row 0 (unknown ids) at zero."""
+        stddev, seed = self.init_stddev, self.seed
+
+        def initializer(shape, dtype=None, **_):
+            values = tf.random.stateless_normal(shape, [seed, -draw], stddev=stddev)
+            return tf.concat([tf.zeros([1, shape[1]]), values[1:]], axis=0)
+
+        return initializer
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return [self.loss_tracker, self.rmse_tracker]
+
+    # === Towers ===
+    def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
+        return self.user_lookup(user_ids)
+
+    def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.item_lookup(item_ids)
+
+    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """``[p_u, 1]`` per user (posterior-mean factors)."""
+        factors = tf.gather(self.user_mean, index) * known(index)[:, None]
+        return tf.concat([factors, tf.ones_like(factors[:, :1])], axis=1)
+
+    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """``[q_i, global mean]`` per item."""
+        factors = tf.gather(self.item_mean, index) * known(index)[:, None]
+        return tf.concat([factors, tf.fill(tf.shape(factors[:, :1]), self.mu)], axis=1)
+
+    # === Forward ===
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        query = self.query_from_index(self.user_lookup(inputs["user_id"]))
+        candidate = self.candidate_from_index(self.item_lookup(inputs["item_id"]))
+        rating = tf.reduce_sum(query * candidate, axis=1)
+        if self.rating_range is not None and not training:
+            rating = tf.clip_by_value(rating, *self.rating_range)
+        return rating
+
+    def compile(self, optimizer="sgd", **kwargs) -> None:
+        """Keras ``compile``; the optimizer is never applied (the factors are sampled)."""
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """Keras ``fit`` with :class:`GibbsSweep` first among the callbacks (it draws the samples)."""
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, GibbsSweep) for c in callbacks):
+            callbacks.insert(0, GibbsSweep())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def train_step(self, data) -> dict[str, tf.Tensor]:
+        """Adds a batch's statistics for the side this epoch samples; no gradients."""
+        features, labels = data
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.float32)
+        users, items = self.user_lookup(features["user_id"]), self.item_lookup(features["item_id"])
+        p, q = tf.gather(self.user_factors, users), tf.gather(self.item_factors, items)
+        rating = self.mu + tf.reduce_sum(p * q, axis=1)
+        sampling_users = tf.equal(self.epochs_sampled % 2, 0)
+        x = tf.where(sampling_users, q, p)  # the other side's factors: the regressors
+        rows = tf.where(sampling_users, users, items)
+        self._add_statistics(rows, x, labels - self.mu)
+        error = tf.square(labels - rating)
+        self.squared_error.assign_add(tf.stack([tf.reduce_sum(error), tf.cast(tf.size(error), tf.float32)]))
+        self.loss_tracker.update_state(error)
+        self.rmse_tracker.update_state(labels, rating)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _add_statistics(self, rows: tf.Tensor, x: tf.Tensor, target: tf.Tensor) -> None:
+        """Adds ``x x^T`` and ``x * target`` of each rating into its row's sums.
+
+        The ratings are sorted by row and cut into chunks of at most ``CHUNK`` ratings of
+        one row; a batched matmul of each zero-padded ``[CHUNK, k]`` chunk with itself
+        gives the chunk's sum of outer products (4x faster than forming one ``k x k``
+        product per rating), and the chunks are summed into their rows. Memory stays
+        within ``(batch / CHUNK + distinct rows) * k * k`` floats whatever the skew, plus
+        one dense update of the statistics table (``rows * k * k`` floats).
+        """
+        order = tf.argsort(rows, stable=True)
+        rows, x, target = tf.gather(rows, order), tf.gather(x, order), tf.gather(target, order)
+        row_ids, row_of = tf.unique(rows)  # sorted rows: row_of is non-decreasing
+        n = tf.size(rows)
+        first = tf.math.unsorted_segment_min(tf.range(n), row_of, tf.size(row_ids))
+        position = tf.range(n) - tf.gather(first, row_of)
+        starts = tf.cast(tf.equal(position % CHUNK, 0), tf.int32)
+        chunk = tf.cumsum(starts) - 1
+        chunks = tf.reduce_sum(starts)
+        slots = tf.stack([chunk, position % CHUNK], axis=1)
+        padded = tf.scatter_nd(slots, x, tf.stack([chunks, CHUNK, self.embedding_dim]))
+        gram = tf.math.segment_sum(
+            tf.einsum("cli,clj->cij", padded, padded),
+            tf.math.segment_max(row_of, chunk),  # the row of each chunk
+        )
+        rhs = tf.math.segment_sum(x * target[:, None], row_of)
+        # Dense adds: SyncOnRead variables (per-replica sums) have no scatter_add.
+        table = self.gram.shape[0]
+        self.gram.assign_add(
+            tf.scatter_nd(row_ids[:, None], gram, [table, self.embedding_dim, self.embedding_dim])
+        )
+        self.rhs.assign_add(tf.scatter_nd(row_ids[:, None], rhs, [table, self.embedding_dim]))
+
+    def test_step(self, data) -> dict[str, tf.Tensor]:
+        """Squared error and RMSE of the posterior-mean prediction."""
+        features, labels = data
+        labels = tf.cast(tf.reshape(labels, [-1]), tf.float32)
+        rating = self(features, training=False)
+        self.loss_tracker.update_state(tf.square(labels - rating))
+        self.rmse_tracker.update_state(labels, rating)
+        return {m.name: m.result() for m in self.metrics}
+
+    # === The Gibbs step closing an epoch ===
+    def sample(self) -> None:
+        """Draws the side whose statistics the epoch gathered (users on even epochs).
+
+        Runs in the cross-replica context (reading the accumulators sums the replicas),
+        then clears the statistics. Every draw is stateless (seed, epoch, draw number), so
+        all replicas and workers draw the same sample.
+        """
+        epoch = int(self.epochs_sampled.numpy())
+        users = epoch % 2 == 0
+        own, count = (self.user_factors, self.n_users) if users else (self.item_factors, self.n_items)
+        seeds = [tf.constant([self.seed, epoch * 4 + d], tf.int64) for d in range(4)]
+        if users and self.noise_precision == 0.0:
+            total, seen = tf.unstack(tf.cast(self.squared_error.read_value(), tf.float64))
+            shape = 1.0 + seen / 2.0
+            self.noise.assign(
+                tf.cast(
+                    tf.random.stateless_gamma([], seeds[0], shape, dtype=tf.float64) / (1.0 + total / 2.0),
+                    tf.float32,
+                )
+            )
+        factors = tf.cast(own[1:], tf.float64)
+        prior_mean, prior_precision = normal_wishart_draw(factors, seeds[1], seeds[2])
+        drawn = conditional_draw(
+            tf.cast(self.gram.read_value()[1 : count + 1], tf.float64),
+            tf.cast(self.rhs.read_value()[1 : count + 1], tf.float64),
+            prior_mean,
+            prior_precision,
+            tf.cast(self.noise, tf.float64),
+            seeds[3],
+        )
+        own.assign(tf.concat([tf.zeros([1, self.embedding_dim]), tf.cast(drawn, tf.float32)], axis=0))
+        for accumulator in (self.gram, self.rhs, self.squared_error):
+            accumulator.assign(tf.zeros_like(accumulator))
+        self.epochs_sampled.assign_add(1)
+        if epoch + 1 <= self.burn_in:  # burning in: the towers follow the chain
+            (self.user_mean if users else self.item_mean).assign(own)
+        elif not users:  # a sweep is complete: both sides enter the running mean
+            n = self.samples_averaged.assign_add(1.0)
+            for mean, current in ((self.user_mean, self.user_factors), (self.item_mean, self.item_factors)):
+                mean.assign_add((current - mean) / n)
+
+    # === Construction from data ===
+    @classmethod
+    def from_data(cls, train: Interactions, config: BayesianMFConfig) -> BayesianMF:
+        """Builds the model for a training split: vocabularies, mean and rating range from it.
+
+        The sampler's seed comes from NumPy's global generator (``keras.utils.set_random_seed``
+        fixes it), so seeded runs draw the same chain.
+        """
+        if not train.has_ratings:
+            raise DataError(f"bayesian_mf needs explicit ratings; {train.name} has none")
+        vocabulary = Vocabulary.from_interactions(train)
+        ratings = train.frame["rating"]
+        return cls(
+            vocabulary.users,
+            vocabulary.items,
+            embedding_dim=config.embedding_dim,
+            burn_in=config.burn_in,
+            noise_precision=config.noise_precision,
+            global_mean=float(ratings.mean()),
+            rating_range=(float(ratings.min()), float(ratings.max())),
+            seed=int(np.random.randint(0, 2**31 - 1)),
+        )
+
+    @staticmethod
+    def training_data(train: Interactions, config: BayesianMFConfig, seed: int = 0) -> tf.data.Dataset:
+        """``(features, rating)`` batches of the training split."""
+        return to_dataset(train, label="rating", batch_size=config.batch_size, seed=seed)
+
+    # === Config ===
+    def get_config(self) -> dict:
+        return {
+            "user_vocabulary": list(self.user_vocabulary),
+            "item_vocabulary": list(self.item_vocabulary),
+            "embedding_dim": self.embedding_dim,
+            "burn_in": self.burn_in,
+            "noise_precision": self.noise_precision,
+            "global_mean": self.global_mean,
+            "rating_range": self.rating_range,
+            "init_stddev": self.init_stddev,
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> BayesianMF:
+        return cls(**config)
+
+
+class GibbsSweep(keras.callbacks.Callback):
+    """Closes every epoch of a :class:`BayesianMF` fit with its Gibbs step (``model.sample()``)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.model.sample()
+        if logs is not None:
+            logs["noise_precision"] = float(self.model.noise.numpy())
+
+
+def wishart_draw(scale: tf.Tensor, dof: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """One draw of a Wishart(``scale``, ``dof``) ``[k, k]`` matrix (Bartlett decomposition).
+
+    ``A`` is lower triangular with ``A_ii = sqrt(chi2(dof - i))`` and standard normal
+    entries below the diagonal; the draw is ``L A A^T L^T`` with ``L L^T = scale``.
+    """
+    k = scale.shape[0]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    chi2 = 2.0 * tf.random.stateless_gamma(
+        [k], seeds[0], (dof - tf.range(k, dtype=tf.float64)) / 2.0, dtype=tf.float64
+    )
+    below = tf.linalg.band_part(tf.random.stateless_normal([k, k], seeds[1], dtype=tf.float64), -1, 0)
+    a = tf.linalg.set_diag(below, tf.sqrt(chi2))
+    la = tf.linalg.cholesky(scale) @ a
+    return la @ tf.transpose(la)
+
+
+@tf.function
+def normal_wishart_draw(
+    factors: tf.Tensor, seed: tf.Tensor, mean_seed: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Draws a side's prior ``(mean [k], precision [k, k])`` given its factors ``[n, k]``.
+
+    The hyperprior is Normal-Wishart with mean 0, ``beta0 = 2``, ``W0 = I`` and
+    ``nu0 = k`` degrees of freedom (Salakhutdinov & Mnih 2008).
+    """
+    n, k = tf.cast(tf.shape(factors)[0], tf.float64), factors.shape[1]
+    beta0, nu0 = 2.0, float(k)
+    average = tf.reduce_mean(factors, axis=0)
+    centred = factors - average
+    scatter = tf.transpose(centred) @ centred
+    inverse_scale = (
+        tf.eye(k, dtype=tf.float64) + scatter + beta0 * n / (beta0 + n) * tf.tensordot(average, average, 0)
+    )
+    precision = wishart_draw(tf.linalg.inv(inverse_scale), nu0 + n, seed)
+    chol = tf.linalg.cholesky((beta0 + n) * precision)
+    noise = tf.random.stateless_normal([k, 1], mean_seed, dtype=tf.float64)
+    mean = n * average / (beta0 + n) + tf.linalg.triangular_solve(chol, noise, lower=True, adjoint=True)[:, 0]
+    return mean, precision
+
+
+@tf.function
+def conditional_draw(
+    gram: tf.Tensor, rhs: tf.Tensor, prior_mean: tf.Tensor, prior_precision: tf.Tensor, noise: tf.Tensor, seed
+) -> tf.Tensor:
+    """Draws every row's factors from its Gaussian conditional.
+
+    Row ``r`` has precision ``P = prior_precision + noise * gram[r]`` and mean
+    ``P^-1 (prior_precision @ prior_mean + noise * rhs[r])``; the draw adds ``L^-T z``
+    (``L L^T = P``, ``z`` standard normal), whose covariance is ``P^-1``.
+    """
+    precision = prior_precision[None] + noise * gram
+    chol = tf.linalg.cholesky(precision)
+    b = (tf.linalg.matvec(prior_precision, prior_mean)[None] + noise * rhs)[..., None]
+    mean = tf.linalg.cholesky_solve(chol, b)
+    z = tf.random.stateless_normal(tf.shape(b), seed, dtype=tf.float64)
+    return (mean + tf.linalg.triangular_solve(chol, z, lower=True, adjoint=True))[..., 0]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import tfrec
-from tfrec._keras import tf
+from tfrec._keras import keras, tf
 from tfrec.data import split
 from tfrec.models.bayesian_mf import CHUNK, conditional_draw, normal_wishart_draw, wishart_draw
 from tfrec.training import train
@@ -133,3 +133,21 @@ def test_needs_ratings_and_validates_its_config(small) -> None:
         tfrec.models.build("bayesian_mf", tfrec.data.Interactions(frame, name="clicks"))
     with pytest.raises(tfrec.TfrecError, match="burn_in=-1 is invalid: must be an integer >= 0"):
         tfrec.models.build("bayesian_mf", small, burn_in=-1)
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if epoch == 2:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_interrupted_fit_resumes_to_the_same_chain(small, tmp_path) -> None:
+    parts = split(small, "random:0.2", seed=0)
+    settings = dict(epochs=6, burn_in=2, seed=3, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train("bayesian_mf", parts.train, backup_dir=tmp_path / "backup", callbacks=[Interrupt()], **settings)
+    resumed = train("bayesian_mf", parts.train, backup_dir=tmp_path / "backup", **settings)
+    assert resumed.epochs_run[0] >= 1, "the second run did not resume"
+    straight = train("bayesian_mf", parts.train, **settings).model
+    assert int(resumed.model.epochs_sampled.numpy()) == 6
+    np.testing.assert_allclose(resumed.model.user_mean.numpy(), straight.user_mean.numpy(), atol=1e-4)

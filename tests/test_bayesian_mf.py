@@ -9,7 +9,15 @@ import pytest
 import tfrec
 from tfrec._keras import keras, tf
 from tfrec.data import split
-from tfrec.models.bayesian_mf import CHUNK, conditional_draw, normal_wishart_draw, wishart_draw
+from tfrec.models.bayesian_mf import (
+    CHUNK,
+    conditional_draw,
+    conjugate_gradients,
+    link_draw,
+    normal_wishart_draw,
+    running_average_update,
+    wishart_draw,
+)
 from tfrec.training import train
 
 
@@ -96,9 +104,28 @@ def test_fit_alternates_sides_and_averages_after_burn_in(small) -> None:
     model = result.model
     assert int(model.epochs_sampled.numpy()) == 6 and float(model.samples_averaged.numpy()) == 2.0
     assert np.isfinite(result.history["noise_precision"]).all() and min(result.history["noise_precision"]) > 0
-    # The towers hold the mean of the averaged sweeps, not the last draw.
-    assert not np.allclose(model.user_mean.numpy(), model.user_factors.numpy())
-    assert np.allclose(model.user_mean.numpy()[0], 0) and np.allclose(model.item_factors.numpy()[0], 0)
+    # The towers hold the average of the two sweeps' predictions, not the last draw.
+    average = model.user_average.numpy() @ model.item_average.numpy().T
+    last = model.user_factors.numpy() @ model.item_factors.numpy().T
+    assert not np.allclose(average, last, atol=1e-3)
+    assert np.allclose(model.user_average.numpy()[0], 0) and np.allclose(model.item_factors.numpy()[0], 0)
+
+
+def pairs(parts, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    return parts.test.frame["user_id"].to_numpy()[:n], parts.test.frame["item_id"].to_numpy()[:n]
+
+
+def test_running_average_is_the_mean_of_the_sampled_matrices() -> None:
+    rng = np.random.default_rng(4)
+    users, items, k, rank = 30, 40, 3, 12
+    x, y = tf.zeros([users, rank], tf.float64), tf.zeros([items, rank], tf.float64)
+    products = []
+    for n in range(1, 5):  # four rank-3 samples fit exactly in rank 12
+        p, q = rng.standard_normal((users, k)), rng.standard_normal((items, k))
+        products.append(p @ q.T)
+        x, y = running_average_update(x, y, tf.constant(p), tf.constant(q), tf.constant(float(n), tf.float64))
+        np.testing.assert_allclose(x.numpy() @ y.numpy().T, np.mean(products, axis=0), atol=1e-9)
+    assert x.shape == (users, rank) and y.shape == (items, rank)
 
 
 def test_seeded_runs_draw_the_same_chain(small) -> None:
@@ -150,4 +177,49 @@ def test_interrupted_fit_resumes_to_the_same_chain(small, tmp_path) -> None:
     assert resumed.epochs_run[0] >= 1, "the second run did not resume"
     straight = train("bayesian_mf", parts.train, **settings).model
     assert int(resumed.model.epochs_sampled.numpy()) == 6
-    np.testing.assert_allclose(resumed.model.user_mean.numpy(), straight.user_mean.numpy(), atol=1e-4)
+    np.testing.assert_allclose(resumed.model.score(*pairs(parts)), straight.score(*pairs(parts)), atol=1e-4)
+
+
+def test_conjugate_gradients_solve_a_positive_definite_system() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((40, 40))
+    matrix = a @ a.T + 3 * np.eye(40)
+    rhs = rng.standard_normal((40, 4))
+    x = conjugate_gradients(lambda v: tf.constant(matrix) @ v, tf.constant(rhs), tolerance=1e-10).numpy()
+    np.testing.assert_allclose(x, np.linalg.solve(matrix, rhs), rtol=1e-6, atol=1e-8)
+
+
+def test_link_draws_follow_the_matrix_normal_posterior() -> None:
+    rng = np.random.default_rng(6)
+    n, f, k, link_precision = 30, 5, 2, 4.0
+    dense = (rng.random((n, f)) < 0.4) * rng.random((n, f))
+    features = tf.sparse.from_dense(tf.constant(dense))
+    targets = rng.standard_normal((n, k))
+    precision = np.array([[2.0, 0.5], [0.5, 1.0]])
+    draws = np.stack([
+        link_draw(features, tf.constant(targets), tf.constant(precision), link_precision, tf.constant([s, 7], tf.int64)).numpy()
+        for s in range(3000)
+    ])  # fmt: skip
+    a = dense.T @ dense + link_precision * np.eye(f)
+    mean = np.linalg.solve(a, dense.T @ targets)
+    row_covariance, column_covariance = np.linalg.inv(a), np.linalg.inv(precision)
+    np.testing.assert_allclose(draws.mean(0), mean, atol=0.03)
+    # Covariance of column 0 across rows: A^-1 * Sigma[0, 0]; of row 0 across columns: A^-1[0, 0] * Sigma.
+    np.testing.assert_allclose(np.cov(draws[:, :, 0].T), row_covariance * column_covariance[0, 0], atol=0.01)
+    np.testing.assert_allclose(np.cov(draws[:, 0, :].T), row_covariance[0, 0] * column_covariance, atol=0.01)
+
+
+def test_implicit_features_are_each_rows_rated_columns_at_unit_norm(small) -> None:
+    model = tfrec.models.build("bayesian_mf", small)
+    assert model.num_ratings == len(small) and int(tf.reduce_min(model.pattern)) >= 1
+    for users in (True, False):
+        dense = tf.sparse.to_dense(model._pattern(users)).numpy()
+        assert dense.shape == (
+            (small.num_users, small.num_items) if users else (small.num_items, small.num_users)
+        )
+        np.testing.assert_allclose(np.linalg.norm(dense, axis=1)[dense.any(axis=1)], 1.0, rtol=1e-9)
+    counts = small.frame["user_id"].value_counts()
+    first = str(np.asarray(model.user_vocabulary)[0])
+    assert (tf.sparse.to_dense(model._pattern(True)).numpy()[0] > 0).sum() == counts[first]
+    plain = tfrec.models.build("bayesian_mf", small, implicit_feedback=False)
+    assert plain.num_ratings == 0 and plain.pattern.shape[0] == 0

@@ -11,9 +11,9 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import to_dataset
 from tfrec.data.vocabulary import Vocabulary
-from tfrec.errors import DataError
+from tfrec.errors import DataError, TfrecError
 from tfrec.models.base import FactorizedMixin, Ids, id_lookup, known
-from tfrec.models.registry import check, non_negative, positive_int, register
+from tfrec.models.registry import boolean, check, non_negative, positive, positive_int, register
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,16 @@ class BayesianMFConfig:
         embedding_dim: Latent factors per user and item.
         epochs: Passes over the training ratings. Epochs alternate between sampling the
             users' factors and the items' factors, so a Gibbs sweep is two epochs.
-        burn_in: Epochs sampled before the factors start being averaged.
+        burn_in: Epochs sampled before the samples' predictions start being averaged.
+        average_rank: Rank of the running average of the sampled rating matrices
+            (the towers' width, minus one); at least ``embedding_dim``.
         noise_precision: Precision (1 / variance) of the rating noise; 0 samples it
             every sweep from its posterior (Gamma(1, 1) prior).
+        implicit_feedback: Centre each user's factor prior on what the user rated
+            (``sum of beta_j / sqrt(count)`` over the user's training items) and each
+            item's on who rated it, the links ``beta`` sampled too (Macau-style side
+            information from the rating pattern: a Bayesian SVD++ on both sides).
+        link_precision: Prior precision of the links (times the side's factor precision).
         batch_size: Ratings per batch while gathering an epoch's statistics (memory only:
             a sample does not depend on it beyond float rounding).
 
@@ -40,7 +47,10 @@ class BayesianMFConfig:
     embedding_dim: int = 30
     epochs: int = 400
     burn_in: int = 40
+    average_rank: int = 128
     noise_precision: float = 0.0
+    implicit_feedback: bool = True
+    link_precision: float = 10.0
     batch_size: int = 16384
 
     def __post_init__(self) -> None:
@@ -50,7 +60,10 @@ class BayesianMFConfig:
                 "embedding_dim": (positive_int, "a positive integer"),
                 "epochs": (positive_int, "a positive integer"),
                 "burn_in": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
+                "average_rank": (positive_int, "a positive integer"),
                 "noise_precision": (non_negative, "a number >= 0 (0: sampled)"),
+                "implicit_feedback": (boolean, "true or false"),
+                "link_precision": (positive, "a number > 0"),
                 "batch_size": (positive_int, "a positive integer"),
             },
         )
@@ -88,10 +101,11 @@ class BayesianMF(FactorizedMixin, keras.Model):
     (``x x^T`` and ``x * (rating - mean)``, ``x`` the other side's factors) into
     per-row sums, and at the end of the epoch one side's prior and factors are drawn from
     their exact conditionals (epochs alternate users and items). After ``burn_in``
-    epochs every sweep's factors enter a running mean; the towers and predictions use
-    that posterior mean, so the model serves like any factorization:
-    ``query = [p_u, 1]``, ``candidate = [q_i, mean]``. Unknown ids get zero factors, so
-    their prediction is the global mean.
+    epochs every sweep's rating matrix ``P Q^T`` enters a running average held at rank
+    ``average_rank`` as ``X Y^T`` (:func:`running_average_update`); the towers are
+    ``query = [x_u, 1]``, ``candidate = [y_i, mean]``, so the model serves like any
+    factorization and predicts the posterior mean of the rating. Unknown ids get zero
+    factors, so their prediction is the global mean.
 
     ``fit`` adds the callback that draws the samples (:class:`GibbsSweep`); there are no
     gradients, so the optimizer given to ``compile`` (if any) is never applied.
@@ -121,7 +135,11 @@ class BayesianMF(FactorizedMixin, keras.Model):
         item_vocabulary: Sequence[str],
         embedding_dim: int = 30,
         burn_in: int = 40,
+        average_rank: int = 128,
         noise_precision: float = 0.0,
+        implicit_feedback: bool = True,
+        link_precision: float = 10.0,
+        num_ratings: int = 0,
         global_mean: float = 0.0,
         rating_range: Sequence[float] | None = None,
         init_stddev: float = 0.1,
@@ -134,7 +152,15 @@ class BayesianMF(FactorizedMixin, keras.Model):
         self.item_vocabulary = Ids(item_vocabulary)
         self.embedding_dim = int(embedding_dim)
         self.burn_in = int(burn_in)
+        self.average_rank = int(average_rank)
+        if self.average_rank < self.embedding_dim:
+            raise TfrecError(
+                f"average_rank ({average_rank}) must be at least embedding_dim ({embedding_dim})"
+            )
         self.noise_precision = float(noise_precision)
+        self.implicit_feedback = bool(implicit_feedback)
+        self.link_precision = float(link_precision)
+        self.num_ratings = int(num_ratings)
         self.global_mean = float(global_mean)
         self.rating_range = None if rating_range is None else [float(r) for r in rating_range]
         self.init_stddev = float(init_stddev)
@@ -147,14 +173,18 @@ class BayesianMF(FactorizedMixin, keras.Model):
         k = self.embedding_dim
         self.user_factors = self._state("user_factors", [self.n_users + 1, k], self._first_state(1))
         self.item_factors = self._state("item_factors", [self.n_items + 1, k], self._first_state(2))
-        self.user_mean = self._state("user_mean", [self.n_users + 1, k], "zeros")
-        self.item_mean = self._state("item_mean", [self.n_items + 1, k], "zeros")
+        self.user_average = self._state("user_average", [self.n_users + 1, self.average_rank], "zeros")
+        self.item_average = self._state("item_average", [self.n_items + 1, self.average_rank], "zeros")
         self.mu = self._state("global_mean", [], keras.initializers.Constant(self.global_mean))
         self.noise = self._state(
             "noise_precision", [], keras.initializers.Constant(self.noise_precision or 1.0)
         )
         self.epochs_sampled = self._state("epochs_sampled", [], "zeros", tf.int64)
         self.samples_averaged = self._state("samples_averaged", [], "zeros")
+        # The training pattern (user row, item row) the links regress on, and the links.
+        self.pattern = self._state("rating_pattern", [self.num_ratings, 2], "zeros", tf.int64)
+        self.user_link = self._state("user_link", [self.n_items, k], "zeros")  # per rated item
+        self.item_link = self._state("item_link", [self.n_users, k], "zeros")  # per rating user
         rows = max(self.n_users, self.n_items) + 1
         self.gram = _sampled_sum([rows, k, k])
         self.rhs = _sampled_sum([rows, k])
@@ -188,12 +218,12 @@ class BayesianMF(FactorizedMixin, keras.Model):
 
     def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """``[p_u, 1]`` per user (posterior-mean factors)."""
-        factors = tf.gather(self.user_mean, index) * known(index)[:, None]
+        factors = tf.gather(self.user_average, index) * known(index)[:, None]
         return tf.concat([factors, tf.ones_like(factors[:, :1])], axis=1)
 
     def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """``[q_i, global mean]`` per item."""
-        factors = tf.gather(self.item_mean, index) * known(index)[:, None]
+        factors = tf.gather(self.item_average, index) * known(index)[:, None]
         return tf.concat([factors, tf.fill(tf.shape(factors[:, :1]), self.mu)], axis=1)
 
     # === Forward ===
@@ -297,25 +327,57 @@ class BayesianMF(FactorizedMixin, keras.Model):
                 )
             )
         factors = tf.cast(own[1:], tf.float64)
-        prior_mean, prior_precision = normal_wishart_draw(factors, seeds[1], seeds[2])
+        offset = tf.zeros([], tf.float64)
+        if self.num_ratings:  # implicit feedback: the prior mean moves by the rated rows' links
+            pattern, link = self._pattern(users), (self.user_link if users else self.item_link)
+            offset = tf.sparse.sparse_dense_matmul(pattern, tf.cast(link, tf.float64))
+        prior_mean, prior_precision = normal_wishart_draw(factors - offset, seeds[1], seeds[2])
         drawn = conditional_draw(
             tf.cast(self.gram.read_value()[1 : count + 1], tf.float64),
             tf.cast(self.rhs.read_value()[1 : count + 1], tf.float64),
-            prior_mean,
+            prior_mean + offset,
             prior_precision,
             tf.cast(self.noise, tf.float64),
             seeds[3],
         )
         own.assign(tf.concat([tf.zeros([1, self.embedding_dim]), tf.cast(drawn, tf.float32)], axis=0))
+        if self.num_ratings:
+            link_seed = tf.constant([self.seed, -(epoch + 1) * 8], tf.int64)
+            drawn_link = link_draw(
+                pattern, drawn - prior_mean, prior_precision, self.link_precision, link_seed
+            )
+            link.assign(tf.cast(drawn_link, tf.float32))
         for accumulator in (self.gram, self.rhs, self.squared_error):
             accumulator.assign(tf.zeros_like(accumulator))
         self.epochs_sampled.assign_add(1)
         if epoch + 1 <= self.burn_in:  # burning in: the towers follow the chain
-            (self.user_mean if users else self.item_mean).assign(own)
-        elif not users:  # a sweep is complete: both sides enter the running mean
+            padding = [[0, 0], [0, self.average_rank - self.embedding_dim]]
+            (self.user_average if users else self.item_average).assign(tf.pad(own, padding))
+        elif not users:  # a sweep is complete: its prediction enters the running average
             n = self.samples_averaged.assign_add(1.0)
-            for mean, current in ((self.user_mean, self.user_factors), (self.item_mean, self.item_factors)):
-                mean.assign_add((current - mean) / n)
+            user_average, item_average = running_average_update(
+                *(tf.cast(v[1:], tf.float64) for v in (self.user_average, self.item_average)),
+                *(tf.cast(v[1:], tf.float64) for v in (self.user_factors, self.item_factors)),
+                tf.cast(n, tf.float64),
+            )
+            for average, value in ((self.user_average, user_average), (self.item_average, item_average)):
+                average.assign(
+                    tf.concat([tf.zeros([1, self.average_rank]), tf.cast(value, tf.float32)], axis=0)
+                )
+
+    def _pattern(self, users: bool) -> tf.SparseTensor:
+        """``[rows, columns]`` implicit features of one side, each row scaled to unit norm.
+
+        Users' rows are the items they rated (``1 / sqrt(count)`` each); items' rows the
+        users who rated them.
+        """
+        rows, columns = tf.unstack(self.pattern - 1, axis=1)  # table rows without the OOV row
+        shape = [self.n_users, self.n_items]
+        if not users:
+            rows, columns, shape = columns, rows, shape[::-1]
+        count = tf.math.bincount(rows, minlength=shape[0], dtype=tf.float64)
+        values = tf.math.rsqrt(tf.gather(count, rows))
+        return tf.sparse.reorder(tf.SparseTensor(tf.stack([rows, columns], axis=1), values, shape))
 
     # === Construction from data ===
     @classmethod
@@ -329,16 +391,35 @@ class BayesianMF(FactorizedMixin, keras.Model):
             raise DataError(f"bayesian_mf needs explicit ratings; {train.name} has none")
         vocabulary = Vocabulary.from_interactions(train)
         ratings = train.frame["rating"]
-        return cls(
+        model = cls(
             vocabulary.users,
             vocabulary.items,
             embedding_dim=config.embedding_dim,
             burn_in=config.burn_in,
+            average_rank=config.average_rank,
             noise_precision=config.noise_precision,
+            implicit_feedback=config.implicit_feedback,
+            link_precision=config.link_precision,
+            num_ratings=len(train) if config.implicit_feedback else 0,
             global_mean=float(ratings.mean()),
             rating_range=(float(ratings.min()), float(ratings.max())),
             seed=int(np.random.randint(0, 2**31 - 1)),
         )
+        if config.implicit_feedback:
+            model.set_pattern(train.frame["user_id"].astype(str), train.frame["item_id"].astype(str))
+        return model
+
+    def set_pattern(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> None:
+        """Stores which user rated which item (the implicit feedback the links regress on)."""
+        if len(user_ids) != self.num_ratings:
+            raise TfrecError(
+                f"set_pattern(): {len(user_ids)} ratings for a model built for {self.num_ratings}"
+            )
+        users = self.user_lookup(tf.constant(np.asarray(user_ids, dtype=str)))
+        items = self.item_lookup(tf.constant(np.asarray(item_ids, dtype=str)))
+        if not (bool(tf.reduce_all(users > 0)) and bool(tf.reduce_all(items > 0))):
+            raise TfrecError("set_pattern(): every user and item must be in the model's vocabularies")
+        self.pattern.assign(tf.stack([users, items], axis=1))
 
     @staticmethod
     def training_data(train: Interactions, config: BayesianMFConfig, seed: int = 0) -> tf.data.Dataset:
@@ -352,7 +433,11 @@ class BayesianMF(FactorizedMixin, keras.Model):
             "item_vocabulary": list(self.item_vocabulary),
             "embedding_dim": self.embedding_dim,
             "burn_in": self.burn_in,
+            "average_rank": self.average_rank,
             "noise_precision": self.noise_precision,
+            "implicit_feedback": self.implicit_feedback,
+            "link_precision": self.link_precision,
+            "num_ratings": self.num_ratings,
             "global_mean": self.global_mean,
             "rating_range": self.rating_range,
             "init_stddev": self.init_stddev,
@@ -422,12 +507,96 @@ def conditional_draw(
     """Draws every row's factors from its Gaussian conditional.
 
     Row ``r`` has precision ``P = prior_precision + noise * gram[r]`` and mean
-    ``P^-1 (prior_precision @ prior_mean + noise * rhs[r])``; the draw adds ``L^-T z``
+    ``P^-1 (prior_precision @ prior_mean[r] + noise * rhs[r])`` (one prior mean for every
+    row, or one per row); the draw adds ``L^-T z``
     (``L L^T = P``, ``z`` standard normal), whose covariance is ``P^-1``.
     """
     precision = prior_precision[None] + noise * gram
     chol = tf.linalg.cholesky(precision)
-    b = (tf.linalg.matvec(prior_precision, prior_mean)[None] + noise * rhs)[..., None]
+    b = (tf.linalg.matvec(prior_precision, prior_mean) + noise * rhs)[..., None]  # prior_mean [k] or [n, k]
     mean = tf.linalg.cholesky_solve(chol, b)
     z = tf.random.stateless_normal(tf.shape(b), seed, dtype=tf.float64)
     return (mean + tf.linalg.triangular_solve(chol, z, lower=True, adjoint=True))[..., 0]
+
+
+@tf.function
+def running_average_update(
+    user_average: tf.Tensor, item_average: tf.Tensor, users: tf.Tensor, items: tf.Tensor, n: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Adds the sample ``users @ items^T`` as the ``n``-th term of the running average ``X Y^T``.
+
+    ``(n - 1) / n * X Y^T + users items^T / n`` is the product of ``[a X, b users]`` and
+    ``[a Y, b items]`` (``a = sqrt((n - 1) / n)``, ``b = sqrt(1 / n)``); QR of both and an
+    SVD of the small core bring it back to the rank of ``X``, split evenly between the two
+    sides. The average of the sampled predictions, not of the factors: the chain drifts
+    along the factors' rotations, which leave each prediction unchanged.
+    """
+    rank = user_average.shape[1]
+    a, b = tf.sqrt((n - 1.0) / n), tf.sqrt(1.0 / n)
+    q_user, r_user = tf.linalg.qr(tf.concat([a * user_average, b * users], axis=1))
+    q_item, r_item = tf.linalg.qr(tf.concat([a * item_average, b * items], axis=1))
+    singular, left, right = tf.linalg.svd(r_user @ tf.transpose(r_item))
+    scale = tf.sqrt(singular[:rank])
+    # With fewer rows than columns the core is smaller than ``rank``: pad with zeros.
+    padding = [[0, 0], [0, rank - tf.size(scale)]]
+    return tf.pad(q_user @ (left[:, :rank] * scale), padding), tf.pad(
+        q_item @ (right[:, :rank] * scale), padding
+    )
+
+
+@tf.function
+def link_draw(
+    features: tf.SparseTensor,
+    targets: tf.Tensor,
+    precision: tf.Tensor,
+    link_precision: float,
+    seed: tf.Tensor,
+) -> tf.Tensor:
+    """Draws the links ``B [f, k]`` of ``targets ~ features @ B`` (rows ~ N(., precision^-1)).
+
+    With the prior ``B`` rows ~ N(0, (link_precision * precision)^-1) the posterior is
+    matrix normal with row covariance ``A^-1``, ``A = F^T F + link_precision * I``, and
+    column covariance ``precision^-1``. The draw perturbs the data and the prior with
+    noise of those covariances and solves ``A B = F^T (targets + E1) + link_precision
+    * E2`` by conjugate gradients (Papandreou & Yuille's perturb-and-optimise; Simm et
+    al.'s Macau), so ``A`` (``f x f``) is never formed.
+    """
+    n, f, k = tf.shape(targets)[0], tf.cast(features.dense_shape[1], tf.int32), targets.shape[1]
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    # Rows of z @ L^-1... with precision = L L^T: z L^-T has covariance precision^-1.
+    chol = tf.linalg.cholesky(precision)
+
+    def noise(rows, s):
+        z = tf.random.stateless_normal([rows, k], s, dtype=tf.float64)
+        return tf.transpose(tf.linalg.triangular_solve(chol, tf.transpose(z), lower=True, adjoint=True))
+
+    rhs = tf.sparse.sparse_dense_matmul(features, targets + noise(n, seeds[0]), adjoint_a=True)
+    rhs += tf.sqrt(tf.cast(link_precision, tf.float64)) * noise(f, seeds[1])
+
+    def apply(v):
+        return tf.sparse.sparse_dense_matmul(
+            features, tf.sparse.sparse_dense_matmul(features, v), adjoint_a=True
+        ) + (link_precision * v)
+
+    return conjugate_gradients(apply, rhs)
+
+
+def conjugate_gradients(apply, rhs: tf.Tensor, tolerance: float = 1e-6, max_steps: int = 500) -> tf.Tensor:
+    """Solves ``apply(X) = rhs`` column by column for a symmetric positive definite ``apply``."""
+    x = tf.zeros_like(rhs)
+    r = rhs
+    p = r
+    rs = tf.reduce_sum(r * r, axis=0)
+    stop = tolerance**2 * tf.maximum(tf.reduce_sum(rhs * rhs, axis=0), 1e-300)
+
+    def step(i, x, r, p, rs):
+        ap = apply(p)
+        alpha = rs / tf.maximum(tf.reduce_sum(p * ap, axis=0), 1e-300)
+        x, r = x + alpha * p, r - alpha * ap
+        new = tf.reduce_sum(r * r, axis=0)
+        return i + 1, x, r, r + (new / tf.maximum(rs, 1e-300)) * p, new
+
+    _, x, *_ = tf.while_loop(
+        lambda i, x, r, p, rs: tf.logical_and(i < max_steps, tf.reduce_any(rs > stop)), step, (0, x, r, p, rs)
+    )
+    return x

@@ -96,7 +96,11 @@ class BayesianMF(FactorizedMixin, keras.Model):
 
     Each user's and item's factors have a Gaussian prior whose mean and precision matrix
     are themselves sampled (Normal-Wishart hyperprior), and ratings have Gaussian noise of
-    precision ``noise_precision`` (sampled when 0). ``model.fit`` runs the Gibbs sampler:
+    precision ``noise_precision`` (sampled when 0). With ``implicit_feedback`` a user's
+    prior mean also moves by ``sum_j beta_j / sqrt(count)`` over the items the user rated
+    (and an item's by the users who rated it), the links ``beta`` drawn from their
+    matrix-normal conditional after each side (:func:`link_draw`): which items a user
+    chose to rate informs their factors, as in SVD++, with nothing to tune by hand. ``model.fit`` runs the Gibbs sampler:
     every epoch streams the ratings once, adding each rating's statistics
     (``x x^T`` and ``x * (rating - mean)``, ``x`` the other side's factors) into
     per-row sums, and at the end of the epoch one side's prior and factors are drawn from
@@ -116,6 +120,11 @@ class BayesianMF(FactorizedMixin, keras.Model):
         embedding_dim: Latent factors per user and item.
         burn_in: Epochs before the samples are averaged.
         noise_precision: Rating noise precision, or 0 to sample it.
+        average_rank: Rank of the running average of the sampled rating matrices.
+        implicit_feedback: Centre the factor priors on links of the rating pattern.
+        link_precision: Prior precision of the links (times the side's factor precision).
+        num_ratings: Training ratings in the stored pattern (0 without implicit feedback;
+            :meth:`set_pattern` fills it, ``from_data`` calls it).
         global_mean: The training ratings' mean.
         rating_range: ``(low, high)`` to clip predictions to at inference, or None.
         init_stddev: Standard deviation of the factors' first state.

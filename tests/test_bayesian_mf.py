@@ -77,7 +77,7 @@ def test_wishart_draws_average_to_dof_times_scale() -> None:
     draws = np.stack(
         [
             wishart_draw(scale, tf.constant(7.0, tf.float64), tf.constant([s, 9], tf.int64))
-            for s in range(3000)
+            for s in range(1000)
         ]
     )
     np.testing.assert_allclose(

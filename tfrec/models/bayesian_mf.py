@@ -87,8 +87,11 @@ def _sampled_sum(shape: Sequence[int]) -> tf.Variable:
     "bayesian_mf",
     config=BayesianMFConfig,
     task="rating",
-    description="Bayesian matrix factorization: Gibbs-sampled factors and priors, posterior-mean factors",
-    paper="Salakhutdinov & Mnih, Bayesian Probabilistic Matrix Factorization using MCMC, ICML 2008",
+    description="Bayesian matrix factorization: Gibbs-sampled factors, priors and implicit-feedback links",
+    paper=(
+        "Salakhutdinov & Mnih, Bayesian Probabilistic Matrix Factorization using MCMC, ICML 2008; "
+        "Simm et al., Macau: Scalable Bayesian Factorization with High-Dimensional Side Information, 2017"
+    ),
 )
 @keras.utils.register_keras_serializable(package="tfrec")
 class BayesianMF(FactorizedMixin, keras.Model):

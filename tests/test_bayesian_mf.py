@@ -160,6 +160,20 @@ def test_needs_ratings_and_validates_its_config(small) -> None:
         tfrec.models.build("bayesian_mf", tfrec.data.Interactions(frame, name="clicks"))
     with pytest.raises(tfrec.TfrecError, match="burn_in=-1 is invalid: must be an integer >= 0"):
         tfrec.models.build("bayesian_mf", small, burn_in=-1)
+    with pytest.raises(tfrec.TfrecError, match=r"average_rank \(8\) must be at least embedding_dim \(30\)"):
+        tfrec.models.build("bayesian_mf", small, average_rank=8)
+    model = tiny_model(2, 2)
+    unset = tfrec.models.BayesianMF(model.user_vocabulary, model.item_vocabulary, num_ratings=2)
+    unset.compile()
+    ratings = tf.data.Dataset.from_tensor_slices(
+        ({"user_id": ["u0", "u1"], "item_id": ["i0", "i1"]}, [4.0, 3.0])
+    ).batch(2)
+    with pytest.raises(tfrec.TfrecError, match="the rating pattern is not set; call set_pattern"):
+        unset.fit(ratings, epochs=1, verbose=0)
+    with pytest.raises(tfrec.TfrecError, match="1 ratings for a model built for 2"):
+        unset.set_pattern(["u0"], ["i0"])
+    unset.set_pattern(["u0", "u1"], ["i0", "i1"])
+    assert unset.fit(ratings, epochs=2, verbose=0).history["loss"][-1] >= 0
 
 
 class Interrupt(keras.callbacks.Callback):

@@ -44,7 +44,9 @@ def train(
 
     The recipe is the one a user would write: ``tfrec.models.build`` the model, turn the
     split into a ``tf.data`` pipeline (``model.training_data``), compile with Adam (:class:`tfrec.optimizers.LazyAdam`: embedding rows updated lazily) at the
-    config's learning rate and call ``model.fit`` for the config's epochs.
+    config's learning rate and call ``model.fit`` for the config's epochs. A model whose
+    config has no learning rate (``bayesian_mf``: sampled, not gradient-trained) is
+    compiled without an optimizer.
 
     Args:
         name: Registered model name.

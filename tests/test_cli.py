@@ -9,13 +9,15 @@ import sys
 
 import pytest
 
+import tfrec
 from tfrec.cli import main
 
 
 def test_models_lists_registered_names(capsys) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("biased_mf") and "rating" in out
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == tfrec.models.names() and "rating" in out
 
 
 def test_datasets_lists_names_and_places(capsys, monkeypatch, tmp_path) -> None:
@@ -90,7 +92,7 @@ def test_train_export_validate_recommend(tmp_path, capsys) -> None:
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "nope"], "unknown model 'nope'; registered models: ['biased_mf'"),
+        (["train", "nope"], "unknown model 'nope'; registered models: ['bayesian_mf', 'biased_mf'"),
         (["train", "biased_mf", "--dataset", "netflix"], "unknown dataset 'netflix'"),
         (["train", "biased_mf", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
         (["train", "biased_mf", "--epochs", "0"], "argument --epochs: must be a positive integer"),

@@ -50,11 +50,9 @@ class BayesianMFConfig:
     ``implicit_feedback=false`` (plain BPMF)         0.8976  0.9062, 0.8995, 0.8925, 0.8941, 0.8957
     ===============================================  ======  ==========================================
 
-    From a NumPy prototype of the same sampler without implicit feedback (u1, noise
-    precision 1.5): averaging the sampled factors instead of the predictions was within
-    0.001 of the exact predictive average over 200 sweeps but 0.005 worse over 400 (the
-    factors drift along rotations); the rank-128 running average of the predictions was
-    within 0.0001 of the exact average (rank 64: 0.0003).
+    The towers average the sampled predictions, not the sampled factors: the chain drifts
+    along the factors' rotations (which leave every prediction unchanged), so a mean of
+    factors blurs as the chain grows longer.
     """
 
     embedding_dim: int = 30
@@ -293,7 +291,7 @@ class BayesianMF(FactorizedMixin, keras.Model):
 
         The ratings are sorted by row and cut into chunks of at most ``CHUNK`` ratings of
         one row; a batched matmul of each zero-padded ``[CHUNK, k]`` chunk with itself
-        gives the chunk's sum of outer products (4x faster than forming one ``k x k``
+        gives the chunk's sum of outer products (cheaper than forming one ``k x k``
         product per rating), and the chunks are summed into their rows. Memory stays
         within ``(batch / CHUNK + distinct rows) * k * k`` floats whatever the skew, plus
         one dense update of the statistics table (``rows * k * k`` floats).

@@ -40,11 +40,13 @@ class BiasedMFConfig:
     movielens-100k --split fold:u1 --set init_stddev=0.1 --set l2_bias=0.05 --set
     learning_rate=2e-3 --epochs 20`` and the same for u2..u5. l2_factors 0.08 / 0.15
     measured 0.9153 / 0.9150 (with l2_bias 0.05 / 0.01), 256 factors 0.9129. The rows
-    above the defaults ran with penalty_power 1 (the SGD-MF form); the penalty_power rows
-    ran with ``bench/mf_variants.py biased_mf --set penalty_power=...`` (its first figures
-    came from the same penalty in a subclass there). SVD++'s implicit history term
-    (``bench/mf_variants.py svdpp``) measured 0.9192 / 0.9205 on u1 (L2 0.1 / 0.02, 20x
-    slower) against 0.9193 without it.
+    down to "power 1" ran with penalty_power 1 (the SGD-MF form) and 128 factors; the
+    rows below ran with ``bench/mf_variants.py biased_mf --set penalty_power=...`` (its
+    first figures came from the same penalty in a subclass there), the last eight with
+    ``--set l2_bias=0 --set embedding_dim=... [--set l2_factors=...]``: their s/fold is
+    that script's wall time per fold (training and evaluation), the others' training
+    time. SVD++'s implicit history term (``bench/mf_variants.py svdpp``) measured
+    0.9192 / 0.9205 on u1 (L2 0.1 / 0.02, 20x slower) against 0.9193 without it.
 
     ===========================================================  ======  ========
     setting                                                      RMSE    s/fold
@@ -60,15 +62,23 @@ class BiasedMFConfig:
     ... penalty_power 0.6                                        0.9062  19
     ... penalty_power 0.75, l2_factors 0.12                      0.9064  19
     ... penalty_power 0.6, l2_factors 0.08                       0.9113  19
-    **defaults**: ... penalty_power 0.5, l2_factors 0.12         0.9054  19
+    ... penalty_power 0.5, l2_factors 0.12                       0.9054  19
     ... penalty_power 0.5, l2_factors 0.15                       0.9095  19
     ... penalty_power 0.4, l2_factors 0.15                       0.9083  19
+    power 0.5, l2_factors 0.12, l2_bias 0 (128 factors)          0.9052  61
+    ... 256 factors                                              0.9077  70
+    ... 32 factors                                               0.9069  36
+    ... 64 factors                                               0.9047  45
+    ... 64 factors, l2_factors 0.08                              0.9075  30
+    ... 64 factors, l2_factors 0.09                              0.9051  37
+    ... 64 factors, l2_factors 0.10                              0.9039  38
+    **defaults**: ... 64 factors, l2_factors 0.11                0.9039  30
     ===========================================================  ======  ========
     """
 
-    embedding_dim: int = 128
-    l2_factors: float = 0.12
-    l2_bias: float = 0.01
+    embedding_dim: int = 64
+    l2_factors: float = 0.11
+    l2_bias: float = 0.0
     penalty_power: float = 0.5
     init_stddev: float = 0.01
     learning_rate: float = 1e-3
@@ -134,9 +144,9 @@ class BiasedMF(FactorizedMixin, tfrs.Model):
         self,
         user_vocabulary: Sequence[str],
         item_vocabulary: Sequence[str],
-        embedding_dim: int = 128,
-        l2_factors: float = 0.12,
-        l2_bias: float = 0.01,
+        embedding_dim: int = 64,
+        l2_factors: float = 0.11,
+        l2_bias: float = 0.0,
         init_stddev: float = 0.01,
         global_mean: float = 0.0,
         penalty_power: float = 0.5,

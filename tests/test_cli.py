@@ -60,9 +60,10 @@ def test_train_retrieval_model_with_sampled_protocol(tmp_path) -> None:
 
 def test_train_on_a_predefined_fold(tmp_path, ml100k_dir) -> None:
     code = main(["train", "biased_mf", "--dataset", "movielens-100k", "--data-dir", str(ml100k_dir),
-                 "--split", "fold:u1", "--epochs", "1", "--output", str(tmp_path), "--quiet"])  # fmt: skip
+                 "--split", "fold:u1", "--epochs", "2", "--output", str(tmp_path), "--quiet"])  # fmt: skip
     assert code == 0
     report = json.loads((tmp_path / "metrics.json").read_text())
+    # Predicting the training mean scores ~1.15 on u1; two epochs of the defaults learn far past it (~1.02).
     assert report["split"] == "fold:u1" and report["metrics"]["rmse"] < 1.1
 
 

@@ -213,7 +213,7 @@ CLI_ERRORS = [
     (["train", "gmf", "--batch-size", "-1"], "argument --batch-size: must be a positive integer"),
     (["train", "gmf", "--set", "=3"], "argument --set: expected KEY=VALUE"),
     (["recommend", "/nonexistent", "--user", "1", "-k", "x"], "argument -k: invalid int value"),
-    (["export", "/etc/hostname", "--export-dir", "/tmp/tfrec-x"], "is not a saved tfrec model"),
+    (["export", "/etc/hostname", "--export-dir", "/tmp/tfrec-x"], "is not a zip .keras archive"),
     (["validate"], "the following arguments are required: export_dir"),
 ]
 

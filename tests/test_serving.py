@@ -100,7 +100,7 @@ def test_versions_are_never_overwritten_unless_asked(exported, trained) -> None:
 
 
 def test_a_failed_validation_leaves_no_partial_version(trained, tmp_path, monkeypatch) -> None:
-    def fail(path, expected, timeout=600):
+    def fail(path, expected, timeout=600, scratch_parent=None):
         raise ExportError("validation failed: simulated mismatch")
 
     monkeypatch.setattr(export_module, "run_checker", fail)

@@ -181,16 +181,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     import tfrec
-    from tfrec._keras import keras
 
     path = Path(args.model_path)
     if not path.is_file():
         raise UserError(f"argument model_path: no file {path}")
     _check_writable(Path(args.export_dir), "--export-dir")
     try:
-        model = keras.models.load_model(path)
-    except (OSError, ValueError) as err:
-        raise UserError(f"argument model_path: {path} is not a saved tfrec model: {err}") from err
+        model = tfrec.models.load(path)
+    except TfrecError as err:
+        raise UserError(f"argument model_path: {err}") from err
     target = tfrec.export(model, args.export_dir, args.version, overwrite=args.overwrite)
     print(f"exported and validated: {target}")
     return 0
@@ -222,7 +221,7 @@ def _recommend(args: argparse.Namespace) -> int:
     for user, items, scores in zip(args.user, out["item_ids"], out["scores"]):
         print(f"user {user}:")
         for rank, (item, score) in enumerate(zip(items, scores), start=1):
-            print(f"  {rank:>3}. {item.decode()}  {score:.4f}")
+            print(f"  {rank:>3}. {item}  {score:.4f}")
     return 0
 
 

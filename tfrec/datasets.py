@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfrec.data import loaders
-from tfrec.data.download import fetch_archive
+from tfrec.data.download import archive_type, fetch_archive
 from tfrec.data.interactions import Interactions
 from tfrec.data.synthetic import synthetic
 
@@ -67,7 +67,9 @@ def download(name: str, data_dir: str | Path | None = None, *, url: str | None =
     Args:
         name: A file-based dataset name.
         data_dir: Target folder (default: where :func:`load` looks).
-        url: Another address for the same archive (a mirror); the checksum still applies.
+        url: Another address for the same archive (a mirror); the checksum still applies,
+            and so does the archive type of the official one (a mirror cannot turn a zip
+            into a tar).
 
     Returns:
         The folder the files are in.
@@ -77,5 +79,9 @@ def download(name: str, data_dir: str | Path | None = None, *, url: str | None =
     if origin is None:
         raise loaders.DataError(f"dataset {name!r} has no official archive to download")
     return fetch_archive(
-        origin, loaders.locate(name, data_dir), file_hash=spec.file_hash, folder=spec.archive_folder
+        origin,
+        loaders.locate(name, data_dir),
+        file_hash=spec.file_hash,
+        folder=spec.archive_folder,
+        kind=archive_type(spec.url or origin),
     )

@@ -13,6 +13,7 @@ from tfrec.models.deep_mf import DeepMF, DeepMFConfig
 from tfrec.models.gmf import GMF, GMFConfig
 from tfrec.models.hybrid import Hybrid, HybridConfig
 from tfrec.models.implicit_mf import ImplicitMF, ImplicitMFConfig
+from tfrec.models.loading import load
 from tfrec.models.mlp import MLP, MLPConfig
 from tfrec.models.neumf import NeuMF, NeuMFConfig
 from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
@@ -51,6 +52,7 @@ __all__ = [
     "NeuralCFConfig",
     "build",
     "entry",
+    "load",
     "make_config",
     "names",
 ]

@@ -12,6 +12,14 @@ from tfrec._keras import tf
 from tfrec.errors import TfrecError
 
 
+def _text(value: np.ndarray) -> np.ndarray:
+    """A string tensor's bytes decoded to ``str`` (UTF-8); other arrays unchanged."""
+    if value.dtype.kind != "O":
+        return value
+    flat = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value.ravel()]
+    return np.asarray(flat, dtype=object).reshape(value.shape)
+
+
 class ExportedModel:
     """An export loaded through ``tf.compat.v1.saved_model.loader.load``, run by signature.
 
@@ -29,9 +37,9 @@ class ExportedModel:
     def __init__(self, export_dir: str | os.PathLike) -> None:
         path = Path(export_dir)
         if not (path / "saved_model.pb").is_file():
-            numbered = sorted(
-                (int(p.name) for p in path.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True
-            )
+            from tfrec.serving.exporter import versions
+
+            numbered = versions(path)[::-1]
             if not numbered:
                 raise TfrecError(
                     f"{path} holds no SavedModel version (expected {path}/<version>/saved_model.pb)"
@@ -46,6 +54,9 @@ class ExportedModel:
 
     def run(self, signature: str, **inputs: Sequence | np.ndarray | int) -> dict[str, np.ndarray]:
         """Runs one signature with named inputs; returns its named outputs.
+
+        String outputs (item ids) come back as ``str`` like the model's own methods
+        return them, not as the ``bytes`` the session yields.
 
         Raises:
             TfrecError: an unknown signature, or missing/unexpected inputs.
@@ -71,7 +82,7 @@ class ExportedModel:
                     raise TfrecError(f"signature {signature!r}: {key} must be {dtype.name}: {err}") from err
             feed[spec.inputs[key].name] = array
         fetch = {k: v.name for k, v in spec.outputs.items()}
-        return self._session.run(fetch, feed)
+        return {key: _text(value) for key, value in self._session.run(fetch, feed).items()}
 
     def describe(self) -> Mapping[str, dict]:
         """Each signature's input and output names."""

@@ -52,10 +52,101 @@ def registered_name(model) -> str:
 
 
 def versions(base: Path) -> list[int]:
-    """The integer versions already under an export base directory."""
+    """The integer versions already under an export base directory (complete ones only).
+
+    A numbered folder without ``saved_model.pb`` (an empty or stray folder) is not a
+    version: TF Serving could not load it either.
+    """
+    base = Path(base)
     if not base.is_dir():
         return []
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+    return sorted(
+        int(p.name) for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_pid(path: Path) -> int | None:
+    """The pid that owns a name tfrec writes in a base directory, or None for other names.
+
+    Staging folders are ``.tmp-<version>-<pid>-<hex>`` (validator scratch
+    ``.tmp-check-<pid>-*``, a replaced version ``.old-<version>-<pid>-<hex>``); a version
+    claim ``.claim-<version>`` holds its pid as text.
+    """
+    parts = path.name.split("-")
+    if parts[0] == ".claim" and len(parts) == 2 and parts[1].isdigit():
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+    if parts[0] in (".tmp", ".old") and len(parts) >= 4 and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[2])
+    if parts[0] == ".tmp" and len(parts) >= 4 and parts[1] == "check" and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
+def clean_stale(base: Path) -> list[str]:
+    """Removes staging folders and version claims left in ``base`` by a killed export.
+
+    Only names tfrec itself writes (see :func:`_owner_pid`) whose process is gone are
+    removed; anything else in the folder is left alone.
+
+    Returns:
+        The names removed.
+    """
+    removed: list[str] = []
+    if not Path(base).is_dir():
+        return removed
+    for path in Path(base).iterdir():
+        pid = _owner_pid(path)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
+
+
+def _claim(base: Path, version: int | None, overwrite: bool) -> tuple[int, Path]:
+    """Claims a version number atomically; returns (version, claim file).
+
+    The claim is ``.claim-<version>`` created with ``O_EXCL`` (holding this pid), so of
+    two exports racing for a number exactly one gets it. With ``version=None`` the
+    loser takes the next number; with an explicit version it fails.
+    """
+    while True:
+        claimed = [int(p.name.split("-")[1]) for p in base.glob(".claim-*") if p.name.split("-")[1].isdigit()]
+        numbered = [int(p.name) for p in base.iterdir() if p.name.isdigit()]
+        number = version if version is not None else max([0, *numbered, *claimed]) + 1
+        target = base / str(number)
+        if target.exists() and not overwrite:
+            raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
+        claim = base / f".claim-{number}"
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if version is not None:
+                raise ExportError(f"another export is writing {target} now; try again when it is done") from None
+            continue
+        with os.fdopen(fd, "w") as out:
+            out.write(str(os.getpid()))
+        if version is None and target.exists():  # completed by a racer between our read and claim
+            claim.unlink(missing_ok=True)
+            continue
+        return number, claim
 
 
 def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray]]]:
@@ -111,17 +202,53 @@ def _expected(functions: Mapping[str, Any], requests) -> dict[str, np.ndarray]:
     return expected
 
 
-def run_checker(export_dir: Path, expected: dict[str, np.ndarray] | None, timeout: float = 600) -> dict:
-    """Runs ``check_export.py`` in a fresh Python process; raises ExportError on any problem."""
-    with tempfile.TemporaryDirectory(prefix="tfrec-check-") as scratch:
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the validator gets SIGKILL when the process that started it dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _storable(value: np.ndarray) -> np.ndarray:
+    """Object (string) arrays as fixed-width bytes, so the .npz loads without pickle."""
+    if value.dtype.kind == "O":
+        return np.asarray([v if isinstance(v, bytes) else str(v).encode() for v in value.ravel()],
+                          dtype=bytes).reshape(value.shape)  # fmt: skip
+    return value
+
+
+def run_checker(
+    export_dir: Path,
+    expected: dict[str, np.ndarray] | None,
+    timeout: float = 600,
+    scratch_parent: Path | None = None,
+) -> dict:
+    """Runs ``check_export.py`` in a fresh Python process; raises ExportError on any problem.
+
+    The path is resolved first (the child runs in a scratch folder), and on Linux the
+    child is killed if this process dies, so a killed export leaves no validator behind.
+    """
+    export_dir = Path(export_dir).resolve()
+    prefix = f".tmp-check-{os.getpid()}-" if scratch_parent is not None else "tfrec-check-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=scratch_parent) as scratch:
         args = [sys.executable, str(CHECKER), str(export_dir)]
         if expected is not None:
             path = Path(scratch) / "expected.npz"
-            np.savez(path, **expected)
+            np.savez(path, **{k: _storable(v) for k, v in expected.items()})
             args.append(str(path))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         env.pop("TF_USE_LEGACY_KERAS", None)
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=scratch)
+        preexec = _die_with_parent if sys.platform.startswith("linux") else None
+        try:
+            done = subprocess.run(
+                args, capture_output=True, text=True, timeout=timeout, env=env, cwd=scratch, preexec_fn=preexec
+            )
+        except subprocess.TimeoutExpired as err:
+            raise ExportError(f"validation of {export_dir} did not finish in {timeout:.0f} s") from err
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if str(export_dir) in line or "usage" in line]
         raise ExportError("validation failed: " + ("; ".join(lines) or done.stderr.strip()[-2000:]))
@@ -204,15 +331,14 @@ def export(
         raise TfrecError(f"export(): version must be a non-negative integer, got {version!r}")
     if not isinstance(default_k, (int, np.integer)) or default_k < 1:
         raise TfrecError(f"export(): default_k must be a positive integer, got {default_k!r}")
-    version = int(version) if version is not None else max(versions(base), default=0) + 1
-    target = base / str(version)
-    if target.exists() and not overwrite:
-        raise ExportError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it")
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ExportError(f"cannot create {base}: {err.strerror or err}") from err
-    staging = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+    clean_stale(base)
+    version, claim = _claim(base, None if version is None else int(version), overwrite)
+    target = base / str(version)
+    staging = base / f".tmp-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         module = ServingModule(model, default_k=default_k)
         functions = module.signatures()
@@ -225,14 +351,16 @@ def export(
             json.dumps(metadata(model, name, module, metrics), indent=2) + "\n"
         )
         if validate:
-            run_checker(staging, _expected(functions, requests))
+            run_checker(staging, _expected(functions, requests), scratch_parent=base)
         if target.exists():
-            retired = base / f".old-{version}-{uuid.uuid4().hex[:8]}"
+            if not overwrite:
+                raise ExportError(f"{target} appeared while exporting; pass overwrite=True to replace it")
+            retired = base / f".old-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             os.replace(target, retired)
-            os.replace(staging, target)
+            os.rename(staging, target)
             shutil.rmtree(retired, ignore_errors=True)
         else:
-            os.replace(staging, target)
+            os.rename(staging, target)
     except ExportError:
         raise
     except OSError as err:
@@ -240,6 +368,7 @@ def export(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+        claim.unlink(missing_ok=True)
     return target
 
 

@@ -12,11 +12,16 @@ not create.
 from __future__ import annotations
 
 import filecmp
+import hashlib
+import http.client
 import os
 import shutil
 import stat
+import sys
 import tarfile
 import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -33,6 +38,44 @@ def archive_type(url: str) -> str:
     if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
         return "tar"
     raise DataError(f"{url}: cannot tell the archive type from the name (expected .zip or .tar[.gz])")
+
+
+def interactive() -> bool:
+    """Whether progress bars are wanted: a terminal on stdout, or a Jupyter kernel."""
+    return sys.stdout.isatty() or "ipykernel" in sys.modules
+
+
+def _transfer(url: str, path: Path, file_hash: str | None, timeout: float = 60) -> None:
+    """Streams ``url`` into ``path``, with a progress bar when interactive; checks the digest."""
+    digest = hashlib.new("sha256" if file_hash and len(file_hash) == 64 else "md5")
+    done = total = 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, path.open("wb") as out:  # noqa: S310
+            total = int(response.headers.get("Content-Length") or 0)
+            progress = None
+            if interactive() and total > 0:
+                from tfrec._keras import keras
+
+                print(f"downloading {url}")
+                progress = keras.utils.Progbar(total, unit_name="B")
+            done = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress.update(done)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
+        raise DataError(f"download of {url} failed: {err}") from err
+    if done == 0:
+        raise DataError(f"download of {url} failed: the server sent an empty file")
+    if total and done < total:
+        raise DataError(f"download of {url} was cut short: {done:,} of {total:,} bytes")
+    if file_hash and digest.hexdigest() != file_hash.lower():
+        raise DataError(
+            f"download of {url} failed its checksum check: {digest.name} {digest.hexdigest()}, "
+            f"expected {file_hash}"
+        )
 
 
 def _member_path(root: Path, name: str, archive: str) -> Path:
@@ -161,7 +204,7 @@ def fetch_archive(
 ) -> Path:
     """Downloads an archive and extracts its files into ``target``.
 
-    Uses ``tf_keras.utils.get_file`` for the transfer, which shows a progress bar and
+    The transfer shows a progress bar when interactive (a terminal or a notebook) and
     verifies ``file_hash`` (md5 or sha256, chosen by its length); extraction is
     :func:`extract`. Everything lands in a temporary folder beside ``target`` first, so
     an interrupted, corrupt or hostile download leaves nothing behind in ``target``.
@@ -184,8 +227,6 @@ def fetch_archive(
             archive did not contain ``folder``, or ``target`` holds other files of the
             same names.
     """
-    from tfrec._keras import keras
-
     kind = kind or archive_type(url)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -194,14 +235,9 @@ def fetch_archive(
         unpacked = Path(tmp) / "unpacked"
         download.mkdir()
         unpacked.mkdir()
-        name = url.rstrip("/").rsplit("/", 1)[-1] or "archive"
-        try:
-            archive = keras.utils.get_file(name, url, file_hash=file_hash, cache_dir=str(download), cache_subdir="")
-        except ValueError as err:  # get_file raises it on a checksum mismatch
-            raise DataError(f"download of {url} failed its checksum check: {err}") from err
-        except Exception as err:  # noqa: BLE001 - network errors come in many types
-            raise DataError(f"download of {url} failed: {err}") from err
-        extract(Path(archive), unpacked, kind, label=f"archive {url}")
+        archive = download / f"archive.{kind}"
+        _transfer(url, archive, file_hash)
+        extract(archive, unpacked, kind, label=f"archive {url}")
         source = unpacked / folder if folder else unpacked
         if not source.is_dir() or source.is_symlink():
             found = sorted(p.name for p in unpacked.iterdir())

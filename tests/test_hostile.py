@@ -1,0 +1,399 @@
+"""Hostile input and faults: nothing executes, nothing escapes its folder, nothing is lost.
+
+Grouped by surface: model loading, download/extraction (a real HTTP server on
+127.0.0.1 serving crafted archives), and export faults (real processes: two concurrent
+exports, ``kill -9`` mid-export). Each case asserts the exact outcome and that nothing
+outside the intended folder changed.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tfrec
+from tfrec._keras import keras
+from tfrec.cli import main
+from tfrec.data import download as download_module
+from tfrec.data import split
+from tfrec.errors import DataError, TfrecError
+from tfrec.serving.exporter import ExportError, clean_stale, versions
+from tfrec.training import train
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under a folder with its bytes (links listed by target)."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            out[str(path.relative_to(folder))] = b"->" + os.readlink(path).encode()
+        elif path.is_file():
+            out[str(path.relative_to(folder))] = path.read_bytes()
+    return out
+
+
+# === Model loading ===
+@pytest.fixture(scope="module")
+def saved_model(small, tmp_path_factory) -> Path:
+    parts = split(small, "random:0.2", seed=0)
+    model = train("biased_mf", parts.train, epochs=1, verbose=0).model
+    path = tmp_path_factory.mktemp("saved") / "model.keras"
+    model.save(path)
+    return path
+
+
+def _lambda_model(marker: Path):
+    """A Keras model whose Lambda layer writes ``marker`` when it runs."""
+    inputs = keras.Input((1,))
+    code = f"(open({str(marker)!r}, 'w').write('ran'), x)[1]"
+    outputs = keras.layers.Lambda(eval(f"lambda x: {code}"))(inputs)  # noqa: S307 - the hostile payload
+    model = keras.Model(inputs, outputs)
+    marker.unlink(missing_ok=True)  # building the model ran it once; only loading counts
+    return model
+
+
+def test_hdf5_named_keras_with_a_lambda_is_refused_and_runs_nothing(tmp_path) -> None:
+    marker = tmp_path / "ran"
+    model = _lambda_model(marker)
+    h5 = tmp_path / "evil.h5"
+    model.save(h5)
+    disguised = tmp_path / "model.keras"
+    disguised.write_bytes(h5.read_bytes())
+    # The hazard is real: Keras itself runs the stored bytecode of this file.
+    keras.models.load_model(h5, safe_mode=True)
+    assert marker.exists()
+    marker.unlink()
+    for path in (disguised, h5):
+        with pytest.raises(TfrecError, match="not a zip .keras archive"):
+            tfrec.models.load(path)
+        assert not marker.exists()
+    assert main(["export", str(disguised), "--export-dir", str(tmp_path / "exports")]) == 2
+    assert not marker.exists() and not list((tmp_path / "exports").iterdir())
+
+
+def _rewrite_config(source: Path, target: Path, change) -> Path:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == "config.json":
+                data = json.dumps(change(json.loads(data))).encode()
+            new.writestr(info, data)
+    return target
+
+
+LOAD_CASES = [
+    ("folder", lambda src, tmp: tmp, "is a folder"),
+    ("missing", lambda src, tmp: tmp / "none.keras", "no file"),
+    ("empty-file", lambda src, tmp: (tmp / "e.keras").write_bytes(b"") and tmp / "e.keras" or tmp / "e.keras",
+     "not a zip .keras archive"),
+    ("truncated", lambda src, tmp: (tmp / "t.keras").write_bytes(src.read_bytes()[:300]) and tmp / "t.keras",
+     "not a zip .keras archive"),
+    ("zip-named-h5", lambda src, tmp: (tmp / "m.h5").write_bytes(src.read_bytes()) and tmp / "m.h5",
+     "not a zip .keras archive"),
+    ("no-config", lambda src, tmp: _zip(tmp / "n.keras", {"metadata.json": b"{}"}), "no readable config.json"),
+    ("config-not-json", lambda src, tmp: _zip(tmp / "j.keras", {"config.json": b"{"}), "no readable config.json"),
+    ("unknown-class", lambda src, tmp: _rewrite_config(
+        src, tmp / "u.keras", lambda c: {**c, "class_name": "Evil", "registered_name": "evil>Evil"}),
+     "holds a Evil (evil>Evil), not a tfrec model"),
+    ("foreign-package", lambda src, tmp: _rewrite_config(
+        src, tmp / "f.keras", lambda c: {**c, "registered_name": "other>BiasedMF"}), "not a tfrec model"),
+    ("bad-config-value", lambda src, tmp: _rewrite_config(
+        src, tmp / "b.keras", lambda c: {**c, "config": {**c["config"], "embedding_dim": "many"}}),
+     "does not load as a tfrec model"),
+]  # fmt: skip
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("make, fragment", [c[1:] for c in LOAD_CASES], ids=[c[0] for c in LOAD_CASES])
+def test_model_loading_refuses_clearly(saved_model, tmp_path, make, fragment) -> None:
+    path = make(saved_model, tmp_path)
+    with pytest.raises(TfrecError) as info:
+        tfrec.models.load(path)
+    assert fragment in str(info.value) and len(str(info.value).splitlines()) == 1, str(info.value)
+
+
+def test_a_keras_zip_with_a_lambda_model_is_refused(tmp_path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "lambda.keras"
+    _lambda_model(marker).save(path)
+    with pytest.raises(TfrecError, match="not a tfrec model"):
+        tfrec.models.load(path)
+    assert not marker.exists()
+
+
+def test_a_saved_tfrec_model_loads(saved_model) -> None:
+    model = tfrec.models.load(saved_model)
+    assert type(model).__name__ == "BiasedMF" and np.isfinite(model.score(["u1"], ["i1"])).all()
+
+
+# === Download and extraction ===
+@pytest.fixture()
+def server(tmp_path):
+    """Serves tmp_path/www on 127.0.0.1; yields (folder, base URL)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _tar(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w") as archive:
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                archive.addfile(member)
+            else:
+                name, data = member
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _link(name: str, target: str, hard: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+    info.linkname = target
+    return info
+
+
+def _zip_link(path: Path, name: str, target: str, then: tuple[str, bytes] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo(name)
+        info.external_attr = (0o120777) << 16
+        archive.writestr(info, target)
+        if then:
+            archive.writestr(*then)
+    return path
+
+
+# (case, archive name as served, builder(path, outside folder), expected error fragment)
+ARCHIVES = [
+    ("tar-served-as-zip", "ml.zip", lambda p, out: _tar(p, [(f"{out}/evil", b"x")]), "is not a zip archive"),
+    ("zip-absolute-member", "ml.zip", lambda p, out: _zip(p, {f"{out}/evil": b"x"}), "absolute path"),
+    ("zip-dotdot-member", "ml.zip", lambda p, out: _zip(p, {"ml/../../outside/evil": b"x"}), "'..'"),
+    ("zip-dotdot-sibling-prefix", "ml.zip", lambda p, out: _zip(p, {"../data2/evil": b"x"}), "'..'"),
+    ("zip-backslash-dotdot", "ml.zip", lambda p, out: _zip(p, {"ml\\..\\..\\evil": b"x"}), "'..'"),
+    ("zip-symlink", "ml.zip", lambda p, out: _zip_link(p, "ml/link", str(out), ("ml/link/evil", b"x")),
+     "symbolic link"),
+    ("zip-truncated", "ml.zip", lambda p, out: p.write_bytes(_zip(p, {"ml/u.data": b"1\t1\t4\t1\n" * 500})
+                                                            .read_bytes()[:-40]), "not a zip archive"),
+    ("zip-empty-file", "ml.zip", lambda p, out: p.write_bytes(b""), "the server sent an empty file"),
+    ("zip-html-error-page", "ml.zip", lambda p, out: p.write_text("<html>moved</html>"), "not a zip archive"),
+    ("zip-duplicate-member", "ml.zip", lambda p, out: _zip_dup(p), "appears twice"),
+    ("zip-without-folder", "ml.zip", lambda p, out: _zip(p, {"other/u.data": b"x"}), "has no folder 'ml'"),
+    ("tar-absolute", "ml.tar", lambda p, out: _tar(p, [(f"{out}/evil", b"x")]), "absolute path"),
+    ("tar-dotdot", "ml.tar", lambda p, out: _tar(p, [("ml/../../evil", b"x")]), "'..'"),
+    ("tar-symlink-then-write", "ml.tar",
+     lambda p, out: _tar(p, [_link("ml/link", str(out)), ("ml/link/evil", b"x")]), "is a link"),
+    ("tar-hardlink", "ml.tar", lambda p, out: _tar(p, [_link("ml/h", "/etc/passwd", hard=True)]), "is a link"),
+    ("tar-device", "ml.tar", lambda p, out: _tar(p, [_device("ml/dev")]), "special file"),
+    ("zip-served-as-tar", "ml.tar", lambda p, out: _zip(p, {"ml/u.data": b"x"}), "is not a tar archive"),
+    ("tar-truncated", "ml.tar", lambda p, out: p.write_bytes(_tar(p, [("ml/u.data", b"y" * 5000)])
+                                                             .read_bytes()[:700]), "tar archive"),
+]  # fmt: skip
+
+
+def _zip_dup(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ml/u.data", b"a")
+        with pytest.warns(UserWarning):
+            archive.writestr("ml/u.data", b"b")
+    return path
+
+
+def _device(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.CHRTYPE
+    return info
+
+
+@pytest.mark.parametrize("served_as, build, fragment", [c[1:] for c in ARCHIVES], ids=[c[0] for c in ARCHIVES])
+def test_hostile_archives_are_refused_and_nothing_escapes(server, tmp_path, monkeypatch, served_as, build,
+                                                          fragment) -> None:  # fmt: skip
+    www, base = server
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    work = tmp_path / "data" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)  # a hostile relative name must not land beside the cwd either
+    build(www / served_as, outside)
+    target = tmp_path / "data" / "ml"
+    before = _tree(tmp_path / "data"), _tree(outside)
+    with pytest.raises(DataError) as info:
+        download_module.fetch_archive(f"{base}/{served_as}", target, folder="ml")
+    assert fragment in str(info.value), str(info.value)
+    assert (_tree(tmp_path / "data"), _tree(outside)) == before
+    assert not target.exists() and sorted(p.name for p in (tmp_path / "data").iterdir()) == ["work"]
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "data2").exists()
+
+
+def test_a_mirror_cannot_change_the_archive_type(server, tmp_path) -> None:
+    www, base = server
+    _tar(www / "ml-100k.tar", [("ml-100k/u.data", b"1\t1\t4\t1\n")])
+    with pytest.raises(DataError, match="is not a zip archive"):
+        tfrec.datasets.download("movielens-latest-small", tmp_path / "d", url=f"{base}/ml-100k.tar")
+    assert not (tmp_path / "d").exists()
+
+
+def test_download_keeps_the_users_files(server, tmp_path) -> None:
+    www, base = server
+    _zip(www / "flat.zip", {"docs/readme.txt": b"upstream", "ratings.csv": b"a,b\n"})
+    target = tmp_path / "mine"
+    (target / "docs").mkdir(parents=True)
+    (target / "docs" / "notes.txt").write_text("my notes")
+    download_module.fetch_archive(f"{base}/flat.zip", target)
+    assert _tree(target) == {
+        "docs/notes.txt": b"my notes", "docs/readme.txt": b"upstream", "ratings.csv": b"a,b\n"
+    }  # fmt: skip
+    # A file of the same name with other bytes: refused, nothing written, the user's file kept.
+    (target / "ratings.csv").write_text("my edits")
+    _zip(www / "flat2.zip", {"ratings.csv": b"upstream", "new.csv": b"n"})
+    with pytest.raises(DataError, match=r"already holds \['ratings.csv'\].*does not replace"):
+        download_module.fetch_archive(f"{base}/flat2.zip", target)
+    assert (target / "ratings.csv").read_text() == "my edits" and not (target / "new.csv").exists()
+    # The same bytes already there: fine (a re-download after a partial copy).
+    (target / "ratings.csv").write_text("a,b\n")
+    download_module.fetch_archive(f"{base}/flat.zip", target)
+    assert (target / "docs" / "notes.txt").read_text() == "my notes"
+
+
+def test_archive_type_comes_from_the_name() -> None:
+    assert download_module.archive_type("https://x/ml-100k.zip") == "zip"
+    assert download_module.archive_type("https://x/a.tar.gz") == "tar"
+    with pytest.raises(DataError, match="cannot tell the archive type"):
+        download_module.archive_type("https://x/archive")
+
+
+# === Export faults ===
+EXPORT_SCRIPT = """
+import sys, tfrec
+model = tfrec.models.load(sys.argv[1])
+print(tfrec.export(model, sys.argv[2]))
+"""
+
+
+def _export_process(saved_model: Path, base: Path) -> subprocess.Popen:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, "-c", EXPORT_SCRIPT, str(saved_model), str(base)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_concurrent_exports_get_two_versions(saved_model, tmp_path) -> None:
+    base = tmp_path / "exports" / "m"
+    runs = [_export_process(saved_model, base) for _ in range(2)]
+    outs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outs]
+    paths = sorted(out.strip().splitlines()[-1] for out, _ in outs)
+    assert paths == [str(base / "1"), str(base / "2")]
+    assert versions(base) == [1, 2] and sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    for path in paths:
+        tfrec.serving.validate(path)
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux")
+def test_kill_9_mid_export_leaves_nothing_that_the_next_export_keeps(saved_model, tmp_path) -> None:
+    base = tmp_path / "exports" / "m"
+    run = _export_process(saved_model, base)
+    deadline = time.time() + 300
+    validators: list[int] = []
+    while time.time() < deadline and not validators:
+        assert run.poll() is None, run.communicate()[1][-2000:]
+        if list(base.glob(".tmp-check-*")):
+            validators = _children_of(run.pid)
+        time.sleep(0.05)
+    assert validators, "the export never reached validation"
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in validators):
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}/cmdline").exists() and b"check_export" in
+                   Path(f"/proc/{pid}/cmdline").read_bytes() for pid in validators), "the validator outlived its parent"  # fmt: skip
+    leftovers = sorted(p.name for p in base.iterdir())
+    assert any(name.startswith(".tmp-1-") for name in leftovers) and ".claim-1" in leftovers, leftovers
+    (base / "users-notes.txt").write_text("keep")
+    (base / ".tmp-mine").mkdir()  # not a name tfrec writes: kept
+    model = tfrec.models.load(saved_model)
+    assert tfrec.export(model, base) == base / "1"
+    assert sorted(p.name for p in base.iterdir()) == [".tmp-mine", "1", "users-notes.txt"]
+
+
+def test_stale_cleaning_removes_only_dead_owners(tmp_path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    for name in (f".tmp-3-{dead}-abcd", f".tmp-check-{dead}-x", f".old-2-{dead}-ff", f".tmp-4-{os.getpid()}-aa",
+                 ".tmp-notours", "7"):  # fmt: skip
+        (tmp_path / name).mkdir()
+    (tmp_path / ".claim-3").write_text(dead)
+    (tmp_path / ".claim-4").write_text(str(os.getppid()))
+    assert sorted(clean_stale(tmp_path)) == sorted(
+        [f".tmp-3-{dead}-abcd", f".tmp-check-{dead}-x", f".old-2-{dead}-ff", ".claim-3"]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".claim-4", f".tmp-4-{os.getpid()}-aa", ".tmp-notours", "7"]
+
+
+def test_an_explicit_version_being_written_is_refused(saved_model, tmp_path) -> None:
+    base = tmp_path / "m"
+    base.mkdir()
+    (base / ".claim-5").write_text(str(os.getppid()))  # a live process holds version 5
+    model = tfrec.models.load(saved_model)
+    with pytest.raises(ExportError, match="another export is writing .*5 now"):
+        tfrec.export(model, base, version=5, validate=False)
+    assert tfrec.export(model, base, validate=False) == base / "6"  # the next free number
+
+
+def test_a_stray_empty_version_folder_is_neither_served_nor_replaced(saved_model, tmp_path) -> None:
+    base = tmp_path / "m"
+    model = tfrec.models.load(saved_model)
+    tfrec.export(model, base)
+    (base / "2").mkdir()
+    (base / "2" / "mine.txt").write_text("keep")
+    assert versions(base) == [1]
+    served = tfrec.serving.ExportedModel(base)
+    assert served.path == base / "1"
+    served.close()
+    assert main(["recommend", str(base), "--user", "u1", "-k", "2"]) == 0
+    assert tfrec.export(model, base, validate=False) == base / "3"
+    assert (base / "2" / "mine.txt").read_text() == "keep"

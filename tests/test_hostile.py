@@ -235,7 +235,9 @@ def _device(name: str) -> tarfile.TarInfo:
     return info
 
 
-@pytest.mark.parametrize("served_as, build, fragment", [c[1:] for c in ARCHIVES], ids=[c[0] for c in ARCHIVES])
+@pytest.mark.parametrize(
+    "served_as, build, fragment", [c[1:] for c in ARCHIVES], ids=[c[0] for c in ARCHIVES]
+)
 def test_hostile_archives_are_refused_and_nothing_escapes(server, tmp_path, monkeypatch, served_as, build,
                                                           fragment) -> None:  # fmt: skip
     www, base = server
@@ -332,7 +334,9 @@ def _children_of(pid: int) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux"
+)
 def test_kill_9_mid_export_leaves_nothing_that_the_next_export_keeps(saved_model, tmp_path) -> None:
     base = tmp_path / "exports" / "m"
     run = _export_process(saved_model, base)
@@ -371,7 +375,12 @@ def test_stale_cleaning_removes_only_dead_owners(tmp_path) -> None:
     assert sorted(clean_stale(tmp_path)) == sorted(
         [f".tmp-3-{dead}-abcd", f".tmp-check-{dead}-x", f".old-2-{dead}-ff", ".claim-3"]
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".claim-4", f".tmp-4-{os.getpid()}-aa", ".tmp-notours", "7"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".claim-4",
+        f".tmp-4-{os.getpid()}-aa",
+        ".tmp-notours",
+        "7",
+    ]
 
 
 def test_an_explicit_version_being_written_is_refused(saved_model, tmp_path) -> None:

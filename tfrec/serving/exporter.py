@@ -139,7 +139,9 @@ def _claim(base: Path, version: int | None, overwrite: bool) -> tuple[int, Path]
             fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             if version is not None:
-                raise ExportError(f"another export is writing {target} now; try again when it is done") from None
+                raise ExportError(
+                    f"another export is writing {target} now; try again when it is done"
+                ) from None
             continue
         with os.fdopen(fd, "w") as out:
             out.write(str(os.getpid()))
@@ -245,7 +247,13 @@ def run_checker(
         preexec = _die_with_parent if sys.platform.startswith("linux") else None
         try:
             done = subprocess.run(
-                args, capture_output=True, text=True, timeout=timeout, env=env, cwd=scratch, preexec_fn=preexec
+                args,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                cwd=scratch,
+                preexec_fn=preexec,
             )
         except subprocess.TimeoutExpired as err:
             raise ExportError(f"validation of {export_dir} did not finish in {timeout:.0f} s") from err

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfrec._keras import keras, tf
-from tfrec.data.interactions import Interactions
+from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.models.registry import entry, make_config
 from tfrec.optimizers import CatchUp, LazyAdam
 
@@ -80,6 +80,7 @@ def train(
         >>> result = tfrec.training.train("biased_mf", split.train, epochs=3)
     """
     config = make_config(name, **overrides)
+    train_data = as_interactions(train_data, "train_data")
     keras.utils.set_random_seed(seed)
     model_cls = entry(name).model_cls
 
@@ -87,7 +88,7 @@ def train(
         return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
     with scope():  # variables (and the optimizer's) are created under the strategy
-        model = model_cls.from_data(train_data, config)
+        model = model_cls.from_data(train_data, config).remember_seen(train_data)
         if hasattr(model, "before_fit"):  # e.g. NeuMF's optional pre-training
             model.before_fit(train_data, config, seed=seed, verbose=verbose)
     dataset = model_cls.training_data(train_data, config, seed)

@@ -1,6 +1,6 @@
 """tfrec's data layer: the Interactions container, loaders, splits, vocabularies, tf.data."""
 
-from tfrec.data.interactions import Interactions
+from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.data.pipeline import candidates, features, to_dataset, with_negatives
 from tfrec.data.splits import (
     Split,
@@ -19,6 +19,7 @@ __all__ = [
     "PlantedTruth",
     "Split",
     "Vocabulary",
+    "as_interactions",
     "candidates",
     "cold_items",
     "features",

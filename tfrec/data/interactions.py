@@ -108,13 +108,24 @@ class Interactions:
         out[USER] = _as_id_column(out, USER, where)
         out[ITEM] = _as_id_column(out, ITEM, where)
         if RATING in out.columns:
-            out[RATING] = self._numeric(out[RATING], RATING, where).astype(np.float32)
+            rating = self._numeric(out[RATING], RATING, where)
+            too_big = np.abs(rating) > np.finfo(np.float32).max
+            if too_big.any():
+                raise DataError(
+                    f"{where}: column {RATING!r} has values beyond float32's range at {_rows(too_big)}"
+                )
+            out[RATING] = rating.astype(np.float32)
         if TIMESTAMP in out.columns:
             ts = self._numeric(out[TIMESTAMP], TIMESTAMP, where)
             if ts.dtype.kind == "f" and not np.array_equal(ts, np.floor(ts)):
                 raise DataError(
                     f"{where}: column {TIMESTAMP!r} must hold integers (seconds), "
                     f"non-integers at {_rows(ts != np.floor(ts))}"
+                )
+            out_of_range = np.abs(ts) > 2.0**62
+            if out_of_range.any():
+                raise DataError(
+                    f"{where}: column {TIMESTAMP!r} has values beyond the int64 range at {_rows(out_of_range)}"
                 )
             out[TIMESTAMP] = ts.astype(np.int64)
         key = [USER, ITEM] + ([TIMESTAMP] if TIMESTAMP in out.columns else [])
@@ -212,3 +223,24 @@ class Interactions:
         if self.has_ratings:
             parts.append(f"ratings {self.frame[RATING].min():g}-{self.frame[RATING].max():g}")
         return f"{self.name}: " + ", ".join(parts)
+
+
+def as_interactions(data: Interactions | pd.DataFrame, what: str = "data") -> Interactions:
+    """``data`` as :class:`Interactions`: a pandas DataFrame is validated into one.
+
+    Every public entry point that takes interactions (``build``, ``split``,
+    ``to_dataset``, ``evaluate``, ``train``) goes through this, so a user's own frame with
+    ``user_id`` / ``item_id`` [/ ``rating`` / ``timestamp``] columns works everywhere.
+
+    Raises:
+        DataError: neither Interactions nor a DataFrame, or the frame is invalid (the
+            message names the missing columns or the bad rows).
+    """
+    if isinstance(data, Interactions):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return Interactions(data, name=what)
+    raise DataError(
+        f"{what}: expected tfrec Interactions or a pandas DataFrame with columns "
+        f"{[USER, ITEM]} (optional {[RATING, TIMESTAMP]}), got {type(data).__name__}"
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tfrec._keras import tf
-from tfrec.data.interactions import ITEM, RATING, USER, Interactions
+from tfrec.data.interactions import ITEM, RATING, USER, Interactions, as_interactions
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError, TfrecError
 
@@ -92,7 +92,7 @@ def _check_batch(batch_size: int) -> None:
 
 
 def to_dataset(
-    data: Interactions,
+    data: Interactions | pd.DataFrame,
     *,
     label: str | None = None,
     batch_size: int = 256,
@@ -107,7 +107,8 @@ def to_dataset(
     """Turns interactions into a batched ``tf.data.Dataset`` of feature dicts.
 
     Args:
-        data: The interactions (usually a training or test split).
+        data: The interactions (usually a training or test split), or a DataFrame
+            with ``user_id`` / ``item_id`` [/ ``rating`` / ``timestamp``] columns.
         label: ``"rating"`` to yield ``(features, rating)`` pairs; None for features only.
         batch_size: Examples per batch.
         shuffle: Shuffle the examples, reshuffled each epoch from ``seed``.
@@ -129,6 +130,7 @@ def to_dataset(
         >>> ds = tfrec.data.to_dataset(split.train, label="rating", batch_size=1024)
     """
     _check_batch(batch_size)
+    data = as_interactions(data)
     columns = features(data, item_features=item_features, user_features=user_features)
     if label is not None:
         if label != RATING:

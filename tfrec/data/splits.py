@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tfrec.data.interactions import ITEM, TIMESTAMP, USER, Interactions
+from tfrec.data.interactions import ITEM, TIMESTAMP, USER, Interactions, as_interactions
 from tfrec.errors import DataError, TfrecError
 
 SPEC_FORMS = ("random:F", "temporal:F", "leave-last-out", "fold:NAME", "cold-items:F")
@@ -118,6 +118,7 @@ def split(data: Interactions, spec: str, *, seed: int = 0) -> Split:
     Example:
         >>> parts = tfrec.data.split(tfrec.datasets.synthetic(), "leave-last-out")
     """
+    data = as_interactions(data)
     kind, _, arg = str(spec).partition(":")
     try:
         if kind == "random" and arg:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tfrec._keras import tf
-from tfrec.data.interactions import ITEM, RATING, USER, Interactions
+from tfrec.data.interactions import ITEM, RATING, USER, Interactions, as_interactions
 from tfrec.errors import DataError, TfrecError
 from tfrec.evaluation.ranking import check_ks, rank_metrics
 from tfrec.evaluation.rating import mae, rmse
@@ -177,7 +177,7 @@ def evaluate(
     train: Interactions,
     test: Interactions,
     *,
-    k: Sequence[int] = (10, 20),
+    k: int | Sequence[int] = (10, 20),
     protocol: str | None = None,
     seed: int = 0,
     negatives: dict[tuple[str, str], list[str]] | None = None,
@@ -200,9 +200,9 @@ def evaluate(
 
     Args:
         model: A trained tfrec model.
-        train: The training split.
-        test: The test split.
-        k: Cut-offs for top-K metrics.
+        train: The training split (Interactions or a DataFrame).
+        test: The test split (Interactions or a DataFrame).
+        k: Cut-off(s) for top-K metrics: an int or a sequence of ints.
         protocol: ``full``, ``sampled:N`` or ``cold-start``.
         seed: Seed for sampled negatives.
         negatives: Fixed negatives per (user, item), e.g. from an NCF ``.test.negative`` file.
@@ -218,6 +218,7 @@ def evaluate(
     Example:
         >>> tfrec.evaluate(model, split.train, split.test, protocol="sampled:99", k=[10])
     """
+    train, test = as_interactions(train, "train"), as_interactions(test, "test")
     task = task_of(model)
     metrics: dict[str, float] = {}
     if task == "rating":

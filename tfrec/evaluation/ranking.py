@@ -27,7 +27,11 @@ METRICS = ("precision", "recall", "ndcg", "hit_rate", "map")
 
 
 def check_ks(ks: Sequence[int], catalogue_size: int) -> tuple[int, ...]:
-    """Validates cut-offs: positive integers, at most the catalogue size."""
+    """Validates cut-offs (one int or a sequence of ints): positive, at most the catalogue size."""
+    if isinstance(ks, (int, np.integer)) and not isinstance(ks, bool):
+        ks = (ks,)
+    elif isinstance(ks, (str, bytes)) or not isinstance(ks, Sequence | np.ndarray):
+        raise TfrecError(f"k must be a positive integer or a sequence of them, got {ks!r}")
     ks = tuple(ks)
     if not ks or any(not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0 for k in ks):
         raise TfrecError(f"k must be one or more positive integers, got {ks!r}")

@@ -66,7 +66,9 @@ def build(name: str, train: Interactions, **overrides: Any):
 
     Args:
         name: A registered name (see :func:`names`).
-        train: The training interactions.
+        train: The training interactions (or a DataFrame with ``user_id`` / ``item_id``
+            [/ ``rating`` / ``timestamp``] columns). Its (user, item) pairs are kept as
+            the model's ``seen_items``, which ``recommend`` and the export leave out.
         **overrides: Config fields to change, e.g. ``embedding_dim=64``.
 
     Returns:
@@ -79,5 +81,8 @@ def build(name: str, train: Interactions, **overrides: Any):
     Example:
         >>> model = tfrec.models.build("biased_mf", split.train, embedding_dim=64)
     """
+    from tfrec.data.interactions import as_interactions
+
     config = make_config(name, **overrides)
-    return entry(name).model_cls.from_data(train, config)
+    train = as_interactions(train, "train")
+    return entry(name).model_cls.from_data(train, config).remember_seen(train)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfrec._keras import keras, tf
+from tfrec.data.interactions import Interactions
+from tfrec.data.seen import SeenItems
 from tfrec.errors import TfrecError
 
 
@@ -113,7 +115,9 @@ def _top_k_chunked(score_rows, num_rows: int, catalogue: np.ndarray, k: int, lef
     """Top-``k`` of ``score_rows(rows) -> [len(rows), num_items]`` chunk by chunk.
 
     ``left_out(row)`` lists catalogue positions to leave out of that row's ranking.
-    Returns ``(catalogue ids [num_rows, k], scores [num_rows, k])``.
+    Returns ``(catalogue ids [num_rows, k], scores [num_rows, k])``. Where fewer than
+    ``k`` items are left after leaving some out, the row ends in ``""`` ids with score
+    ``-inf``: a left-out item is never returned.
     """
     step = rows_per_chunk(len(catalogue))
     ids, values = [], []
@@ -125,7 +129,10 @@ def _top_k_chunked(score_rows, num_rows: int, catalogue: np.ndarray, k: int, lef
         top = tf.math.top_k(scores, k=k)
         ids.append(top.indices.numpy())
         values.append(top.values.numpy())
-    return catalogue[np.concatenate(ids)], np.concatenate(values)
+    values = np.concatenate(values)
+    found = catalogue[np.concatenate(ids)]
+    found[values == -np.inf] = ""
+    return found, values
 
 
 def replica_mean(values: tf.Tensor) -> tf.Tensor:
@@ -157,6 +164,43 @@ class FactorizedMixin:
     """
 
     item_vocabulary: Sequence[str]
+    # Each training user's items (set by ``tfrec.models.build`` / :meth:`remember_seen`):
+    # ``recommend`` and the export leave them out by default. Saved with the model's
+    # weights (two extra arrays), not in its config.
+    seen_items: SeenItems | None = None
+
+    # === Seen items ===
+    def remember_seen(self, train: Interactions | None):
+        """Stores ``train``'s (user, item) pairs so ``recommend`` leaves them out; None forgets.
+
+        Returns:
+            The model (for chaining).
+
+        Example:
+            >>> model = tfrec.models.BiasedMF.from_data(split.train, config).remember_seen(split.train)
+        """
+        from tfrec.data.interactions import as_interactions
+
+        self.seen_items = (
+            None
+            if train is None
+            else SeenItems.from_interactions(
+                as_interactions(train), self.user_vocabulary, self.item_vocabulary
+            )
+        )
+        return self
+
+    def save_own_variables(self, store) -> None:
+        super().save_own_variables(store)
+        if self.seen_items is not None:
+            store["seen_offsets"] = self.seen_items.offsets
+            store["seen_items"] = self.seen_items.items
+
+    def load_own_variables(self, store) -> None:
+        keys = list(store.keys())
+        if "seen_offsets" in keys:
+            self.seen_items = SeenItems(np.asarray(store["seen_offsets"]), np.asarray(store["seen_items"]))
+        super().load_own_variables(_Without(store, ("seen_offsets", "seen_items")))
 
     # === Lookups (string ids -> int64 indices, 0 = OOV); kept apart from the math ===
     def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:  # pragma: no cover - abstract
@@ -210,17 +254,21 @@ class FactorizedMixin:
         k: int = 10,
         *,
         exclude: Sequence[Sequence[str]] | None = None,
+        exclude_seen: bool = True,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items of the training vocabulary for each user.
 
         Args:
             user_ids: Raw user ids (unknown ids get the OOV user's recommendations).
             k: How many items; must be between 1 and the number of known items.
-            exclude: Per user, item ids to leave out (e.g. what they already rated).
+            exclude: Per user, more item ids to leave out.
+            exclude_seen: Leave out each user's training items (when the model knows
+                them: :attr:`seen_items`, set by ``tfrec.models.build``).
 
         Returns:
             ``(item_ids, scores)``: string array ``[n, k]`` and float32 array ``[n, k]``,
-            best first.
+            best first. A user with fewer than ``k`` items left gets ``""`` ids with
+            score ``-inf`` at the end of the row; a left-out item is never returned.
 
         Raises:
             TfrecError: ``k`` out of range, or ``exclude`` of the wrong length.
@@ -232,9 +280,16 @@ class FactorizedMixin:
         if exclude is not None and len(exclude) != users.shape[0]:
             raise TfrecError(f"recommend(): exclude has {len(exclude)} lists for {users.shape[0]} users")
         position = {item: j for j, item in enumerate(catalogue)} if exclude is not None else {}
+        seen = self.seen_items if exclude_seen else None
+        user_rows = self.user_index(users).numpy() if seen is not None else None
 
         def left_out(row: int) -> list[int]:
-            return [position[i] for i in exclude[row] if i in position] if exclude is not None else []
+            given = (
+                [position[str(i)] for i in exclude[row] if str(i) in position] if exclude is not None else []
+            )
+            if seen is None:
+                return given
+            return [*given, *(seen.row(int(user_rows[row])) - 1)]
 
         queries, candidates = self.query_embedding(users), self.catalogue_embeddings()
         return _top_k_chunked(
@@ -288,6 +343,22 @@ class FactorizedMixin:
             ],
             axis=0,
         )
+
+
+class _Without:
+    """A read-only view of a weights store without some keys."""
+
+    def __init__(self, store, hidden: tuple[str, ...]) -> None:
+        self._store, self._hidden = store, hidden
+
+    def keys(self) -> list[str]:
+        return [k for k in self._store.keys() if k not in self._hidden]
+
+    def __getitem__(self, key: str):
+        return self._store[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys()
 
 
 class TowerPairMixin(FactorizedMixin):

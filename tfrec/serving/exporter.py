@@ -28,8 +28,10 @@ CHECKER = Path(__file__).with_name("check_export.py")
 
 SIGNATURE_DOCS = {
     "serving_default": "retrieval models: recommend with k fixed at export; rating/ranking models: score",
-    "recommend": "user_id string[B], k int32 scalar -> item_ids string[B,k'], scores float32[B,k'], k'=min(k, catalogue)",
-    "recommend_excluding": "recommend plus exclude_item_ids string[B,E] ('' pads): items left out per user",
+    "recommend": "user_id string[B], k int32 scalar -> item_ids string[B,k'], scores float32[B,k'], "
+    "k'=min(k, catalogue); the user's training items left out ('' / -inf once none are left)",
+    "recommend_excluding": "recommend plus exclude_item_ids string[B,E] ('' pads): more items left out per user",
+    "recommend_including_seen": "recommend without leaving out the user's training items",
     "score": "user_id string[B], item_id string[B] -> score float32[B]",
     "query_embedding": "user_id string[B] -> embedding float32[B,d]",
     "item_embedding": "item_id string[B] -> embedding float32[B,d]",
@@ -166,6 +168,7 @@ def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray
         ("serving_default", default),
         ("recommend", {"user_id": user_ids, "k": k}),
         ("recommend_excluding", {"user_id": user_ids, "k": k, "exclude_item_ids": exclude}),
+        ("recommend_including_seen", {"user_id": user_ids, "k": k}),
         ("score", {"user_id": user_ids, "item_id": item_ids}),
         ("query_embedding", {"user_id": user_ids}),
         ("item_embedding", {"item_id": item_ids}),
@@ -236,7 +239,8 @@ def run_checker(
     """
     export_dir = Path(export_dir).resolve()
     prefix = f".tmp-check-{os.getpid()}-" if scratch_parent is not None else "tfrec-check-"
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=scratch_parent) as scratch:
+    parent = None if scratch_parent is None else Path(scratch_parent).resolve()
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as scratch:
         args = [sys.executable, str(CHECKER), str(export_dir)]
         if expected is not None:
             path = Path(scratch) / "expected.npz"
@@ -282,6 +286,10 @@ def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, floa
         "vocabulary_sizes": {"users": len(model.user_vocabulary), "items": len(model.item_vocabulary)},
         "embedding_dim": module.embedding_dim,
         "serving_default_k": module.default_k,
+        "seen_items": {
+            "pairs": module.seen_pairs,
+            "bytes": int(module.seen_offsets.numpy().nbytes) + 4 * module.seen_pairs,
+        },
         "metrics": dict(metrics or {}),
         "signatures": {k: SIGNATURE_DOCS[k] for k in module.signatures()},
         "versions": {
@@ -302,6 +310,7 @@ def export(
     metrics: Mapping[str, float] | None = None,
     default_k: int = 10,
     validate: bool = True,
+    seen_items: bool = True,
 ) -> Path:
     """Exports a trained model as ``<export_dir>/<version>/``, TF Serving's layout.
 
@@ -318,6 +327,9 @@ def export(
         metrics: Evaluation metrics to record in the metadata file.
         default_k: ``k`` of a retrieval model's ``serving_default`` signature.
         validate: Check the export in a fresh process before renaming it into place.
+        seen_items: Carry each training user's seen items (``model.seen_items``) so
+            ``recommend`` leaves them out; False leaves the table out (8 bytes per user
+            plus 4 per training pair) and ``recommend`` then ranks every item.
 
     Returns:
         The path of the new version directory.
@@ -348,7 +360,7 @@ def export(
     target = base / str(version)
     staging = base / f".tmp-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        module = ServingModule(model, default_k=default_k)
+        module = ServingModule(model, default_k=default_k, seen_items=seen_items)
         functions = module.signatures()
         tf.saved_model.save(module, str(staging), signatures=functions)
         extra = staging / ASSETS_EXTRA

@@ -20,9 +20,14 @@ class ServingModule(tf.Module):
 
     Signatures (all ``tensorflow/serving/predict``, named inputs and outputs):
         ``recommend``: ``user_id`` string[B], ``k`` int32 scalar -> ``item_ids``
-        string[B, k'], ``scores`` float32[B, k'] with ``k' = min(k, catalogue size)``.
+        string[B, k'], ``scores`` float32[B, k'] with ``k' = min(k, catalogue size)``;
+        each user's training items (the seen-items table) are left out.
         ``recommend_excluding``: as ``recommend`` plus ``exclude_item_ids``
-        string[B, E] (pad with ""), items left out per user.
+        string[B, E] (pad with ""), more items left out per user.
+        ``recommend_including_seen``: as ``recommend`` without leaving out the
+        training items (the opt-out).
+        Where fewer than ``k'`` items are left for a user, the row ends in ``""`` ids
+        with score ``-inf``; a left-out item is never returned.
         ``score``: ``user_id``, ``item_id`` string[B] -> ``score`` float32[B].
         ``query_embedding``: ``user_id`` -> ``embedding`` float32[B, d].
         ``item_embedding``: ``item_id`` -> ``embedding`` float32[B, d].
@@ -42,13 +47,16 @@ class ServingModule(tf.Module):
     Args:
         model: A trained tfrec model (registered, with towers).
         default_k: ``k`` of ``serving_default`` for retrieval models.
+        seen_items: Carry the model's seen-items table (``model.seen_items``, a CSR of
+            8 bytes per user + 4 per training pair) so ``recommend`` leaves each user's
+            training items out. False exports an empty table (for very large logs).
 
     Example:
         >>> module = tfrec.serving.ServingModule(model)
         >>> module.recommend(tf.constant(["42"]), tf.constant(5))["item_ids"]
     """
 
-    def __init__(self, model, default_k: int = 10) -> None:
+    def __init__(self, model, default_k: int = 10, seen_items: bool = True) -> None:
         super().__init__(name="tfrec_serving")
         self.model = model
         self.task = task_of(model)
@@ -64,6 +72,12 @@ class ServingModule(tf.Module):
             tf.math.l2_normalize(candidates, axis=1), trainable=False, name="unit_candidates"
         )
         self.embedding_dim = int(candidates.shape[1])
+        seen = model.seen_items if seen_items else None
+        self.seen_pairs = 0 if seen is None else len(seen)
+        offsets = np.zeros(len(model.user_vocabulary) + 2, np.int64) if seen is None else seen.offsets
+        items = np.zeros(0, np.int32) if seen is None else seen.items
+        self.seen_offsets = tf.Variable(offsets, trainable=False, name="seen_offsets")
+        self.seen_items = tf.Variable(items, trainable=False, name="seen_items", shape=[None])
         # Text signatures exist only for content models (saving traces every tf.function
         # attribute, so they are not class attributes).
         self.takes_text = hasattr(model, "candidate_from_text")
@@ -108,12 +122,29 @@ class ServingModule(tf.Module):
         with tf.control_dependencies([check]):
             return tf.minimum(k, most)
 
-    def _recommend(self, user_id: tf.Tensor, k: tf.Tensor, exclude: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _seen(self, users: tf.Tensor) -> tf.Tensor:
+        """int64[B, S]: each user's training item indices from the CSR table (0 pads)."""
+        users = tf.clip_by_value(users, 0, tf.shape(self.seen_offsets, out_type=tf.int64)[0] - 2)
+        positions = tf.ragged.range(
+            tf.gather(self.seen_offsets, users), tf.gather(self.seen_offsets, users + 1)
+        )
+        rows = tf.gather(self.seen_items, positions)
+        return tf.cast(rows.to_tensor(default_value=0), tf.int64)
+
+    def _recommend(
+        self, user_id: tf.Tensor, k: tf.Tensor, exclude: tf.Tensor, seen: bool = True
+    ) -> dict[str, tf.Tensor]:
         users = self.model.user_index(user_id)
         excluded = self.model.item_index(exclude)
+        if seen:
+            excluded = tf.concat([self._seen(users), excluded], axis=1)
         k = self._k(k, self.num_items)
         scores, positions = self._in_chunks(lambda u, e: self.recommend_core(u, e, k), users, excluded)
-        return {"item_ids": tf.gather(self.catalogue, positions), "scores": scores}
+        return {"item_ids": self._ids(positions, scores), "scores": scores}
+
+    def _ids(self, positions: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+        """Catalogue ids of top-k positions; ``""`` where the score is -inf (nothing left)."""
+        return tf.where(tf.math.is_inf(scores) & (scores < 0), "", tf.gather(self.catalogue, positions))
 
     def _in_chunks(self, core, rows: tf.Tensor, extra: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """``core(rows, extra)`` over chunks of ``rows_per_chunk`` rows (padded with index 0)."""
@@ -138,6 +169,13 @@ class ServingModule(tf.Module):
     def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-``k`` items for each user."""
         return self._recommend(user_id, k, tf.fill([tf.shape(user_id)[0], 0], ""))
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, "user_id"), tf.TensorSpec([], tf.int32, "k")]
+    )
+    def recommend_including_seen(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Top-``k`` items for each user, training items included (the opt-out)."""
+        return self._recommend(user_id, k, tf.fill([tf.shape(user_id)[0], 0], ""), seen=False)
 
     @tf.function(
         input_signature=[
@@ -192,7 +230,7 @@ class ServingModule(tf.Module):
         scores, positions = self._in_chunks(
             lambda i, _: self.similar_core(i, k), items, tf.zeros([tf.shape(items)[0], 0], tf.int64)
         )
-        return {"item_ids": tf.gather(self.catalogue, positions), "scores": scores}
+        return {"item_ids": self._ids(positions, scores), "scores": scores}
 
     def _embed_text(self, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Content models: the candidate embedding of items given by their text (cold items)."""
@@ -220,6 +258,7 @@ class ServingModule(tf.Module):
             "serving_default": default.get_concrete_function(),
             "recommend": self.recommend.get_concrete_function(),
             "recommend_excluding": self.recommend_excluding.get_concrete_function(),
+            "recommend_including_seen": self.recommend_including_seen.get_concrete_function(),
             "score": self.score.get_concrete_function(),
             "query_embedding": self.query_embedding.get_concrete_function(),
             "item_embedding": self.item_embedding.get_concrete_function(),

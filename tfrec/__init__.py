@@ -1,7 +1,10 @@
 """tfrec: recommender models on TensorFlow/Keras.
 
 Importing tfrec selects Keras 2 (``tf_keras``) for ``tf.keras``, which TensorFlow
-Recommenders needs; see :mod:`tfrec._keras`.
+Recommenders needs (see :mod:`tfrec._keras`), and quiets TensorFlow's C++ log unless
+``TFREC_VERBOSE=1``. The submodules load on first use, so ``tfrec --help`` answers
+without importing TensorFlow; if TensorFlow is already imported, the Keras binding is
+checked at once.
 
 Example:
     >>> import tfrec
@@ -10,34 +13,42 @@ Example:
     >>> model = tfrec.models.build("biased_mf", split.train)
 """
 
-from tfrec import (
-    _keras,  # noqa: F401  (must come first: chooses the Keras implementation)
-    data,
-    datasets,
-    evaluation,
-    models,
-    optimizers,
-    serving,
-    training,
-)
+import importlib
+import os
+import sys
+
 from tfrec.errors import DataError, DatasetNotFoundError, TfrecError
-from tfrec.evaluation import evaluate
-from tfrec.serving import export
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+if os.environ.get("TFREC_VERBOSE") != "1":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if "tensorflow" in sys.modules:  # tf.keras may already be bound: check (and fail clearly) now
+    importlib.import_module("tfrec._keras")
 
 __version__ = "0.1.0"
+
+_SUBMODULES = ("data", "datasets", "evaluation", "models", "optimizers", "serving", "training")
+_FUNCTIONS = {"evaluate": "tfrec.evaluation", "export": "tfrec.serving"}
 
 __all__ = [
     "DataError",
     "DatasetNotFoundError",
     "TfrecError",
     "__version__",
-    "data",
-    "datasets",
-    "evaluate",
-    "evaluation",
-    "export",
-    "models",
-    "optimizers",
-    "serving",
-    "training",
+    *sorted(_FUNCTIONS),
+    *_SUBMODULES,
 ]
+
+
+def __getattr__(name: str):
+    """Loads a submodule (``tfrec.models``) or public function (``tfrec.evaluate``) on first use."""
+    if name in _SUBMODULES:
+        importlib.import_module("tfrec._keras")
+        return importlib.import_module(f"tfrec.{name}")
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(_FUNCTIONS[name]), name)
+    raise AttributeError(f"module 'tfrec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

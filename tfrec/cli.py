@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,13 +25,16 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tfrec", description="Recommender models on TensorFlow/Keras.")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's own log and warnings (also TFREC_VERBOSE=1)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     commands.add_parser("datasets", help="list dataset names and where each is looked for")
     commands.add_parser("models", help="list registered models")
     train = commands.add_parser("train", help="train, evaluate and write metrics.json")
     train.add_argument("model", help="a registered model name (see `tfrec models`)")
-    train.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
+    train.add_argument("--dataset", help="dataset name (default: synthetic)")
     train.add_argument("--data-dir", help="folder holding the dataset's upstream files")
     train.add_argument("--download", action="store_true", help="download the dataset if missing")
     train.add_argument("--split", help="random:F | temporal:F | leave-last-out | fold:NAME | cold-items:F")
@@ -58,18 +62,27 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="with --export-dir: replace an existing version"
     )
+    train.add_argument("--no-seen-items", action="store_true",
+                       help="with --export-dir: leave the users' training items out of the export")  # fmt: skip
     export = commands.add_parser("export", help="export a saved model (.keras) to TF Serving's layout")
     export.add_argument("model_path", help="a model saved with model.save(...) (e.g. runs/X/model.keras)")
     export.add_argument("--export-dir", required=True, help="base directory, e.g. exports/two_tower")
     export.add_argument("--version", type=int, help="integer version (default: next free)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    export.add_argument("--no-seen-items", action="store_true",
+                        help="leave the users' training items out (recommend then ranks every item)")  # fmt: skip
     validate = commands.add_parser("validate", help="check an export through TF Serving's signature path")
     validate.add_argument("export_dir", help="a version directory (exports/NAME/VERSION) or a base directory")
     recommend = commands.add_parser("recommend", help="top-k items for a user, answered by an export")
     recommend.add_argument("export_dir", help="a version directory or a base directory (latest version)")
     recommend.add_argument("--user", required=True, action="append", help="user id (repeatable)")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default: 10)")
-    recommend.add_argument("--exclude", nargs="*", default=[], metavar="ITEM", help="item ids to leave out")
+    recommend.add_argument(
+        "--exclude", nargs="*", default=[], metavar="ITEM", help="more item ids to leave out"
+    )
+    recommend.add_argument(
+        "--include-seen", action="store_true", help="do not leave out the user's training items"
+    )
     return parser
 
 
@@ -96,36 +109,114 @@ def _models() -> int:
     return 0
 
 
+INT32_MAX = 2**31 - 1
+
+
+def _bounded(value: int | None, flag: str, low: int, high: int = INT32_MAX) -> None:
+    if value is not None and not low <= value <= high:
+        raise UserError(f"argument {flag}: must be an integer in [{low}, {high}], got {value}")
+
+
 def _overrides(pairs: Sequence[str], epochs: int | None, batch_size: int | None) -> dict[str, object]:
     overrides: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UserError(f"argument --set: expected KEY=VALUE, got {pair!r}")
         overrides[key.strip()] = value.strip()
+    _bounded(epochs, "--epochs", 1, 1_000_000)
+    _bounded(batch_size, "--batch-size", 1)
     if epochs is not None:
-        if epochs <= 0:
-            raise UserError(f"argument --epochs: must be a positive integer, got {epochs}")
         overrides["epochs"] = epochs
     if batch_size is not None:
-        if batch_size <= 0:
-            raise UserError(f"argument --batch-size: must be a positive integer, got {batch_size}")
         overrides["batch_size"] = batch_size
     return overrides
+
+
+def _check_memory(config, data) -> None:
+    """Refuses embedding tables (with two optimizer slots) larger than this machine's memory."""
+    dim = getattr(config, "embedding_dim", None)
+    if not isinstance(dim, int):
+        return
+    rows = data.num_users + data.num_items + 2
+    need = rows * dim * 4 * 3
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return
+    if need > have:
+        raise UserError(
+            f"--set embedding_dim={dim}: the embedding tables would need about {need / 2**30:,.1f} GiB "
+            f"({rows:,} rows x {dim} x float32 x 3 with the optimizer's slots); this machine has "
+            f"{have / 2**30:,.1f} GiB"
+        )
+
+
+def _run_key(args: argparse.Namespace, overrides: dict[str, object], spec: str) -> dict[str, object]:
+    """What must match for a rerun to resume a run's backup."""
+    return {
+        "model": args.model,
+        "dataset": args.dataset,
+        "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        "split": spec,
+        "seed": args.seed,
+        "overrides": {k: str(v) for k, v in sorted(overrides.items())},
+        "strategy": args.strategy,
+        "catch_up": args.catch_up,
+    }
+
+
+def _check_resume(backup: Path, key: dict[str, object]) -> None:
+    """Refuses to resume a backup that another run left (other model, data, settings)."""
+    if not backup.is_dir() or not any(backup.iterdir()):
+        return
+    path = backup / RUN_FILE
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        stored = None
+    if stored == key:
+        return
+    if stored is None:
+        what = "an interrupted run whose settings were not recorded"
+    else:
+        changed = sorted(k for k in key if stored.get(k) != key[k])
+        what = "an interrupted run with other " + ", ".join(
+            f"{k} ({stored.get(k)!r}, now {key[k]!r})" for k in changed
+        )
+    raise UserError(
+        f"{backup} holds {what}; rerun with the same arguments to resume it, or delete {backup} "
+        "to start fresh"
+    )
+
+
+RUN_FILE = "tfrec-run.json"
+
+
+def _write_json(path: Path, report: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def _train(args: argparse.Namespace) -> int:
     import tfrec
     from tfrec.data import split as split_data
+    from tfrec.evaluation import check_protocol
     from tfrec.models import entry
     from tfrec.training import config_dict, train
 
+    _bounded(args.seed, "--seed", 0, 2**32 - 1)
+    if args.data_dir and args.dataset is None:
+        raise UserError("argument --data-dir: name the dataset too (--dataset NAME; see `tfrec datasets`)")
+    args.dataset = args.dataset or "synthetic"
     item = entry(args.model)
     overrides = _overrides(args.set, args.epochs, args.batch_size)
-    tfrec.models.make_config(args.model, **overrides)  # fail fast on bad --set values
+    config = tfrec.models.make_config(args.model, **overrides)  # fail fast on bad --set values
     ks = _ks(args.k)
     if args.protocol is not None:
         tfrec.evaluation.parse_protocol(args.protocol)
+    strategy = _strategy(args.strategy)
     output = Path(args.output or Path("runs") / f"{args.model}-{args.dataset}")
     _check_writable(output, "--output")
     if args.export_dir:
@@ -133,17 +224,36 @@ def _train(args: argparse.Namespace) -> int:
     data = tfrec.datasets.load(args.dataset, args.data_dir, download=args.download)
     spec = args.split or ("random:0.2" if item.task == "rating" else "leave-last-out")
     parts = split_data(data, spec, seed=args.seed)
+    check_protocol(parts.train, parts.test, task=item.task, k=ks, protocol=args.protocol)
+    _check_memory(config, parts.train)
+    backup = output / "backup"
+    key = _run_key(args, overrides, spec)
+    _check_resume(backup, key)
     print(f"data: {data.summary()}; split {spec}: {len(parts.train):,} train / {len(parts.test):,} test")
-    result = train(
-        args.model,
-        parts.train,
-        strategy=_strategy(args.strategy),
-        backup_dir=output / "backup",
-        seed=args.seed,
-        verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
-        catch_up=args.catch_up,
-        **overrides,
-    )
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
+    try:
+        backup.mkdir(exist_ok=True)
+        _write_json(backup / RUN_FILE, key)
+        result = train(
+            args.model,
+            parts.train,
+            strategy=strategy,
+            backup_dir=backup,
+            seed=args.seed,
+            verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
+            catch_up=args.catch_up,
+            **overrides,
+        )
+    except BaseException:
+        if created and not any(p for p in output.rglob("*") if p.is_file() and p.name != RUN_FILE):
+            shutil.rmtree(output, ignore_errors=True)  # only the folders this run made, still empty
+        raise
+    (backup / RUN_FILE).unlink(missing_ok=True)
+    if backup.is_dir() and not any(backup.iterdir()):
+        backup.rmdir()
+    model_path = output / "model.keras"
+    result.model.save(model_path)  # saved before evaluation: a failure later loses no training
     metrics = tfrec.evaluate(
         result.model, parts.train, parts.test, k=ks, protocol=args.protocol, seed=args.seed
     )
@@ -158,24 +268,24 @@ def _train(args: argparse.Namespace) -> int:
         "train_examples_per_second": round(result.train_examples_per_second, 1),
         # Epochs this process ran (a run resumed from output/backup starts after 0).
         "epochs_run": result.epochs_run,
+        "model_path": str(model_path),
     }
-    result.model.save(output / "model.keras")
-    report["model_path"] = str(output / "model.keras")
-    if args.export_dir:
-        report["export_path"] = str(
-            tfrec.export(result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics)
-        )
     path = output / "metrics.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
+    _write_json(path, report)
     print(f"\n{args.model} on {args.dataset} ({spec}), trained in {result.train_seconds:.1f}s "
           f"({result.train_examples_per_second:,.0f} examples/s)")  # fmt: skip
     for name, value in metrics.items():
-        print(f"  {name:<14} {value:.4f}")
-    print(f"metrics written to {path}; model saved to {report['model_path']}")
+        shown = f"{int(value):,}" if name == "users" else f"{value:.4f}"
+        print(f"  {name:<14} {shown}")
+    print(f"metrics written to {path}; model saved to {model_path}")
     if args.export_dir:
-        print(f"exported and validated: {report['export_path']}")
+        exported = tfrec.export(
+            result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics,
+            seen_items=not args.no_seen_items,
+        )  # fmt: skip
+        report["export_path"] = str(exported)
+        _write_json(path, report)
+        print(f"exported and validated: {exported}")
     return 0
 
 
@@ -190,7 +300,9 @@ def _export(args: argparse.Namespace) -> int:
         model = tfrec.models.load(path)
     except TfrecError as err:
         raise UserError(f"argument model_path: {err}") from err
-    target = tfrec.export(model, args.export_dir, args.version, overwrite=args.overwrite)
+    target = tfrec.export(
+        model, args.export_dir, args.version, overwrite=args.overwrite, seen_items=not args.no_seen_items
+    )
     print(f"exported and validated: {target}")
     return 0
 
@@ -210,18 +322,24 @@ def _recommend(args: argparse.Namespace) -> int:
 
     import tfrec
 
-    if args.k <= 0:
-        raise UserError(f"argument -k: must be a positive integer, got {args.k}")
+    _bounded(args.k, "-k", 1)
     served = tfrec.serving.ExportedModel(_version_dir(Path(args.export_dir)))
+    if args.exclude and args.include_seen:
+        raise UserError(
+            "argument --include-seen: not with --exclude (the export leaves seen items out there)"
+        )
     if args.exclude:
         exclude = np.asarray([args.exclude] * len(args.user), dtype=object)
         out = served.run("recommend_excluding", user_id=args.user, k=args.k, exclude_item_ids=exclude)
+    elif args.include_seen:
+        out = served.run("recommend_including_seen", user_id=args.user, k=args.k)
     else:
         out = served.run("recommend", user_id=args.user, k=args.k)
     for user, items, scores in zip(args.user, out["item_ids"], out["scores"]):
         print(f"user {user}:")
         for rank, (item, score) in enumerate(zip(items, scores), start=1):
-            print(f"  {rank:>3}. {item}  {score:.4f}")
+            if item:  # "" ends a row once nothing is left to recommend
+                print(f"  {rank:>3}. {item}  {score:.4f}")
     return 0
 
 
@@ -241,41 +359,82 @@ def _strategy(name: str):
     """The tf.distribute strategy named on the command line (None: the default one)."""
     if name == "default":
         return None
+    if name == "multi-worker":
+        _check_tf_config(os.environ.get("TF_CONFIG"))
     from tfrec._keras import tf
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if not os.environ.get("TF_CONFIG"):
-        raise UserError(
-            "argument --strategy multi-worker: set TF_CONFIG to the cluster and this worker's task"
-        )
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
+def _check_tf_config(text: str | None) -> None:
+    """TF_CONFIG must name a cluster with workers and this process's task in it."""
+    flag = "argument --strategy multi-worker"
+    if not text:
+        raise UserError(f"{flag}: set TF_CONFIG to the cluster and this worker's task")
+    try:
+        config = json.loads(text)
+    except ValueError as err:
+        raise UserError(f"{flag}: TF_CONFIG is not valid JSON: {err}") from err
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    workers = cluster.get("worker") if isinstance(cluster, dict) else None
+    if (
+        not isinstance(workers, list)
+        or not workers
+        or not all(isinstance(w, str) and ":" in w for w in workers)
+    ):
+        raise UserError(f"{flag}: TF_CONFIG needs cluster.worker, a list of 'host:port' addresses")
+    if (
+        not isinstance(task, dict)
+        or task.get("type") not in cluster
+        or not isinstance(task.get("index"), int)
+    ):
+        raise UserError(f"{flag}: TF_CONFIG needs task.type (e.g. 'worker') and an integer task.index")
+    if not 0 <= task["index"] < len(cluster[task["type"]]):
+        raise UserError(f"{flag}: TF_CONFIG task.index {task['index']} is outside cluster.{task['type']}")
+
+
 def _ks(text: str) -> tuple[int, ...]:
+    message = f"argument --k: expected comma-separated positive integers, got {text!r}"
     try:
         ks = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError as err:
-        raise UserError(f"argument --k: expected comma-separated positive integers, got {text!r}") from err
-    if not ks or min(ks) <= 0:
-        raise UserError(f"argument --k: expected comma-separated positive integers, got {text!r}")
+        raise UserError(message) from err
+    if not ks or min(ks) <= 0 or max(ks) > INT32_MAX:
+        raise UserError(message)
     return ks
 
 
 def _check_writable(output: Path, flag: str) -> None:
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / ".tfrec-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"argument {flag}: cannot write to {output}: {err.strerror or err}") from err
+    """The folder exists and is writable, or could be created; nothing is created here."""
+    probe = output
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(f"argument {flag}: cannot write to {output}: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"argument {flag}: cannot write to {output}: {probe} is not writable")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code."""
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv or os.environ.get("TFREC_VERBOSE") == "1"
+    if verbose:
+        os.environ["TFREC_VERBOSE"] = "1"
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     try:
-        args = _parser().parse_args(argv)
+        if not argv:
+            parser.print_usage(sys.stderr)
+            raise UserError(
+                "name a command: datasets, models, train, export, validate, recommend (see --help)"
+            )
+        args = parser.parse_args(argv)
         if args.command == "datasets":
             return _datasets()
         if args.command == "models":
@@ -285,6 +444,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, TfrecError) as err:
         message = str(err).replace("\n", " ")
         print(f"tfrec: error: {message}", file=sys.stderr)
+        return 2
+    except (OSError, MemoryError) as err:
+        print(
+            f"tfrec: error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as err:
+        if verbose:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(f"tfrec: error: {type(err).__name__}: {first} (--verbose shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -88,7 +88,7 @@ def train(
         return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
     with scope():  # variables (and the optimizer's) are created under the strategy
-        model = model_cls.from_data(train_data, config).remember_seen(train_data)
+        model = model_cls.from_data(train_data, config).remember_seen(train_data).build_now()
         if hasattr(model, "before_fit"):  # e.g. NeuMF's optional pre-training
             model.before_fit(train_data, config, seed=seed, verbose=verbose)
     dataset = model_cls.training_data(train_data, config, seed)

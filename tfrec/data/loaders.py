@@ -413,6 +413,12 @@ def read(name: str, data_dir: str | Path | None = None, *, download: bool = Fals
     """
     dataset = spec(name)
     folder = locate(name, data_dir)
+    if data_dir is not None and not download and not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DatasetNotFoundError(
+            f"dataset {name!r}: the data folder {folder} {what}; pass the folder holding "
+            f"{list(dataset.files)} (the upstream {dataset.folder}/ folder)"
+        )
     missing = [f for f in dataset.files if not (folder / f).is_file()]
     if missing and download and dataset.url:
         fetch_archive(dataset.url, folder, file_hash=dataset.file_hash, folder=dataset.archive_folder)

@@ -1,12 +1,13 @@
 """Evaluation: rating error and top-K ranking metrics under standard protocols."""
 
 from tfrec.evaluation.baselines import Popularity, popular_items
-from tfrec.evaluation.evaluate import PROTOCOLS, evaluate, parse_protocol, read_ncf_negatives
+from tfrec.evaluation.evaluate import PROTOCOLS, check_protocol, evaluate, parse_protocol, read_ncf_negatives
 from tfrec.evaluation.ranking import rank_metrics
 from tfrec.evaluation.rating import mae, rmse
 
 __all__ = [
     "PROTOCOLS",
+    "check_protocol",
     "Popularity",
     "popular_items",
     "evaluate",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from tfrec._keras import tf
 from tfrec.data.interactions import ITEM, RATING, USER, Interactions, as_interactions
@@ -25,6 +26,51 @@ def parse_protocol(protocol: str) -> tuple[str, int]:
     if kind == "sampled" and arg.isdigit() and int(arg) > 0:
         return kind, int(arg)
     raise TfrecError(f"bad protocol {protocol!r}; allowed: {', '.join(PROTOCOLS)} (N a positive integer)")
+
+
+def check_protocol(
+    train: Interactions,
+    test: Interactions,
+    *,
+    task: str,
+    k: int | Sequence[int] = (10, 20),
+    protocol: str | None = None,
+) -> tuple[int, ...]:
+    """Checks before training that an evaluation can run on this split; returns the cut-offs.
+
+    What only the data decides is checked here, so ``tfrec train`` fails before it spends
+    time training: the cut-offs against the items each protocol ranks, the negatives
+    ``sampled:N`` needs for every test user, the cold items ``cold-start`` needs, and
+    ratings in the test split for a rating model.
+
+    Raises:
+        TfrecError: what cannot work, in one line.
+    """
+    train, test = as_interactions(train, "train"), as_interactions(test, "test")
+    if task == "rating" and not test.has_ratings:
+        raise DataError(f"{test.name} has no ratings to evaluate a rating model on")
+    if task == "rating" and protocol is None:
+        return ()
+    kind, n = parse_protocol(protocol or "full")
+    catalogue = set(train.frame[ITEM])
+    if kind == "full":
+        return check_ks(k, len(catalogue))
+    if kind == "cold-start":
+        cold = set(test.frame[ITEM]) - catalogue
+        if not cold:
+            raise DataError("cold-start protocol: the test split has no item absent from training")
+        return check_ks(k, len(cold))
+    frames = [train.frame[[USER, ITEM]], test.frame[[USER, ITEM]]]
+    pairs = pd.concat(frames).drop_duplicates()
+    known = pairs[pairs[ITEM].isin(catalogue)].groupby(USER)[ITEM].size()
+    users = set(test.frame[USER])
+    fewest = len(catalogue) - int(known.reindex(sorted(users)).fillna(0).max())
+    if fewest < n:
+        raise TfrecError(
+            f"sampled:{n}: a test user has only {fewest} catalogue items they never interacted with "
+            f"to draw negatives from; use sampled:{max(fewest, 1)} or fewer"
+        )
+    return check_ks(k, n + 1)
 
 
 def read_ncf_negatives(path: str | Path) -> dict[tuple[str, str], list[str]]:
@@ -220,6 +266,10 @@ def evaluate(
     """
     train, test = as_interactions(train, "train"), as_interactions(test, "test")
     task = task_of(model)
+    if negatives is None:
+        k = check_protocol(train, test, task=task, k=k, protocol=protocol) or k
+    elif isinstance(k, (int, np.integer)):
+        k = (int(k),)
     metrics: dict[str, float] = {}
     if task == "rating":
         metrics.update(_rating_metrics(model, test, batch_size))

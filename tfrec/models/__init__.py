@@ -85,4 +85,4 @@ def build(name: str, train: Interactions, **overrides: Any):
 
     config = make_config(name, **overrides)
     train = as_interactions(train, "train")
-    return entry(name).model_cls.from_data(train, config).remember_seen(train)
+    return entry(name).model_cls.from_data(train, config).remember_seen(train).build_now()

@@ -190,6 +190,31 @@ class FactorizedMixin:
         )
         return self
 
+    def build_now(self):
+        """Builds the model by scoring one unknown (user, item) pair; returns the model.
+
+        Every variable already exists after ``__init__``; calling the model once marks it
+        (and its layers) built, so Keras does not warn that an unbuilt model is saved,
+        checkpointed or exported.
+        """
+        if not self.built:
+            self({"user_id": tf.constant([""]), "item_id": tf.constant([""])}, training=False)
+        return self
+
+    # === Training logs ===
+    def train_step(self, data):
+        return self._true_logs(super().train_step(data))
+
+    def test_step(self, data):
+        return self._true_logs(super().test_step(data))
+
+    def _true_logs(self, logs: dict) -> dict:
+        """Drops TFRS's ``regularization_loss`` (always 0: tfrec folds its L2 penalty into
+        ``loss``) and ``total_loss`` (then equal to ``loss``) from the progress bar."""
+        if not self.losses and isinstance(logs, dict):
+            logs = {k: v for k, v in logs.items() if k not in ("regularization_loss", "total_loss")}
+        return logs
+
     def save_own_variables(self, store) -> None:
         super().save_own_variables(store)
         if self.seen_items is not None:

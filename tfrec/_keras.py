@@ -10,7 +10,6 @@ Every other tfrec module imports ``keras`` and ``tf`` from here.
 from __future__ import annotations
 
 import os
-
 import re
 import sys
 import tempfile

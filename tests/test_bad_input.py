@@ -94,8 +94,11 @@ def test_ml100k_loader_cases(tmp_path, data, fragment) -> None:
 
 
 def test_missing_dataset_folder_says_where_it_looked(tmp_path) -> None:
-    with pytest.raises(tfrec.DatasetNotFoundError, match="lacks"):
+    with pytest.raises(tfrec.DatasetNotFoundError, match="nowhere does not exist"):
         tfrec.datasets.load("movielens-100k", tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(tfrec.DatasetNotFoundError, match=r"lacks \['u.data', 'u.item'\]"):
+        tfrec.datasets.load("movielens-100k", tmp_path / "empty")
 
 
 # === Python API ===
@@ -210,7 +213,10 @@ def test_integer_and_unicode_ids_are_correct_answers(model_and_data) -> None:
 # === CLI ===
 CLI_ERRORS = [
     (["train", "gmf", "--export-dir", "/proc/nope"], "argument --export-dir: cannot write to /proc/nope"),
-    (["train", "gmf", "--batch-size", "-1"], "argument --batch-size: must be a positive integer"),
+    (
+        ["train", "gmf", "--batch-size", "-1"],
+        "argument --batch-size: must be an integer in [1, 2147483647], got -1",
+    ),
     (["train", "gmf", "--set", "=3"], "argument --set: expected KEY=VALUE"),
     (["recommend", "/nonexistent", "--user", "1", "-k", "x"], "argument -k: invalid int value"),
     (["export", "/etc/hostname", "--export-dir", "/tmp/tfrec-x"], "is not a zip .keras archive"),
@@ -281,4 +287,4 @@ def test_signature_input_errors_are_clear(served) -> None:
     assert big["item_ids"].shape == (5000, 3)
     # Nothing above touched the export.
     meta = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
-    assert meta["model"] == "implicit_mf" and tfrec.serving.validate(path)["requests"] == 7
+    assert meta["model"] == "implicit_mf" and tfrec.serving.validate(path)["requests"] == 8

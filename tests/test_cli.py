@@ -79,7 +79,7 @@ def test_train_export_validate_recommend(tmp_path, capsys) -> None:
     # The same saved model exported again: the next version.
     assert main(["export", report["model_path"], "--export-dir", str(exports)]) == 0
     assert main(["validate", str(exports)]) == 0
-    assert f"{exports / '2'}: OK, 7 warmup requests matched" in capsys.readouterr().out
+    assert f"{exports / '2'}: OK, 8 warmup requests matched" in capsys.readouterr().out
     assert (
         main(["recommend", str(exports), "--user", "u1", "--user", "nobody", "-k", "3", "--exclude", "i1"])
         == 0
@@ -96,14 +96,17 @@ def test_train_export_validate_recommend(tmp_path, capsys) -> None:
         (["train", "nope"], "unknown model 'nope'; registered models: ['bayesian_mf', 'biased_mf'"),
         (["train", "biased_mf", "--dataset", "netflix"], "unknown dataset 'netflix'"),
         (["train", "biased_mf", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
-        (["train", "biased_mf", "--epochs", "0"], "argument --epochs: must be a positive integer"),
+        (
+            ["train", "biased_mf", "--epochs", "0"],
+            "argument --epochs: must be an integer in [1, 1000000], got 0",
+        ),
         (["train", "biased_mf", "--set", "embedding_dim"], "argument --set: expected KEY=VALUE"),
         (["train", "biased_mf", "--set", "dim=3"], "unknown config field(s) ['dim']"),
         (["train", "biased_mf", "--set", "l2_bias=-1"], "l2_bias=-1.0 is invalid: must be a number >= 0"),
         (["train", "biased_mf", "--split", "shuffle"], "bad split spec 'shuffle'; allowed forms"),
         (
             ["train", "biased_mf", "--dataset", "movielens-1m", "--data-dir", "/nonexistent"],
-            "lacks ['ratings.dat'",
+            "the data folder /nonexistent does not exist",
         ),
         (
             ["train", "biased_mf", "--output", "/proc/forbidden"],
@@ -113,11 +116,13 @@ def test_train_export_validate_recommend(tmp_path, capsys) -> None:
         (["train", "biased_mf", "--protocol", "sampled"], "bad protocol 'sampled'"),
         (["train", "biased_mf", "--k", "10,x"], "argument --k: expected comma-separated positive integers"),
         (["train", "biased_mf", "--k", "0"], "argument --k: expected comma-separated positive integers"),
-        ([], "the following arguments are required: COMMAND"),
         (["export", "/nonexistent/model.keras", "--export-dir", "x"], "argument model_path: no file"),
         (["validate", "/nonexistent"], "/nonexistent: no SavedModel here and no numbered version below it"),
         (["recommend", "/nonexistent", "--user", "1"], "no SavedModel here"),
-        (["recommend", "/nonexistent", "--user", "1", "-k", "0"], "argument -k: must be a positive integer"),
+        (
+            ["recommend", "/nonexistent", "--user", "1", "-k", "0"],
+            "argument -k: must be an integer in [1, 2147483647], got 0",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys) -> None:
@@ -125,6 +130,16 @@ def test_bad_arguments_exit_2_with_one_line(argv, message, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("tfrec: error: ") and message in err
+
+
+def test_bare_tfrec_prints_usage_and_says_what_is_missing(capsys) -> None:
+    assert main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err[0].startswith("usage: tfrec")
+        and err[1].startswith("tfrec: error: name a command")
+        and len(err) == 2
+    )
 
 
 def test_python_dash_m_reports_user_errors_without_traceback() -> None:

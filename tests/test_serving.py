@@ -48,6 +48,7 @@ def test_layout_metadata_and_signatures(exported, trained) -> None:
             "inputs": ["exclude_item_ids", "k", "user_id"],
             "outputs": ["item_ids", "scores"],
         },
+        "recommend_including_seen": {"inputs": ["k", "user_id"], "outputs": ["item_ids", "scores"]},
         "score": {"inputs": ["item_id", "user_id"], "outputs": ["score"]},
         "query_embedding": {"inputs": ["user_id"], "outputs": ["embedding"]},
         "item_embedding": {"inputs": ["item_id"], "outputs": ["embedding"]},
@@ -123,7 +124,7 @@ def test_validation_reports_a_mismatch_through_the_serving_path(exported, tmp_pa
         writer.write(log.SerializeToString())
     with pytest.raises(ExportError, match="a warmup request does not run in process"):
         tfrec.serving.validate(copy)
-    assert tfrec.serving.validate(exported)["requests"] == 7
+    assert tfrec.serving.validate(exported)["requests"] == 8
     # The fresh-process checker compares values: a wrong expectation fails it.
     expected = export_module.expected_outputs(exported)
     tampered = {k: v + 1 if k.endswith("/scores") else v for k, v in expected.items()}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -252,6 +254,15 @@ def _train(args: argparse.Namespace) -> int:
     (backup / RUN_FILE).unlink(missing_ok=True)
     if backup.is_dir() and not any(backup.iterdir()):
         backup.rmdir()
+    losses = result.history.get("loss", [])
+    if losses and not all(math.isfinite(v) for v in losses):
+        first = next(i for i, v in enumerate(losses) if not math.isfinite(v))
+        if created and not any(output.iterdir()):
+            output.rmdir()
+        raise UserError(
+            f"training diverged: the loss is {losses[first]} from epoch {first + 1}; nothing was saved "
+            "(try a lower --set learning_rate=...)"
+        )
     model_path = output / "model.keras"
     result.model.save(model_path)  # saved before evaluation: a failure later loses no training
     metrics = tfrec.evaluate(
@@ -408,16 +419,27 @@ def _ks(text: str) -> tuple[int, ...]:
 
 
 def _check_writable(output: Path, flag: str) -> None:
-    """The folder exists and is writable, or could be created; nothing is created here."""
+    """The folder exists and is writable, or could be created; nothing is left behind.
+
+    Probes with a temporary folder in the nearest existing ancestor, removed at once, so
+    a run that fails later leaves no empty output folder.
+    """
     probe = output
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    while not probe.exists() and probe.parent != probe:
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise UserError(f"argument {flag}: cannot write to {output}: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"argument {flag}: cannot write to {output}: {probe} is not writable")
+    try:
+        if probe.exists() and not probe.is_dir():
+            raise NotADirectoryError(f"{probe} is a file")
+        os.rmdir(tempfile.mkdtemp(prefix=".tfrec-write-test-", dir=probe))
+        if probe != output:
+            # The folders below must be creatable too (e.g. /proc accepts no new names).
+            first = output
+            while first.parent != probe:
+                first = first.parent
+            first.mkdir()
+            first.rmdir()
+    except OSError as err:
+        raise UserError(f"argument {flag}: cannot write to {output}: {err.strerror or err}") from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:

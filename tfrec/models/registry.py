@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +106,10 @@ def make_config(name: str, **overrides: Any) -> Any:
     if unknown:
         raise TfrecError(f"{name}: unknown config field(s) {unknown}; allowed: {sorted(fields)}")
     values = {k: _coerce(v, hints[k], k, name) for k, v in overrides.items()}
+    for key, value in values.items():
+        numbers = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise TfrecError(f"{name}: {key}={value!r} is invalid: must be a finite number")
     return config_cls(**values)
 
 
@@ -121,11 +126,18 @@ def positive_int(value: Any) -> bool:
 
 
 def non_negative(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    )
 
 
 def task_of(model: Any) -> str:

@@ -47,7 +47,15 @@ def compare(where: str, got: np.ndarray, want: np.ndarray, problems: list[str]) 
     elif got.dtype.kind in "OSU":
         if not np.array_equal(got.astype(bytes), want.astype(bytes)):
             problems.append(f"{where}: values differ from the expected ones")
-    elif not np.allclose(got, want, rtol=1e-4, atol=1e-5, equal_nan=True):
+    elif (
+        got.dtype.kind == "f"
+        and not np.isfinite(got).all()
+        and not np.all(np.isneginf(got[~np.isfinite(got)]))
+    ):
+        problems.append(f"{where}: NaN or +inf in the output (the model's numbers are not finite)")
+    elif got.dtype.kind == "f" and not np.array_equal(np.isneginf(got), np.isneginf(want)):
+        problems.append(f"{where}: -inf (nothing left to recommend) at other places than expected")
+    elif not np.allclose(got, want, rtol=1e-4, atol=1e-5):
         diff = float(np.nanmax(np.abs(got.astype(np.float64) - want.astype(np.float64))))
         problems.append(f"{where}: values differ (max abs difference {diff:.3g})")
 

@@ -67,6 +67,7 @@ class ServingModule(tf.Module):
         self.rows_per_chunk = rows_per_chunk(self.num_items)
         self.catalogue = tf.constant(catalogue, dtype=tf.string)
         candidates = model.catalogue_embeddings()  # in batches: bounded on large catalogues
+        _check_finite(model, candidates)
         self.candidates = tf.Variable(candidates, trainable=False, name="candidates")
         self.unit_candidates = tf.Variable(
             tf.math.l2_normalize(candidates, axis=1), trainable=False, name="unit_candidates"
@@ -273,3 +274,22 @@ def _mask(scores: tf.Tensor, positions: tf.Tensor, valid: tf.Tensor) -> tf.Tenso
     indices = tf.stack([tf.reshape(rows, [-1]), tf.reshape(positions, [-1])], axis=1)
     updates = tf.where(tf.reshape(valid, [-1]), -np.inf, np.inf)
     return tf.tensor_scatter_nd_min(scores, indices, tf.cast(updates, scores.dtype))
+
+
+def _check_finite(model, candidates: tf.Tensor, batch_size: int = 65_536) -> None:
+    """Refuses a model whose candidate or query tower outputs are not finite (it diverged)."""
+    from tfrec.errors import TfrecError
+
+    bad = "item (candidate)" if not bool(tf.reduce_all(tf.math.is_finite(candidates))) else None
+    users = len(model.user_vocabulary) + 1
+    for start in range(0, users, batch_size):
+        if bad:
+            break
+        index = tf.range(start, min(start + batch_size, users), dtype=tf.int64)
+        if not bool(tf.reduce_all(tf.math.is_finite(model.query_from_index(index)))):
+            bad = "user (query)"
+    if bad:
+        raise TfrecError(
+            f"the model's {bad} embeddings hold NaN or inf (training diverged; try a lower "
+            "learning_rate): nothing exported"
+        )

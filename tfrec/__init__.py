@@ -17,11 +17,13 @@ import importlib
 import os
 import sys
 
+from tfrec import _quiet
 from tfrec.errors import DataError, DatasetNotFoundError, TfrecError
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 if os.environ.get("TFREC_VERBOSE") != "1":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_quiet.install()
 if "tensorflow" in sys.modules:  # tf.keras may already be bound: check (and fail clearly) now
     importlib.import_module("tfrec._keras")
 

@@ -10,46 +10,17 @@ Every other tfrec module imports ``keras`` and ``tf`` from here.
 from __future__ import annotations
 
 import os
-import re
-import sys
-import tempfile
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 VERBOSE = os.environ.get("TFREC_VERBOSE") == "1"
 if not VERBOSE:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# Informational lines TensorFlow's C++ runtime writes while it loads (absl's preamble,
-# "oneDNN custom operations are on", "Could not find cuda drivers"). The runtime reads
-# TF_CPP_MIN_LOG_LEVEL from the process's initial environment, so setting it here cannot
-# silence them; they are held back at import, and anything else (warnings, errors) is
-# written through. TFREC_VERBOSE=1 shows everything.
-_INFO = re.compile(r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog)")
+from tfrec import _quiet  # noqa: E402
 
+_quiet.install()  # TensorFlow's load-time info lines held back (see tfrec._quiet)
 
-def _import_tensorflow():
-    if VERBOSE or "tensorflow" in sys.modules:
-        import tensorflow
-
-        return tensorflow
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            import tensorflow
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            lines = capture.read().decode("utf-8", "replace").splitlines()
-            kept = [line for line in lines if line.strip() and not _INFO.match(line)]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
-    return tensorflow
-
-
-tf = _import_tensorflow()
+import tensorflow as tf  # noqa: E402
 
 _FIX = (
     "tfrec needs tf.keras to be Keras 2 (the tf_keras package), but tf.keras in this "

@@ -17,7 +17,6 @@ import http.client
 import os
 import shutil
 import stat
-import sys
 import tarfile
 import tempfile
 import urllib.error
@@ -26,6 +25,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from tfrec.errors import DataError
+from tfrec.progress import interactive
 
 ARCHIVE_TYPES = ("zip", "tar")
 
@@ -38,11 +38,6 @@ def archive_type(url: str) -> str:
     if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
         return "tar"
     raise DataError(f"{url}: cannot tell the archive type from the name (expected .zip or .tar[.gz])")
-
-
-def interactive() -> bool:
-    """Whether progress bars are wanted: a terminal on stdout, or a Jupyter kernel."""
-    return sys.stdout.isatty() or "ipykernel" in sys.modules
 
 
 def _transfer(url: str, path: Path, file_hash: str | None, timeout: float = 60) -> None:

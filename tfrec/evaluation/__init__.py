@@ -1,6 +1,7 @@
 """Evaluation: rating error and top-K ranking metrics under standard protocols."""
 
 from tfrec.evaluation.baselines import Popularity, popular_items
+from tfrec.evaluation.callback import RankingMetrics
 from tfrec.evaluation.evaluate import PROTOCOLS, check_protocol, evaluate, parse_protocol, read_ncf_negatives
 from tfrec.evaluation.ranking import rank_metrics
 from tfrec.evaluation.rating import mae, rmse
@@ -9,6 +10,7 @@ __all__ = [
     "PROTOCOLS",
     "check_protocol",
     "Popularity",
+    "RankingMetrics",
     "popular_items",
     "evaluate",
     "mae",

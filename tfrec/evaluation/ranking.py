@@ -22,6 +22,7 @@ import numpy as np
 from tfrec._keras import tf
 from tfrec.errors import TfrecError
 from tfrec.models.base import rows_per_chunk
+from tfrec.progress import Progress
 
 METRICS = ("precision", "recall", "ndcg", "hit_rate", "map")
 
@@ -133,7 +134,9 @@ def rank_metrics(
     sums: dict[str, float] = {}
     covered = {k: np.zeros(num_items, bool) for k in ks}
     count = 0
+    progress = Progress(-(-n_users // chunk_size), "chunks of users", least=4)
     for start in range(0, n_users, chunk_size):
+        progress.advance()
         stop = min(start + chunk_size, n_users)
         rows = np.flatnonzero(evaluated[start:stop]) + start
         if len(rows) == 0:

@@ -10,6 +10,7 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.seen import SeenItems
 from tfrec.errors import TfrecError
+from tfrec.progress import Progress
 
 
 class Ids:
@@ -121,7 +122,9 @@ def _top_k_chunked(score_rows, num_rows: int, catalogue: np.ndarray, k: int, lef
     """
     step = rows_per_chunk(len(catalogue))
     ids, values = [], []
+    progress = Progress(-(-num_rows // step), "chunks", least=4)
     for start in range(0, max(num_rows, 1), step):
+        progress.advance()
         rows = np.arange(start, min(start + step, num_rows))
         scores = np.array(score_rows(rows), dtype=np.float32).reshape(len(rows), len(catalogue))
         for local, row in enumerate(rows):

@@ -19,6 +19,7 @@ import numpy as np
 from tfrec._keras import tf
 from tfrec.errors import TfrecError
 from tfrec.models.registry import entry, names, task_of
+from tfrec.progress import Progress
 from tfrec.serving.module import ServingModule
 
 ASSETS_EXTRA = "assets.extra"
@@ -359,10 +360,16 @@ def export(
     version, claim = _claim(base, None if version is None else int(version), overwrite)
     target = base / str(version)
     staging = base / f".tmp-{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # Export steps: index the catalogue, trace and save, warmup + metadata, validate.
+    progress = Progress(
+        4 if validate else 3, "export steps", least=2 if len(model.item_vocabulary) >= 100_000 else 99
+    )
     try:
         module = ServingModule(model, default_k=default_k, seen_items=seen_items)
+        progress.advance()
         functions = module.signatures()
         tf.saved_model.save(module, str(staging), signatures=functions)
+        progress.advance()
         extra = staging / ASSETS_EXTRA
         extra.mkdir()
         requests = warmup_inputs(model, default_k)
@@ -370,8 +377,10 @@ def export(
         (extra / METADATA_FILE).write_text(
             json.dumps(metadata(model, name, module, metrics), indent=2) + "\n"
         )
+        progress.advance()
         if validate:
             run_checker(staging, _expected(functions, requests), scratch_parent=base)
+            progress.advance()
         if target.exists():
             if not overwrite:
                 raise ExportError(f"{target} appeared while exporting; pass overwrite=True to replace it")

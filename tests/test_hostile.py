@@ -406,3 +406,185 @@ def test_a_stray_empty_version_folder_is_neither_served_nor_replaced(saved_model
     assert main(["recommend", str(base), "--user", "u1", "-k", "2"]) == 0
     assert tfrec.export(model, base, validate=False) == base / "3"
     assert (base / "2" / "mine.txt").read_text() == "keep"
+
+
+# === Loaders: silent corruption and misleading messages ===
+HEADER = "userId,movieId,rating,timestamp\n"
+MOVIES = "movieId,title,genres\n1,Toy Story (1995),Animation\n2,Heat (1995),Action\n"
+GENRES = "|0" * 18
+LOADER_CASES = [
+    ("rating-beyond-float32", "latest", HEADER + "1,1,1e39,100\n", "beyond float32's range at row"),
+    ("negative-rating-beyond-float32", "latest", HEADER + "1,1,-1e39,100\n", "beyond float32's range"),
+    ("timestamp-beyond-int64", "latest", HEADER + "1,1,4,1e30\n", "beyond the int64 range"),
+    ("timestamp-negative-huge", "latest", HEADER + "1,1,4,-1e30\n", "beyond the int64 range"),
+    ("u-item-short-row", "100k", "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0\n", "lack field 'Western'"),
+    ("u-item-genre-not-a-flag", "100k", f"1|Toy Story (1995)|01-Jan-1995||http://x|2{GENRES}\n",
+     "genre fields must be 0 or 1"),
+    ("u-item-genre-text", "100k", f"1|Toy Story (1995)|01-Jan-1995||http://x|yes{GENRES}\n",
+     "genre fields must be 0 or 1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kind, text, fragment", [c[1:] for c in LOADER_CASES], ids=[c[0] for c in LOADER_CASES]
+)
+def test_loaders_refuse_what_they_would_corrupt(tmp_path, kind, text, fragment) -> None:
+    if kind == "latest":
+        (tmp_path / "ratings.csv").write_text(text)
+        (tmp_path / "movies.csv").write_text(MOVIES)
+        name = "movielens-latest-small"
+    else:
+        (tmp_path / "u.data").write_text("1\t1\t4\t100\n")
+        (tmp_path / "u.item").write_text(text)
+        name = "movielens-100k"
+    with pytest.raises(DataError) as info:
+        tfrec.datasets.load(name, tmp_path)
+    assert fragment in str(info.value), str(info.value)
+
+
+def test_short_u_item_rows_no_longer_get_every_genre(tmp_path) -> None:
+    (tmp_path / "u.data").write_text("1\t1\t4\t100\n")
+    (tmp_path / "u.item").write_text(f"1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1{'|0' * 14}\n")
+    data = tfrec.datasets.load("movielens-100k", tmp_path)
+    assert data.items.loc["1", "genres"] == "Animation|Children's"
+
+
+def test_a_bad_byte_deep_in_a_file_is_reported_where_it_is(tmp_path) -> None:
+    good = HEADER + "".join(f"{u},{u % 7},4,{100 + u}\n" for u in range(1, 40_000))
+    raw = good.encode() + b"99999,1,4,1\xff\n"
+    (tmp_path / "ratings.csv").write_bytes(raw)
+    (tmp_path / "movies.csv").write_text(MOVIES)
+    with pytest.raises(DataError) as info:
+        tfrec.datasets.load("movielens-latest-small", tmp_path)
+    assert f"at byte {len(raw) - 2}, line 40001" in str(info.value), str(info.value)
+
+
+DATA_DIR_CASES = [
+    (["--data-dir", "/nonexistent-tfrec"], "name the dataset too (--dataset NAME"),
+    (
+        ["--dataset", "movielens-100k", "--data-dir", "/nonexistent-tfrec"],
+        "/nonexistent-tfrec does not exist",
+    ),
+    (["--dataset", "movielens-100k", "--data-dir", "/etc/hostname"], "/etc/hostname is a file, not a folder"),
+    (["--seed", "-1"], "argument --seed: must be an integer in [0, 4294967295], got -1"),
+    (["--seed", str(2**64)], "argument --seed: must be an integer in [0, 4294967295]"),
+    (["--batch-size", str(2**40)], "argument --batch-size: must be an integer in [1, 2147483647]"),
+    (["--epochs", str(10**12)], "argument --epochs: must be an integer in [1, 1000000]"),
+    (["--k", str(2**40)], "argument --k: expected comma-separated positive integers"),
+    (["--set", "learning_rate=nan"], "learning_rate=nan is invalid: must be a finite number"),
+    (["--set", "learning_rate=-inf"], "learning_rate=-inf is invalid: must be a finite number"),
+    (["--set", "embedding_dim=1000000000"], "the embedding tables would need about"),
+    (["--strategy", "multi-worker"], "set TF_CONFIG"),
+    (["--output", "/etc/hostname/run"], "cannot write to /etc/hostname/run"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", DATA_DIR_CASES, ids=[" ".join(a)[:40] for a, _ in DATA_DIR_CASES])
+def test_cli_train_refuses_before_training(tmp_path, monkeypatch, capsys, argv, fragment) -> None:
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "implicit_mf", *argv]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("tfrec: error: ") and fragment in err, err
+    assert "Epoch" not in captured.out and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("tf_config, fragment", [
+    ("{", "TF_CONFIG is not valid JSON"),
+    ('{"cluster": {}}', "TF_CONFIG needs cluster.worker"),
+    ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker", "index": 0}}', "needs cluster.worker"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "needs task.type"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}', "task.index 3 is outside"),
+    ('[1, 2]', "TF_CONFIG needs cluster.worker"),
+], ids=["not-json", "no-workers", "worker-without-port", "no-task", "index-outside", "a-list"])  # fmt: skip
+def test_malformed_tf_config_is_one_line(monkeypatch, capsys, tmp_path, tf_config, fragment) -> None:
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    assert main(["train", "gmf", "--strategy", "multi-worker", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err, err
+
+
+# === Property-based: the parsers never fail in an unexplained way ===
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tfrec.cli import UserError, _ks, _overrides  # noqa: E402
+
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(text=st.text(max_size=40))
+def test_k_parsing_is_a_tuple_of_ints_or_one_clear_error(text) -> None:
+    try:
+        ks = _ks(text)
+    except UserError as err:
+        assert str(err).startswith("argument --k: expected comma-separated positive integers")
+        return
+    assert ks and all(isinstance(k, int) and 1 <= k <= 2**31 - 1 for k in ks)
+
+
+@PROPERTY
+@given(pairs=st.lists(st.text(max_size=20), max_size=4),
+       epochs=st.one_of(st.none(), st.integers(-10, 2**40)), batch=st.one_of(st.none(), st.integers(-10, 2**40)))  # fmt: skip
+def test_set_parsing_is_a_dict_or_one_clear_error(pairs, epochs, batch) -> None:
+    try:
+        overrides = _overrides(pairs, epochs, batch)
+    except UserError as err:
+        assert str(err).startswith(("argument --set:", "argument --epochs:", "argument --batch-size:"))
+        return
+    assert all(isinstance(k, str) and k for k in overrides)
+
+
+@PROPERTY
+@given(argv=st.lists(st.sampled_from(["-k", "0", "5", "x", "--user", "u", "--exclude", "--include-seen", "",
+                                      "--nope", "-1", "99999999999"]), max_size=6))  # fmt: skip
+def test_recommend_argument_errors_are_one_line(argv) -> None:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["recommend", "/nonexistent-export", *argv])
+    lines = err.getvalue().strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("tfrec: error: ")
+
+
+CELL = st.text(
+    alphabet=st.characters(blacklist_characters=',"\n\r', blacklist_categories=("Cs",)), max_size=8
+)
+
+
+@PROPERTY
+@given(rows=st.lists(st.tuples(CELL, CELL, st.one_of(st.floats(allow_nan=True, allow_infinity=True), CELL),
+                               st.one_of(st.integers(-(2**70), 2**70), CELL)), min_size=0, max_size=6))  # fmt: skip
+def test_the_csv_loader_loads_or_says_what_is_wrong(tmp_path_factory, rows) -> None:
+    folder = tmp_path_factory.mktemp("prop")
+    text = HEADER + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in rows)
+    (folder / "ratings.csv").write_text(text, encoding="utf-8")
+    (folder / "movies.csv").write_text(MOVIES)
+    try:
+        data = tfrec.datasets.load("movielens-latest-small", folder)
+    except DataError as err:
+        assert str(folder) in str(err) and "\n" not in str(err).strip()
+        return
+    frame = data.frame
+    assert len(frame) == len(rows)
+    assert np.isfinite(frame["rating"].to_numpy()).all() and frame["timestamp"].dtype == np.int64
+    assert (frame["user_id"].str.len() > 0).all()
+
+
+@PROPERTY
+@given(raw=st.binary(max_size=200))
+def test_the_ml100k_loader_on_arbitrary_bytes_never_crashes(tmp_path_factory, raw) -> None:
+    folder = tmp_path_factory.mktemp("bytes")
+    (folder / "u.data").write_bytes(raw)
+    (folder / "u.item").write_text(f"1|T|01-Jan-1995||http://x|0{GENRES}\n")
+    try:
+        data = tfrec.datasets.load("movielens-100k", folder)
+    except DataError:
+        return
+    assert len(data) >= 1 and np.isfinite(data.frame["rating"].to_numpy()).all()

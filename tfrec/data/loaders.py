@@ -69,7 +69,7 @@ def _read_table(
             engine="c",
         )
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid {encoding} text ({err.reason} at byte {err.start})") from err
+        raise DataError(_decode_problem(path, encoding, err)) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(f"{path}: the file is empty") from err
     except (pd.errors.ParserError, ValueError) as err:
@@ -90,6 +90,17 @@ def _read_table(
     if len(frame) == 0:
         raise DataError(f"{path}: the file is empty (no data rows)")
     return frame
+
+
+def _decode_problem(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
+    """Where in the file the first undecodable byte is (the parser's offset is per buffer)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exact:
+        err = exact
+    line = raw[: err.start].count(b"\n") + 1
+    return f"{path}: not valid {encoding} text ({err.reason} at byte {err.start}, line {line})"
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -136,9 +147,14 @@ def read_movielens_100k(folder: Path) -> Interactions:
         sep="|",
         names=["item_id", "title", "release_date", "video_release_date", "url", *ML100K_GENRES],
         encoding="latin-1",
-        required=("item_id",),
+        required=("item_id", ML100K_GENRES[-1]),
     )
-    flags = items[list(ML100K_GENRES)].to_numpy(dtype=bool)
+    genres = items[list(ML100K_GENRES)]
+    bad = ~genres.isin([0, 1, "0", "1"]).all(axis=1).to_numpy()
+    if bad.any():
+        lines = ", ".join(str(i + 1) for i in np.flatnonzero(bad)[:5])
+        raise DataError(f"{folder / 'u.item'}: line(s) {lines}: the 19 genre fields must be 0 or 1")
+    flags = genres.astype(int).to_numpy(dtype=bool)
     items["genres"] = ["|".join(np.asarray(ML100K_GENRES)[row]) for row in flags]
     items = _with_text(items[["item_id", "title", "genres"]].copy(), "title", "genres")
     users = None

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tfrec
@@ -588,3 +589,15 @@ def test_the_ml100k_loader_on_arbitrary_bytes_never_crashes(tmp_path_factory, ra
     except DataError:
         return
     assert len(data) >= 1 and np.isfinite(data.frame["rating"].to_numpy()).all()
+
+
+def test_a_one_item_catalogue_trains_exports_and_answers(tmp_path) -> None:
+    frame = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["x", "x", "x"]})
+    model = train("implicit_mf", frame, epochs=1, verbose=0).model
+    served = tfrec.serving.ExportedModel(tfrec.export(model, tmp_path / "one"))
+    answer = served.run("recommend", user_id=["a", "new"], k=3)
+    assert answer["item_ids"].tolist() == [[""], ["x"]] and np.isneginf(answer["scores"][0, 0])
+    assert served.run("similar_items", item_id=["x"], k=3)["item_ids"].tolist() == [[""]]
+    with pytest.raises(TfrecError, match="k must be an integer, got 2.7"):
+        served.run("recommend", user_id=["a"], k=2.7)
+    served.close()

@@ -76,6 +76,9 @@ class ExportedModel:
                 if not all(isinstance(v, (str, bytes)) for v in array.ravel()):
                     raise TfrecError(f"signature {signature!r}: {key} must be strings")
             else:
+                given = np.asarray(value)
+                if dtype.is_integer and (given.dtype.kind not in "iu" or given.dtype == bool):
+                    raise TfrecError(f"signature {signature!r}: {key} must be an integer, got {value!r}")
                 try:
                     array = np.asarray(value, dtype=dtype.as_numpy_dtype)
                 except (TypeError, ValueError) as err:

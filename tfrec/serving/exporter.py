@@ -156,8 +156,9 @@ def _claim(base: Path, version: int | None, overwrite: bool) -> tuple[int, Path]
 
 def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray]]]:
     """One realistic request per signature: known ids, an unknown id, a small k."""
-    users = [*list(model.user_vocabulary[:2]), "unknown-user"]
-    items = [*list(model.item_vocabulary[:2]), "unknown-item"]
+    # Three of each (known ids first, then unknown ones), even for a one-item catalogue.
+    users = [*list(model.user_vocabulary[:2]), "unknown-user", "unknown-user-2"][:3]
+    items = [*list(model.item_vocabulary[:2]), "unknown-item", "unknown-item-2"][:3]
     k = np.int32(min(5, len(model.item_vocabulary)))
     user_ids = np.asarray(users, dtype=object)
     item_ids = np.asarray(items, dtype=object)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,20 @@ def ml100k(ml100k_dir: Path) -> tfrec.data.Interactions:
 def small() -> tfrec.data.Interactions:
     """A small synthetic dataset for fast model tests."""
     return tfrec.datasets.synthetic(num_users=200, num_items=120, num_interactions=5000, seed=1)
+
+
+@pytest.fixture()
+def archive_server(tmp_path):
+    """Serves tmp_path/www on 127.0.0.1; yields (that folder, its base URL)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield www, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -8,8 +8,6 @@ outside the intended folder changed.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import json
 import os
@@ -17,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -148,23 +145,6 @@ def test_a_saved_tfrec_model_loads(saved_model) -> None:
 
 
 # === Download and extraction ===
-@pytest.fixture()
-def server(tmp_path):
-    """Serves tmp_path/www on 127.0.0.1; yields (folder, base URL)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 def _tar(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]]) -> Path:
     with tarfile.open(path, "w") as archive:
         for member in members:
@@ -239,9 +219,9 @@ def _device(name: str) -> tarfile.TarInfo:
 @pytest.mark.parametrize(
     "served_as, build, fragment", [c[1:] for c in ARCHIVES], ids=[c[0] for c in ARCHIVES]
 )
-def test_hostile_archives_are_refused_and_nothing_escapes(server, tmp_path, monkeypatch, served_as, build,
+def test_hostile_archives_are_refused_and_nothing_escapes(archive_server, tmp_path, monkeypatch, served_as, build,
                                                           fragment) -> None:  # fmt: skip
-    www, base = server
+    www, base = archive_server
     outside = tmp_path / "outside"
     outside.mkdir()
     work = tmp_path / "data" / "work"
@@ -258,16 +238,16 @@ def test_hostile_archives_are_refused_and_nothing_escapes(server, tmp_path, monk
     assert not (tmp_path / "evil").exists() and not (tmp_path / "data2").exists()
 
 
-def test_a_mirror_cannot_change_the_archive_type(server, tmp_path) -> None:
-    www, base = server
+def test_a_mirror_cannot_change_the_archive_type(archive_server, tmp_path) -> None:
+    www, base = archive_server
     _tar(www / "ml-100k.tar", [("ml-100k/u.data", b"1\t1\t4\t1\n")])
     with pytest.raises(DataError, match="is not a zip archive"):
         tfrec.datasets.download("movielens-latest-small", tmp_path / "d", url=f"{base}/ml-100k.tar")
     assert not (tmp_path / "d").exists()
 
 
-def test_download_keeps_the_users_files(server, tmp_path) -> None:
-    www, base = server
+def test_download_keeps_the_users_files(archive_server, tmp_path) -> None:
+    www, base = archive_server
     _zip(www / "flat.zip", {"docs/readme.txt": b"upstream", "ratings.csv": b"a,b\n"})
     target = tmp_path / "mine"
     (target / "docs").mkdir(parents=True)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import threading
 import zipfile
 from pathlib import Path
 
@@ -183,23 +180,6 @@ def test_latin1_csv_where_utf8_is_expected(tmp_path) -> None:
 
 
 # === Download against a local HTTP server ===
-@pytest.fixture()
-def archive_server(tmp_path):
-    """Serves tmp_path/www on 127.0.0.1; yields the base URL."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield www, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def _ml100k_zip(path: Path) -> str:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("ml-100k/u.data", "1\t10\t4\t881250949\n2\t10\t3\t881250950\n")

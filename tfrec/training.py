@@ -88,9 +88,10 @@ def train(
         return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
     with scope():  # variables (and the optimizer's) are created under the strategy
-        model = model_cls.from_data(train_data, config).remember_seen(train_data).build_now()
+        model = model_cls.from_data(train_data, config).remember_seen(train_data)
         if hasattr(model, "before_fit"):  # e.g. NeuMF's optional pre-training
             model.before_fit(train_data, config, seed=seed, verbose=verbose)
+    model.build_now()  # one call in the default replica context marks it built
     dataset = model_cls.training_data(train_data, config, seed)
     if steps_per_execution is None:
         # Under a strategy, replicas all-gather sparse gradients whose row counts differ on

@@ -429,26 +429,27 @@ def read(name: str, data_dir: str | Path | None = None, *, download: bool = Fals
     """
     dataset = spec(name)
     folder = locate(name, data_dir)
+    how = (
+        f"download {dataset.url} and unpack it there, or pass download=True (CLI: --download)"
+        if dataset.url
+        else "no official archive exists; copy the files from the dataset's published release"
+    )
+    guidance = (
+        f"pass data_dir=/path/to/{dataset.folder} (CLI: --data-dir) or set TFREC_DATA_DIR "
+        f"to a folder holding {dataset.folder}/; or {how}"
+    )
     if data_dir is not None and not download and not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise DatasetNotFoundError(
-            f"dataset {name!r}: the data folder {folder} {what}; pass the folder holding "
-            f"{list(dataset.files)} (the upstream {dataset.folder}/ folder)"
+            f"dataset {name!r}: the data folder {folder} {what} (expects {list(dataset.files)} in it); {guidance}"
         )
     missing = [f for f in dataset.files if not (folder / f).is_file()]
     if missing and download and dataset.url:
         fetch_archive(dataset.url, folder, file_hash=dataset.file_hash, folder=dataset.archive_folder)
         missing = [f for f in dataset.files if not (folder / f).is_file()]
     if missing:
-        how = (
-            f"download {dataset.url} and unpack it there, or pass download=True (CLI: --download)"
-            if dataset.url
-            else "no official archive exists; copy the files from the dataset's published release"
-        )
         raise DatasetNotFoundError(
-            f"dataset {name!r}: {folder} lacks {missing} (expects {list(dataset.files)}); "
-            f"pass data_dir=/path/to/{dataset.folder} (CLI: --data-dir) or set TFREC_DATA_DIR "
-            f"to a folder holding {dataset.folder}/; or {how}"
+            f"dataset {name!r}: {folder} lacks {missing} (expects {list(dataset.files)}); {guidance}"
         )
     try:
         return dataset.reader(folder)

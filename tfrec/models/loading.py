@@ -23,7 +23,8 @@ def load(path: str | os.PathLike):
         path: The ``.keras`` file.
 
     Returns:
-        The model, with its trained weights.
+        The model with its trained weights (and seen items), uncompiled: ``compile`` it
+        to train further; scoring, recommending and exporting need no compile.
 
     Raises:
         TfrecError: the path is missing or a folder, not a zip ``.keras`` archive, names
@@ -59,7 +60,7 @@ def load(path: str | os.PathLike):
             f"expected one of {sorted(registered)}"
         )
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad archive
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TfrecError(f"{path} does not load as a tfrec model: {message}") from err

@@ -30,8 +30,18 @@ def popularity(planted):
         ("mlp", {"epochs": 4, "batch_size": 512}),
         ("neumf", {"epochs": 4, "batch_size": 512}),
         ("two_tower", {"epochs": 6}),
+        ("ials", {"epochs": 8}),
     ],
-    ids=["implicit_mf-softmax", "implicit_mf-bpr", "deep_mf-implicit", "gmf", "mlp", "neumf", "two_tower"],
+    ids=[
+        "implicit_mf-softmax",
+        "implicit_mf-bpr",
+        "deep_mf-implicit",
+        "gmf",
+        "mlp",
+        "neumf",
+        "two_tower",
+        "ials",
+    ],
 )
 def test_retrieval_models_beat_popularity_on_planted_data(planted, popularity, name, overrides) -> None:
     model = train(name, planted.train, verbose=0, **overrides).model

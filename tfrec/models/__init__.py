@@ -12,6 +12,7 @@ from tfrec.models.content_tower import ContentTower, ContentTowerConfig
 from tfrec.models.deep_mf import DeepMF, DeepMFConfig
 from tfrec.models.gmf import GMF, GMFConfig
 from tfrec.models.hybrid import Hybrid, HybridConfig
+from tfrec.models.ials import IALS, IALSConfig
 from tfrec.models.implicit_mf import ImplicitMF, ImplicitMFConfig
 from tfrec.models.loading import load
 from tfrec.models.mlp import MLP, MLPConfig
@@ -37,6 +38,8 @@ __all__ = [
     "GMFConfig",
     "Hybrid",
     "HybridConfig",
+    "IALS",
+    "IALSConfig",
     "IdTower",
     "ImplicitMF",
     "ImplicitMFConfig",

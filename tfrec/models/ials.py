@@ -1,0 +1,410 @@
+"""Implicit ALS (weighted matrix factorization solved in closed form) inside ``model.fit``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tfrec._keras import keras, tf
+from tfrec.data.interactions import ITEM, RATING, USER, Interactions
+from tfrec.data.vocabulary import Vocabulary
+from tfrec.errors import TfrecError
+from tfrec.models.base import FactorizedMixin, Ids, id_lookup, known
+from tfrec.models.registry import check, non_negative, one_of, positive, positive_int, register
+
+CONFIDENCES = ("binary", "linear", "log")
+SOLVERS = ("cg", "cholesky")
+
+
+@dataclass(frozen=True)
+class IALSConfig:
+    """Hyperparameters of :class:`IALS`.
+
+    The objective (Hu, Koren & Volinsky 2008, in the form of Rendle et al. 2021/2022)::
+
+        sum_{(u,i) observed} c_ui (<w_u, h_i> - 1)^2  +  unobserved_weight * sum_{all u,i} <w_u, h_i>^2
+        + regularization * sum_u (n_u + unobserved_weight * I) ** regularization_exponent * |w_u|^2
+        + (the same for items)
+
+    Attributes:
+        embedding_dim: Latent factors per user and item.
+        regularization: L2 weight (lambda), scaled per row by its frequency (below).
+        regularization_exponent: ``nu``: a row's L2 weight grows as
+            ``(interactions + unobserved_weight * other side's size) ** nu`` (0: plain L2).
+        unobserved_weight: ``alpha_0``, the weight of every (user, item) pair's square,
+            applied through the Gramian (the dense matrix is never formed).
+        confidence: How an observed pair's weight comes from its value (its rating, or how
+            many times it occurs): ``binary`` (``alpha``), ``linear`` (``alpha * value``)
+            or ``log`` (``alpha * log(1 + value)``).
+        alpha: Scale of the observed pairs' confidence.
+        solver: ``cg`` (conjugate-gradient steps warm-started from the current factors,
+            matrix-free: cost linear in the interactions) or ``cholesky`` (exact batched
+            solves; memory rows x longest row x d, for small data and small d).
+        cg_steps: Conjugate-gradient steps per row per sweep.
+        init_stddev: Standard deviation of the initial factors.
+        epochs: Sweeps (users, then items).
+        batch_size: Rows solved per training step.
+    """
+
+    embedding_dim: int = 64
+    regularization: float = 0.01
+    regularization_exponent: float = 1.0
+    unobserved_weight: float = 0.1
+    confidence: str = "binary"
+    alpha: float = 1.0
+    solver: str = "cg"
+    cg_steps: int = 3
+    init_stddev: float = 0.01
+    epochs: int = 10
+    batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        check(
+            self,
+            {
+                "embedding_dim": (positive_int, "a positive integer"),
+                "regularization": (non_negative, "a number >= 0"),
+                "regularization_exponent": (non_negative, "a number >= 0"),
+                "unobserved_weight": (non_negative, "a number >= 0"),
+                "confidence": one_of(*CONFIDENCES),
+                "alpha": (positive, "a number > 0"),
+                "solver": one_of(*SOLVERS),
+                "cg_steps": (positive_int, "a positive integer"),
+                "init_stddev": (positive, "a number > 0"),
+                "epochs": (positive_int, "a positive integer"),
+                "batch_size": (positive_int, "a positive integer"),
+            },
+        )
+
+
+def confidences(values: np.ndarray, kind: str, alpha: float) -> np.ndarray:
+    """Observed pairs' weights from their values (ratings or occurrence counts)."""
+    values = np.asarray(values, np.float64)
+    if kind == "binary":
+        weight = np.full(values.shape, alpha)
+    elif kind == "linear":
+        weight = alpha * values
+    else:
+        weight = alpha * np.log1p(np.maximum(values, 0.0))
+    return np.maximum(weight, 0.0).astype(np.float32)
+
+
+def pair_table(train: Interactions, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (user index, item index, value) of a split: value = summed ratings, else counts."""
+    frame = train.frame
+    users = {u: n + 1 for n, u in enumerate(vocabulary.users)}
+    items = {i: n + 1 for n, i in enumerate(vocabulary.items)}
+    table = frame.assign(
+        _u=frame[USER].map(users),
+        _i=frame[ITEM].map(items),
+        _v=frame[RATING] if RATING in frame.columns else 1.0,
+    ).dropna(subset=["_u", "_i"])
+    grouped = table.groupby(["_u", "_i"], sort=True)["_v"].sum().reset_index()
+    return (
+        grouped["_u"].to_numpy(np.int64),
+        grouped["_i"].to_numpy(np.int64),
+        grouped["_v"].to_numpy(np.float64),
+    )
+
+
+def row_batches(
+    rows: np.ndarray, others: np.ndarray, weights: np.ndarray, num_rows: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Batches of rows 1..num_rows with their neighbours: (rows, segment ids, neighbours, weights).
+
+    Every row is solved once per sweep, those without interactions included (they go to
+    zero under the Gramian term and the regularization).
+    """
+    order = np.argsort(rows, kind="stable")
+    rows, others, weights = rows[order], others[order], weights[order]
+    offsets = np.searchsorted(rows, np.arange(1, num_rows + 2))
+    for start in range(1, num_rows + 1, batch_size):
+        stop = min(start + batch_size, num_rows + 1)
+        lo, hi = offsets[start - 1], offsets[stop - 1]
+        yield (
+            np.arange(start, stop, dtype=np.int64),
+            (rows[lo:hi] - start).astype(np.int32),
+            others[lo:hi],
+            weights[lo:hi],
+        )
+
+
+@register(
+    "ials",
+    config=IALSConfig,
+    task="retrieval",
+    description="Implicit ALS: weighted MF solved in closed form (CG or Cholesky), a sweep per epoch",
+    paper="Hu, Koren & Volinsky 2008; Rendle et al. 2021 (iALS++), 2022 (Revisiting iALS)",
+)
+@keras.utils.register_keras_serializable(package="tfrec")
+class IALS(FactorizedMixin, keras.Model):
+    """score(user, item) = <w_u, h_i>, fitted by alternating least squares.
+
+    ``model.fit`` on :meth:`training_data` runs one sweep per epoch: first every user's
+    factors are solved with the item factors fixed, then every item's. Each training step
+    solves a batch of rows from their normal equations
+    ``(unobserved_weight * G + sum_i c_ui h_i h_i^T + lambda_u I) w_u = sum_i c_ui h_i``,
+    ``G`` the other side's Gramian (computed once per half sweep, never the dense
+    matrix); by conjugate gradients warm-started from the current factors (matrix-free,
+    linear in the interactions) or by batched Cholesky. No gradients, so ``compile``
+    needs no optimizer. The towers are the factor tables, so evaluation, ``recommend`` and
+    the export work as for every factorization model. Unknown ids get zero factors.
+
+    Not yet under a multi-replica ``tf.distribute`` strategy (the row batches would need
+    sharding and the solved rows an all-gather): building it under one raises.
+
+    Args:
+        user_vocabulary: Known user ids.
+        item_vocabulary: Known item ids.
+        embedding_dim, regularization, regularization_exponent, unobserved_weight,
+        solver, cg_steps, init_stddev: see :class:`IALSConfig`.
+
+    Example:
+        >>> model = tfrec.models.build("ials", split.train)
+        >>> model.compile()
+        >>> model.fit(tfrec.models.IALS.training_data(split.train, tfrec.models.IALSConfig()), epochs=10)
+    """
+
+    task = "retrieval"
+
+    def __init__(
+        self,
+        user_vocabulary: Sequence[str],
+        item_vocabulary: Sequence[str],
+        embedding_dim: int = 64,
+        regularization: float = 0.01,
+        regularization_exponent: float = 1.0,
+        unobserved_weight: float = 0.1,
+        solver: str = "cg",
+        cg_steps: int = 3,
+        init_stddev: float = 0.01,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            raise TfrecError("ials does not train under a multi-replica tf.distribute strategy yet")
+        # === Config ===
+        self.user_vocabulary = Ids(user_vocabulary)
+        self.item_vocabulary = Ids(item_vocabulary)
+        self.embedding_dim = int(embedding_dim)
+        self.regularization = float(regularization)
+        self.regularization_exponent = float(regularization_exponent)
+        self.unobserved_weight = float(unobserved_weight)
+        self.solver = str(solver)
+        self.cg_steps = int(cg_steps)
+        self.init_stddev = float(init_stddev)
+        if self.solver not in SOLVERS:
+            raise TfrecError(f"ials: solver must be one of {list(SOLVERS)}, got {solver!r}")
+
+        # === Layers and state ===
+        self.user_lookup = id_lookup(self.user_vocabulary, "user_lookup")
+        self.item_lookup = id_lookup(self.item_vocabulary, "item_lookup")
+        d = self.embedding_dim
+        self.user_factors = self.add_weight(
+            name="user_factors",
+            shape=(len(self.user_vocabulary) + 1, d),
+            initializer=self._normal(),
+            trainable=False,
+        )
+        self.item_factors = self.add_weight(
+            name="item_factors",
+            shape=(len(self.item_vocabulary) + 1, d),
+            initializer=self._normal(),
+            trainable=False,
+        )
+        # The fixed side's Gramian (with the unknown row left out), refreshed each half sweep.
+        self.gramian = self.add_weight(name="gramian", shape=(d, d), initializer="zeros", trainable=False)
+        self.loss_tracker = keras.metrics.Mean("loss")
+
+    def _normal(self) -> keras.initializers.Initializer:
+        return keras.initializers.RandomNormal(0.0, self.init_stddev)
+
+    @property
+    def metrics(self) -> list:
+        return [self.loss_tracker]
+
+    # === Towers ===
+    def user_index(self, user_ids: tf.Tensor) -> tf.Tensor:
+        return self.user_lookup(user_ids)
+
+    def item_index(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.item_lookup(item_ids)
+
+    def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """``w_u`` (zero for unknown users)."""
+        return tf.gather(self.user_factors, index) * known(index)[:, None]
+
+    def candidate_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """``h_i`` (zero for unknown items)."""
+        return tf.gather(self.item_factors, index) * known(index)[:, None]
+
+    def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        queries = self.query_from_index(self.user_lookup(inputs["user_id"]))
+        candidates = self.candidate_from_index(self.item_lookup(inputs["item_id"]))
+        return tf.reduce_sum(queries * candidates, axis=1)
+
+    # === Training: closed-form solves, no gradients ===
+    def compile(self, optimizer=None, **kwargs) -> None:
+        """Keras ``compile``; there is no optimizer (the factors are solved, not stepped)."""
+        super().compile(optimizer=optimizer or "sgd", **kwargs)
+
+    def train_step(self, data) -> dict[str, tf.Tensor]:
+        """Solves one batch of rows of the side ``data["side"]`` names (0 users, 1 items)."""
+        users_side = tf.equal(data["side"], 0)
+        objective = tf.cond(
+            users_side,
+            lambda: self._solve(self.user_factors, self.item_factors, data),
+            lambda: self._solve(self.item_factors, self.user_factors, data),
+        )
+        self.loss_tracker.update_state(objective)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, data) -> dict[str, tf.Tensor]:
+        return {"loss": self.loss_tracker.result()}
+
+    def _solve(self, solved: tf.Variable, fixed: tf.Variable, data: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Solves rows ``data["rows"]`` of ``solved``; returns their mean objective."""
+        rows, segments = data["rows"], data["segments"]
+        neighbours, weights = data["neighbours"], data["weights"]
+        size = tf.shape(rows)[0]
+        table = fixed[1:]  # the unknown row (index 0) is not part of the data
+
+        def refresh():
+            self.gramian.assign(tf.matmul(table, table, transpose_a=True))
+            return tf.constant(0)
+
+        tf.cond(data["fresh"], refresh, lambda: tf.constant(0))
+        gramian = self.unobserved_weight * self.gramian
+        y = tf.gather(fixed, neighbours)  # [n, d]
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(weights), segments, size)
+        other_size = tf.cast(tf.shape(table)[0], tf.float32)
+        reg = self.regularization * tf.pow(
+            counts + self.unobserved_weight * other_size, self.regularization_exponent
+        )
+        rhs = tf.math.unsorted_segment_sum(weights[:, None] * y, segments, size)  # [B, d]
+        if self.solver == "cholesky":
+            x = self._cholesky(gramian, y, weights, segments, size, reg, rhs)
+        else:
+            x = self._conjugate_gradient(
+                gramian, y, weights, segments, size, reg, rhs, tf.gather(solved, rows)
+            )
+        solved.scatter_update(tf.IndexedSlices(x, rows))
+        # Objective of these rows (the constant sum of c_ui left out): x^T A x - 2 x^T b.
+        ax = self._apply(gramian, y, weights, segments, size, reg, x)
+        return tf.reduce_mean(tf.reduce_sum(x * ax, axis=1) - 2.0 * tf.reduce_sum(x * rhs, axis=1))
+
+    @staticmethod
+    def _apply(gramian, y, weights, segments, size, reg, x) -> tf.Tensor:
+        """``A x`` for every row at once, without forming ``A``."""
+        along = tf.reduce_sum(y * tf.gather(x, segments), axis=1) * weights  # c_ui <h_i, x_u>
+        return (
+            tf.matmul(x, gramian)
+            + tf.math.unsorted_segment_sum(along[:, None] * y, segments, size)
+            + reg[:, None] * x
+        )
+
+    def _conjugate_gradient(self, gramian, y, weights, segments, size, reg, rhs, x) -> tf.Tensor:
+        """``cg_steps`` batched conjugate-gradient steps from the warm start ``x``."""
+        r = rhs - self._apply(gramian, y, weights, segments, size, reg, x)
+        p = r
+        rr = tf.reduce_sum(r * r, axis=1)
+        for _ in range(self.cg_steps):
+            ap = self._apply(gramian, y, weights, segments, size, reg, p)
+            step = rr / tf.maximum(tf.reduce_sum(p * ap, axis=1), 1e-20)
+            x = x + step[:, None] * p
+            r = r - step[:, None] * ap
+            rr_next = tf.reduce_sum(r * r, axis=1)
+            p = r + (rr_next / tf.maximum(rr, 1e-20))[:, None] * p
+            rr = rr_next
+        return x
+
+    @staticmethod
+    def _cholesky(gramian, y, weights, segments, size, reg, rhs) -> tf.Tensor:
+        """Exact solves: ``A`` per row from the padded neighbours, then batched Cholesky."""
+        padded = tf.RaggedTensor.from_value_rowids(
+            y * tf.sqrt(weights)[:, None], segments, nrows=size
+        ).to_tensor()
+        a = (
+            tf.einsum("bld,ble->bde", padded, padded)
+            + gramian[None]
+            + tf.linalg.diag(tf.repeat(reg[:, None], tf.shape(gramian)[0], axis=1))
+        )
+        return tf.linalg.cholesky_solve(tf.linalg.cholesky(a), rhs[:, :, None])[:, :, 0]
+
+    # === Construction from data ===
+    @classmethod
+    def from_data(cls, train: Interactions, config: IALSConfig) -> IALS:
+        """Builds the model for a training split (its vocabularies)."""
+        vocabulary = Vocabulary.from_interactions(train)
+        return cls(
+            vocabulary.users,
+            vocabulary.items,
+            embedding_dim=config.embedding_dim,
+            regularization=config.regularization,
+            regularization_exponent=config.regularization_exponent,
+            unobserved_weight=config.unobserved_weight,
+            solver=config.solver,
+            cg_steps=config.cg_steps,
+            init_stddev=config.init_stddev,
+        )
+
+    @staticmethod
+    def training_data(train: Interactions, config: IALSConfig, seed: int = 0) -> tf.data.Dataset:
+        """One sweep per epoch: batches of user rows, then of item rows, with their pairs.
+
+        Each element is ``{"side", "fresh", "rows", "segments", "neighbours", "weights"}``:
+        the side (0 users, 1 items), whether it opens its half sweep (the Gramian is then
+        recomputed), the row indices and, per observed pair, the row's position in the
+        batch, the other side's index and the confidence. Built once and cached.
+        """
+        vocabulary = Vocabulary.from_interactions(train)
+        users, items, values = pair_table(train, vocabulary)
+        weights = confidences(values, config.confidence, config.alpha)
+        sides = (
+            (0, users, items, len(vocabulary.users)),
+            (1, items, users, len(vocabulary.items)),
+        )
+
+        def elements():
+            for side, rows, others, num_rows in sides:
+                batches = row_batches(rows, others, weights, num_rows, config.batch_size)
+                for number, (batch_rows, segments, neighbours, batch_weights) in enumerate(batches):
+                    yield {
+                        "side": np.int32(side),
+                        "fresh": np.bool_(number == 0),
+                        "rows": batch_rows,
+                        "segments": segments,
+                        "neighbours": neighbours,
+                        "weights": batch_weights,
+                    }
+
+        signature = {
+            "side": tf.TensorSpec([], tf.int32),
+            "fresh": tf.TensorSpec([], tf.bool),
+            "rows": tf.TensorSpec([None], tf.int64),
+            "segments": tf.TensorSpec([None], tf.int32),
+            "neighbours": tf.TensorSpec([None], tf.int64),
+            "weights": tf.TensorSpec([None], tf.float32),
+        }
+        return tf.data.Dataset.from_generator(elements, output_signature=signature).cache().prefetch(2)
+
+    # === Config ===
+    def get_config(self) -> dict:
+        return {
+            "user_vocabulary": list(self.user_vocabulary),
+            "item_vocabulary": list(self.item_vocabulary),
+            "embedding_dim": self.embedding_dim,
+            "regularization": self.regularization,
+            "regularization_exponent": self.regularization_exponent,
+            "unobserved_weight": self.unobserved_weight,
+            "solver": self.solver,
+            "cg_steps": self.cg_steps,
+            "init_stddev": self.init_stddev,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> IALS:
+        return cls(**config)

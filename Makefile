@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3"
 	cd bench && ../$(PY) mf_quality.py && ../$(PY) ncf_quality.py && ../$(PY) content_quality.py \
+		&& ../$(PY) ials_quality.py --large \
 		&& ../$(PY) train_speed.py && ../$(PY) scaling.py && ../$(PY) eval_speed.py \
 		&& ../$(PY) serving_speed.py && ../$(PY) large_catalogue.py && ../$(PY) load_speed.py \
 		&& ../$(PY) report.py

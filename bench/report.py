@@ -16,7 +16,7 @@ from common import RESULTS, machine
 
 BENCH = RESULTS.parent
 # Report order: quality first, then speed.
-SCRIPTS = ("mf_quality", "ncf_quality", "content_quality", "train_speed", "scaling", "eval_speed",
+SCRIPTS = ("mf_quality", "ncf_quality", "content_quality", "ials_quality", "train_speed", "scaling", "eval_speed",
            "serving_speed", "large_catalogue", "load_speed")  # fmt: skip
 
 
@@ -146,6 +146,23 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
                 "scaling",
                 "{:.2f}",
             )
+    ials = results.get("ials_quality", {})
+    for dataset in ("ml-100k", "ml-latest-small"):
+        if dataset in ials:
+            verdict = ials[dataset]["verdict"]
+            add(
+                f"ials R@10 tie or better vs implicit ALS tuned alike ({dataset}; difference, verdict {verdict})",
+                ials[dataset]["difference"],
+                verdict in ("tie", "tfrec ahead"),
+                "ials_quality",
+                "{:+.4f}",
+            )
+    for size, bound in ((10**6, 1.5), (10**7, 1.5)):
+        speed = ials.get(f"speed_{size}")
+        if speed:
+            ratio = speed["tfrec ials"]["seconds_15_sweeps"] / speed["implicit ALS"]["seconds_15_sweeps"]
+            add(f"ials 15-sweep wall time <= {bound}x implicit ALS at {size:,} interactions", ratio, ratio <= bound,
+                "ials_quality", "{:.2f}x")  # fmt: skip
     return rows
 
 

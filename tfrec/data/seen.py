@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from tfrec.data.interactions import Interactions
 
@@ -45,18 +46,16 @@ class SeenItems:
         cls, train: Interactions, user_vocabulary: Sequence[str], item_vocabulary: Sequence[str]
     ) -> SeenItems:
         """The table of ``train``'s (user, item) pairs whose ids are both in the vocabularies."""
-        users = {u: i + 1 for i, u in enumerate(user_vocabulary)}
-        items = {v: j + 1 for j, v in enumerate(item_vocabulary)}
         frame = train.frame
-        u = frame["user_id"].astype(str).map(users)
-        i = frame["item_id"].astype(str).map(items)
-        keep = u.notna() & i.notna()
-        pairs = np.unique(np.stack([u[keep].to_numpy(np.int64), i[keep].to_numpy(np.int64)], axis=1), axis=0)
-        counts = np.bincount(pairs[:, 0], minlength=len(user_vocabulary) + 1) if len(pairs) else (
-            np.zeros(len(user_vocabulary) + 1, np.int64)
-        )  # fmt: skip
+        u = pd.Index(list(user_vocabulary)).get_indexer(frame["user_id"].astype(str)) + 1
+        i = pd.Index(list(item_vocabulary)).get_indexer(frame["item_id"].astype(str)) + 1
+        keep = (u > 0) & (i > 0)
+        width = len(item_vocabulary) + 1
+        keys = np.unique(u[keep].astype(np.int64) * width + i[keep])  # sorted by user, then item
+        pair_users, pair_items = keys // width, keys % width
+        counts = np.bincount(pair_users, minlength=len(user_vocabulary) + 1)
         offsets = np.concatenate([[0], np.cumsum(counts)])
-        return cls(offsets, pairs[:, 1] if len(pairs) else np.zeros(0, np.int32))
+        return cls(offsets, pair_items)
 
     @property
     def num_users(self) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from tfrec._keras import keras, tf
 from tfrec.data.interactions import ITEM, RATING, USER, Interactions
@@ -16,6 +17,9 @@ from tfrec.models.registry import check, non_negative, one_of, positive, positiv
 
 CONFIDENCES = ("binary", "linear", "log")
 SOLVERS = ("cg", "cholesky")
+# Padded (row, neighbour) slots per training step: small enough that a step's gathered
+# neighbour factors stay in cache (bench/ials_quality.py), large enough to amortize a step.
+ENTRIES = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -94,41 +98,56 @@ def confidences(values: np.ndarray, kind: str, alpha: float) -> np.ndarray:
 def pair_table(train: Interactions, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (user index, item index, value) of a split: value = summed ratings, else counts."""
     frame = train.frame
-    users = {u: n + 1 for n, u in enumerate(vocabulary.users)}
-    items = {i: n + 1 for n, i in enumerate(vocabulary.items)}
-    table = frame.assign(
-        _u=frame[USER].map(users),
-        _i=frame[ITEM].map(items),
-        _v=frame[RATING] if RATING in frame.columns else 1.0,
-    ).dropna(subset=["_u", "_i"])
-    grouped = table.groupby(["_u", "_i"], sort=True)["_v"].sum().reset_index()
-    return (
-        grouped["_u"].to_numpy(np.int64),
-        grouped["_i"].to_numpy(np.int64),
-        grouped["_v"].to_numpy(np.float64),
-    )
+    users = pd.Index(list(vocabulary.users)).get_indexer(frame[USER]) + 1
+    items = pd.Index(list(vocabulary.items)).get_indexer(frame[ITEM]) + 1
+    values = frame[RATING].to_numpy(np.float64) if RATING in frame.columns else np.ones(len(frame))
+    keep = (users > 0) & (items > 0)
+    width = len(vocabulary.items) + 1
+    keys, where = np.unique(users[keep].astype(np.int64) * width + items[keep], return_inverse=True)
+    summed = np.bincount(where, weights=values[keep], minlength=len(keys))
+    return keys // width, keys % width, summed
 
 
 def row_batches(
-    rows: np.ndarray, others: np.ndarray, weights: np.ndarray, num_rows: int, batch_size: int
+    rows: np.ndarray,
+    others: np.ndarray,
+    weights: np.ndarray,
+    num_rows: int,
+    batch_size: int,
+    entries: int = ENTRIES,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Batches of rows 1..num_rows with their neighbours: (rows, segment ids, neighbours, weights).
+    """Batches of rows 1..num_rows with their neighbours padded: (rows, neighbours, weights, counts).
 
-    Every row is solved once per sweep, those without interactions included (they go to
-    zero under the Gramian term and the regularization).
+    Rows are taken in order of their number of interactions and cut into batches of at
+    most ``batch_size`` rows and ``entries`` padded (row, neighbour) slots, so padding
+    stays small and each step's tensors stay bounded. Every row is solved once per sweep,
+    those without interactions included (they go to zero under the Gramian term and the
+    regularization). Padding has neighbour 0 and weight 0.
     """
     order = np.argsort(rows, kind="stable")
     rows, others, weights = rows[order], others[order], weights[order]
     offsets = np.searchsorted(rows, np.arange(1, num_rows + 2))
-    for start in range(1, num_rows + 1, batch_size):
-        stop = min(start + batch_size, num_rows + 1)
-        lo, hi = offsets[start - 1], offsets[stop - 1]
-        yield (
-            np.arange(start, stop, dtype=np.int64),
-            (rows[lo:hi] - start).astype(np.int32),
-            others[lo:hi],
-            weights[lo:hi],
-        )
+    counts = np.diff(offsets)
+    by_length = np.argsort(counts, kind="stable") + 1  # row indices, shortest first
+    start = 0
+    while start < num_rows:
+        stop = start + 1
+        while (
+            stop < num_rows
+            and stop - start < batch_size
+            and (stop + 1 - start) * counts[by_length[stop] - 1] <= entries
+        ):
+            stop += 1
+        chosen = by_length[start:stop]
+        width = max(int(counts[chosen - 1].max()), 1)
+        neighbours = np.zeros((len(chosen), width), np.int64)
+        weight = np.zeros((len(chosen), width), np.float32)
+        for slot, row in enumerate(chosen):
+            lo, hi = offsets[row - 1], offsets[row]
+            neighbours[slot, : hi - lo] = others[lo:hi]
+            weight[slot, : hi - lo] = weights[lo:hi]
+        yield chosen.astype(np.int64), neighbours, weight, counts[chosen - 1].astype(np.float32)
+        start = stop
 
 
 @register(
@@ -221,6 +240,9 @@ class IALS(FactorizedMixin, keras.Model):
     def _normal(self) -> keras.initializers.Initializer:
         return keras.initializers.RandomNormal(0.0, self.init_stddev)
 
+    def _normal(self) -> keras.initializers.Initializer:
+        return keras.initializers.RandomNormal(0.0, self.init_stddev)
+
     @property
     def metrics(self) -> list:
         return [self.loss_tracker]
@@ -266,9 +288,7 @@ class IALS(FactorizedMixin, keras.Model):
 
     def _solve(self, solved: tf.Variable, fixed: tf.Variable, data: dict[str, tf.Tensor]) -> tf.Tensor:
         """Solves rows ``data["rows"]`` of ``solved``; returns their mean objective."""
-        rows, segments = data["rows"], data["segments"]
-        neighbours, weights = data["neighbours"], data["weights"]
-        size = tf.shape(rows)[0]
+        rows, weights, counts = data["rows"], data["weights"], data["counts"]
         table = fixed[1:]  # the unknown row (index 0) is not part of the data
 
         def refresh():
@@ -277,60 +297,48 @@ class IALS(FactorizedMixin, keras.Model):
 
         tf.cond(data["fresh"], refresh, lambda: tf.constant(0))
         gramian = self.unobserved_weight * self.gramian
-        y = tf.gather(fixed, neighbours)  # [n, d]
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(weights), segments, size)
+        y = tf.gather(fixed, data["neighbours"])  # [B, L, d]; padding has weight 0
         other_size = tf.cast(tf.shape(table)[0], tf.float32)
         reg = self.regularization * tf.pow(
             counts + self.unobserved_weight * other_size, self.regularization_exponent
         )
-        rhs = tf.math.unsorted_segment_sum(weights[:, None] * y, segments, size)  # [B, d]
+        rhs = tf.einsum("bl,bld->bd", weights, y)
         if self.solver == "cholesky":
-            x = self._cholesky(gramian, y, weights, segments, size, reg, rhs)
+            x = self._cholesky(gramian, y, weights, reg, rhs)
+            residual = rhs - self._apply(gramian, y, weights, reg, x)
         else:
-            x = self._conjugate_gradient(
-                gramian, y, weights, segments, size, reg, rhs, tf.gather(solved, rows)
-            )
+            x, residual = self._conjugate_gradient(gramian, y, weights, reg, rhs, tf.gather(solved, rows))
         solved.scatter_update(tf.IndexedSlices(x, rows))
-        # Objective of these rows (the constant sum of c_ui left out): x^T A x - 2 x^T b.
-        ax = self._apply(gramian, y, weights, segments, size, reg, x)
-        return tf.reduce_mean(tf.reduce_sum(x * ax, axis=1) - 2.0 * tf.reduce_sum(x * rhs, axis=1))
+        # Objective of these rows (the constant sum of c_ui left out): x^T A x - 2 x^T b,
+        # = -x^T r - x^T b with r = b - A x, the residual CG keeps (no extra product).
+        return -tf.reduce_mean(tf.reduce_sum(x * (residual + rhs), axis=1))
 
     @staticmethod
-    def _apply(gramian, y, weights, segments, size, reg, x) -> tf.Tensor:
-        """``A x`` for every row at once, without forming ``A``."""
-        along = tf.reduce_sum(y * tf.gather(x, segments), axis=1) * weights  # c_ui <h_i, x_u>
-        return (
-            tf.matmul(x, gramian)
-            + tf.math.unsorted_segment_sum(along[:, None] * y, segments, size)
-            + reg[:, None] * x
-        )
+    def _apply(gramian, y, weights, reg, x) -> tf.Tensor:
+        """``A x`` for every row at once, without forming ``A`` (two batched matmuls)."""
+        along = tf.einsum("bld,bd->bl", y, x) * weights  # c_ui <h_i, x_u>
+        return tf.matmul(x, gramian) + tf.einsum("bl,bld->bd", along, y) + reg[:, None] * x
 
-    def _conjugate_gradient(self, gramian, y, weights, segments, size, reg, rhs, x) -> tf.Tensor:
-        """``cg_steps`` batched conjugate-gradient steps from the warm start ``x``."""
-        r = rhs - self._apply(gramian, y, weights, segments, size, reg, x)
+    def _conjugate_gradient(self, gramian, y, weights, reg, rhs, x) -> tuple[tf.Tensor, tf.Tensor]:
+        """``cg_steps`` batched conjugate-gradient steps from the warm start ``x``; (x, residual)."""
+        r = rhs - self._apply(gramian, y, weights, reg, x)
         p = r
         rr = tf.reduce_sum(r * r, axis=1)
         for _ in range(self.cg_steps):
-            ap = self._apply(gramian, y, weights, segments, size, reg, p)
+            ap = self._apply(gramian, y, weights, reg, p)
             step = rr / tf.maximum(tf.reduce_sum(p * ap, axis=1), 1e-20)
             x = x + step[:, None] * p
             r = r - step[:, None] * ap
             rr_next = tf.reduce_sum(r * r, axis=1)
             p = r + (rr_next / tf.maximum(rr, 1e-20))[:, None] * p
             rr = rr_next
-        return x
+        return x, r
 
     @staticmethod
-    def _cholesky(gramian, y, weights, segments, size, reg, rhs) -> tf.Tensor:
-        """Exact solves: ``A`` per row from the padded neighbours, then batched Cholesky."""
-        padded = tf.RaggedTensor.from_value_rowids(
-            y * tf.sqrt(weights)[:, None], segments, nrows=size
-        ).to_tensor()
-        a = (
-            tf.einsum("bld,ble->bde", padded, padded)
-            + gramian[None]
-            + tf.linalg.diag(tf.repeat(reg[:, None], tf.shape(gramian)[0], axis=1))
-        )
+    def _cholesky(gramian, y, weights, reg, rhs) -> tf.Tensor:
+        """Exact solves: ``A`` per row (a batched matmul), then batched Cholesky."""
+        a = tf.einsum("bld,ble->bde", y * weights[:, :, None], y) + gramian[None]
+        a += tf.linalg.diag(tf.repeat(reg[:, None], tf.shape(gramian)[0], axis=1))
         return tf.linalg.cholesky_solve(tf.linalg.cholesky(a), rhs[:, :, None])[:, :, 0]
 
     # === Construction from data ===
@@ -354,10 +362,12 @@ class IALS(FactorizedMixin, keras.Model):
     def training_data(train: Interactions, config: IALSConfig, seed: int = 0) -> tf.data.Dataset:
         """One sweep per epoch: batches of user rows, then of item rows, with their pairs.
 
-        Each element is ``{"side", "fresh", "rows", "segments", "neighbours", "weights"}``:
+        Each element is ``{"side", "fresh", "rows", "neighbours", "weights", "counts"}``:
         the side (0 users, 1 items), whether it opens its half sweep (the Gramian is then
-        recomputed), the row indices and, per observed pair, the row's position in the
-        batch, the other side's index and the confidence. Built once and cached.
+        recomputed), the row indices, each row's neighbours on the other side and their
+        confidences (padded with index 0 and weight 0; rows of similar length share a
+        batch, see :func:`row_batches`) and its number of interactions. Built once and
+        cached; the cardinality is known, so ``train`` runs several steps per graph call.
         """
         vocabulary = Vocabulary.from_interactions(train)
         users, items, values = pair_table(train, vocabulary)
@@ -367,28 +377,34 @@ class IALS(FactorizedMixin, keras.Model):
             (1, items, users, len(vocabulary.items)),
         )
 
+        batches = [
+            {
+                "side": np.int32(side),
+                "fresh": np.bool_(number == 0),
+                "rows": batch_rows,
+                "neighbours": neighbours,
+                "weights": batch_weights,
+                "counts": counts,
+            }
+            for side, rows, others, num_rows in sides
+            for number, (batch_rows, neighbours, batch_weights, counts) in enumerate(
+                row_batches(rows, others, weights, num_rows, config.batch_size)
+            )
+        ]
+
         def elements():
-            for side, rows, others, num_rows in sides:
-                batches = row_batches(rows, others, weights, num_rows, config.batch_size)
-                for number, (batch_rows, segments, neighbours, batch_weights) in enumerate(batches):
-                    yield {
-                        "side": np.int32(side),
-                        "fresh": np.bool_(number == 0),
-                        "rows": batch_rows,
-                        "segments": segments,
-                        "neighbours": neighbours,
-                        "weights": batch_weights,
-                    }
+            yield from batches
 
         signature = {
             "side": tf.TensorSpec([], tf.int32),
             "fresh": tf.TensorSpec([], tf.bool),
             "rows": tf.TensorSpec([None], tf.int64),
-            "segments": tf.TensorSpec([None], tf.int32),
-            "neighbours": tf.TensorSpec([None], tf.int64),
-            "weights": tf.TensorSpec([None], tf.float32),
+            "neighbours": tf.TensorSpec([None, None], tf.int64),
+            "weights": tf.TensorSpec([None, None], tf.float32),
+            "counts": tf.TensorSpec([None], tf.float32),
         }
-        return tf.data.Dataset.from_generator(elements, output_signature=signature).cache().prefetch(2)
+        dataset = tf.data.Dataset.from_generator(elements, output_signature=signature)
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).cache().prefetch(2)
 
     # === Config ===
     def get_config(self) -> dict:

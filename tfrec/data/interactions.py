@@ -32,9 +32,16 @@ def _as_id_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
     if values.dtype.kind in "iu":
         return values.astype(str)
     if values.dtype.kind == "f":
+        numbers = values.to_numpy()
+        finite = np.isfinite(numbers) & (np.abs(numbers) < 2.0**62)
+        if not finite.all():
+            raise DataError(
+                f"{where}: column {column!r} holds non-finite or out-of-range numbers (e.g. 'inf') at "
+                f"{_rows(~finite)}; ids must be strings or integers"
+            )
         as_int = values.astype(np.int64)
-        if not np.array_equal(as_int.to_numpy(), values.to_numpy()):
-            bad = as_int.to_numpy() != values.to_numpy()
+        if not np.array_equal(as_int.to_numpy(), numbers):
+            bad = as_int.to_numpy() != numbers
             raise DataError(
                 f"{where}: column {column!r} holds non-integer floats at {_rows(bad)}; "
                 "ids must be strings or integers"

@@ -2,8 +2,8 @@
 
 TensorFlow Recommenders needs Keras 2 (the ``tf_keras`` package). TensorFlow picks the
 implementation behind ``tf.keras`` the first time ``tf.keras`` is touched, reading the
-``TF_USE_LEGACY_KERAS`` environment variable at that moment. This module sets the
-variable, imports TensorFlow and checks that ``tf.keras`` resolved to ``tf_keras``.
+``TF_USE_LEGACY_KERAS`` environment variable at that moment. ``import tfrec`` sets the
+variable; this module imports TensorFlow and checks that ``tf.keras`` resolved to ``tf_keras``.
 Every other tfrec module imports ``keras`` and ``tf`` from here.
 """
 
@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+# `import tfrec` (tfrec/__init__.py, always run before this module) has set
+# TF_USE_LEGACY_KERAS=1 and the quiet log level and installed tfrec._quiet's hook.
 VERBOSE = os.environ.get("TFREC_VERBOSE") == "1"
-if not VERBOSE:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from tfrec import _quiet  # noqa: E402
-
-_quiet.install()  # TensorFlow's load-time info lines held back (see tfrec._quiet)
 
 import tensorflow as tf  # noqa: E402
 

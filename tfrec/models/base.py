@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfrec._keras import keras, tf
-from tfrec.data.interactions import Interactions
+from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.data.seen import SeenItems
 from tfrec.errors import TfrecError
 from tfrec.progress import Progress
@@ -182,8 +182,6 @@ class FactorizedMixin:
         Example:
             >>> model = tfrec.models.BiasedMF.from_data(split.train, config).remember_seen(split.train)
         """
-        from tfrec.data.interactions import as_interactions
-
         self.seen_items = (
             None
             if train is None

@@ -6,10 +6,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from tfrec._keras import keras, tf
-from tfrec.data.interactions import ITEM, RATING, USER, Interactions
+from tfrec.data.interactions import RATING, Interactions
+from tfrec.data.seen import index_pairs
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import TfrecError
 from tfrec.models.base import FactorizedMixin, Ids, id_lookup, known
@@ -102,14 +102,8 @@ def confidences(values: np.ndarray, kind: str, alpha: float) -> np.ndarray:
 def pair_table(train: Interactions, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (user index, item index, value) of a split: value = summed ratings, else counts."""
     frame = train.frame
-    users = pd.Index(list(vocabulary.users)).get_indexer(frame[USER]) + 1
-    items = pd.Index(list(vocabulary.items)).get_indexer(frame[ITEM]) + 1
-    values = frame[RATING].to_numpy(np.float64) if RATING in frame.columns else np.ones(len(frame))
-    keep = (users > 0) & (items > 0)
-    width = len(vocabulary.items) + 1
-    keys, where = np.unique(users[keep].astype(np.int64) * width + items[keep], return_inverse=True)
-    summed = np.bincount(where, weights=values[keep], minlength=len(keys))
-    return keys // width, keys % width, summed
+    values = frame[RATING].to_numpy(np.float64) if RATING in frame.columns else None
+    return index_pairs(train, vocabulary.users, vocabulary.items, values)
 
 
 def row_batches(

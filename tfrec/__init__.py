@@ -27,7 +27,7 @@ _quiet.install()
 if "tensorflow" in sys.modules:  # tf.keras may already be bound: check (and fail clearly) now
     importlib.import_module("tfrec._keras")
 
-__version__ = "0.1.0"
+from tfrec.version import __version__  # noqa: E402
 
 _SUBMODULES = ("data", "datasets", "evaluation", "models", "optimizers", "serving", "training")
 _FUNCTIONS = {"evaluate": "tfrec.evaluation", "export": "tfrec.serving"}

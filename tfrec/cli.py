@@ -206,7 +206,8 @@ def _train(args: argparse.Namespace) -> int:
     from tfrec.data import split as split_data
     from tfrec.evaluation import check_protocol
     from tfrec.models import entry
-    from tfrec.training import config_dict, train
+    from tfrec.models.registry import config_to_dict
+    from tfrec.training import train
 
     _bounded(args.seed, "--seed", 0, 2**32 - 1)
     if args.data_dir and args.dataset is None:
@@ -273,7 +274,7 @@ def _train(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "split": spec,
         "protocol": args.protocol or ("none" if item.task == "rating" else "full"),
-        "config": {**config_dict(result.config), "seed": args.seed},
+        "config": {**config_to_dict(result.config), "seed": args.seed},
         "metrics": metrics,
         "train_seconds": round(result.train_seconds, 3),
         "train_examples_per_second": round(result.train_examples_per_second, 1),

@@ -89,8 +89,11 @@ def train(
 
     with scope():  # variables (and the optimizer's) are created under the strategy
         model = model_cls.from_data(train_data, config).remember_seen(train_data)
-        if hasattr(model, "before_fit"):  # e.g. NeuMF's optional pre-training
-            model.before_fit(train_data, config, seed=seed, verbose=verbose)
+
+        def pretrain(other: str, **settings: Any) -> keras.Model:
+            return train(other, train_data, seed=seed, verbose=verbose, **settings).model
+
+        model.before_fit(train_data, pretrain)  # e.g. NeuMF's optional pre-training
     model.build_now()  # one call in the default replica context marks it built
     dataset = model_cls.training_data(train_data, config, seed)
     if steps_per_execution is None:
@@ -98,10 +101,10 @@ def train(
         # a last partial batch, which a multi-step graph loop rejects: one step per call.
         steps_per_execution = _steps_per_execution(dataset) if strategy is None else 1
     with scope():
-        if hasattr(config, "learning_rate"):
+        if model_cls.gradient_trained:
             optimizer = LazyAdam(config.learning_rate, catch_up=catch_up)
             model.compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
-        else:  # sampled, not gradient-trained (bayesian_mf): the model's own compile
+        else:  # sampled or solved (bayesian_mf, ials): the model's own compile
             model.compile(steps_per_execution=steps_per_execution)
     start = time.perf_counter()
     callbacks = [CatchUp(), *(callbacks or [])] if catch_up else list(callbacks or [])
@@ -123,8 +126,3 @@ def _steps_per_execution(dataset: tf.data.Dataset, most: int = 32) -> int:
     """Up to ``most`` steps per graph call, never more than an epoch has (1 if unknown)."""
     steps = int(dataset.cardinality())
     return min(most, steps) if steps > 0 else 1
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as a JSON-ready dict."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

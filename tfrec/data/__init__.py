@@ -1,6 +1,7 @@
 """tfrec's data layer: the Interactions container, loaders, splits, vocabularies, tf.data."""
 
 from tfrec.data.interactions import Interactions, as_interactions
+from tfrec.data.model_data import ModelData, RatingStats
 from tfrec.data.pipeline import candidates, features, to_dataset, with_negatives
 from tfrec.data.splits import (
     Split,
@@ -16,7 +17,9 @@ from tfrec.data.vocabulary import Vocabulary
 
 __all__ = [
     "Interactions",
+    "ModelData",
     "PlantedTruth",
+    "RatingStats",
     "Split",
     "Vocabulary",
     "as_interactions",

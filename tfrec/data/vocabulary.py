@@ -20,11 +20,13 @@ class Vocabulary:
         users: User ids, most active first.
         items: Item ids, most popular first.
         item_counts: Training interactions per item, aligned with ``items``.
+        user_counts: Training interactions per user, aligned with ``users``.
     """
 
     users: tuple[str, ...]
     items: tuple[str, ...]
     item_counts: tuple[int, ...]
+    user_counts: tuple[int, ...] = ()
 
     @classmethod
     def from_interactions(cls, train: Interactions) -> Vocabulary:
@@ -33,9 +35,14 @@ class Vocabulary:
         Example:
             >>> vocab = tfrec.data.Vocabulary.from_interactions(split.train)
         """
-        users = _by_count(train.frame[USER].to_numpy())
-        items, counts = _by_count(train.frame[ITEM].to_numpy(), with_counts=True)
-        return cls(users=tuple(users), items=tuple(items), item_counts=tuple(int(c) for c in counts))
+        users, user_counts = _by_count(train.frame[USER].to_numpy())
+        items, item_counts = _by_count(train.frame[ITEM].to_numpy())
+        return cls(
+            users=tuple(users),
+            items=tuple(items),
+            item_counts=tuple(int(c) for c in item_counts),
+            user_counts=tuple(int(c) for c in user_counts),
+        )
 
     @property
     def num_users(self) -> int:
@@ -48,9 +55,8 @@ class Vocabulary:
         return len(self.items)
 
 
-def _by_count(values: np.ndarray, with_counts: bool = False):
+def _by_count(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Distinct ids, most frequent first (ties by id), and their counts."""
     ids, counts = np.unique(values.astype(str), return_counts=True)
     order = np.lexsort((ids, -counts))
-    if with_counts:
-        return ids[order].tolist(), counts[order]
-    return ids[order].tolist()
+    return ids[order].tolist(), counts[order]

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from tfrec._keras import tf
 from tfrec.data.interactions import ITEM, Interactions
 from tfrec.data.vocabulary import Vocabulary
-from tfrec.models.base import FactorizedMixin
+from tfrec.models.scoring import Scorer
 
 
-class Popularity(FactorizedMixin):
+class Popularity(Scorer):
     """Scores every item by its training interaction count, the same for every user.
 
-    It has the towers the evaluation protocols use (``query_embedding`` is a column of
-    ones, ``candidate_embedding`` the counts), so ``tfrec.evaluate`` ranks it exactly
-    as it ranks a model.
+    A :class:`~tfrec.models.Scorer` (``query_embedding`` is a column of ones,
+    ``candidate_embedding`` the counts), so ``tfrec.evaluate``, ``recommend`` and
+    ``score`` treat it exactly as they treat a model.
 
     Example:
         >>> tfrec.evaluate(tfrec.evaluation.Popularity(split.train), split.train, split.test)
@@ -36,9 +34,6 @@ class Popularity(FactorizedMixin):
     def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
         ids = [i.decode() for i in item_ids.numpy()]
         return tf.constant([[float(self._counts.get(i, 0))] for i in ids], tf.float32)
-
-    def score(self, user_ids, item_ids) -> np.ndarray:
-        return np.asarray([float(self._counts.get(str(i), 0)) for i in item_ids], np.float32)
 
 
 def popular_items(train: Interactions, k: int = 10) -> list[str]:

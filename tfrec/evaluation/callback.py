@@ -9,7 +9,6 @@ import pandas as pd
 from tfrec._keras import keras
 from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.evaluation.evaluate import check_protocol, evaluate
-from tfrec.models.registry import task_of
 
 
 class RankingMetrics(keras.callbacks.Callback):
@@ -56,7 +55,7 @@ class RankingMetrics(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None) -> None:
         check_protocol(
-            self.train, self.validation, task=task_of(self.model), k=self.k, protocol=self.protocol
+            self.train, self.validation, task=self.model.task, k=self.k, protocol=self.protocol
         )
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:

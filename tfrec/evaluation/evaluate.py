@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 from tfrec._keras import tf
+from tfrec.core.chunks import in_batches
 from tfrec.data.interactions import ITEM, RATING, USER, Interactions, as_interactions
 from tfrec.errors import DataError, TfrecError
 from tfrec.evaluation.ranking import check_ks, rank_metrics
 from tfrec.evaluation.rating import mae, rmse
-from tfrec.models.registry import task_of
+from tfrec.models.scoring import Scorer
 
 PROTOCOLS = ("full", "sampled:N", "cold-start")
 
@@ -100,12 +101,8 @@ def _positions(ids: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
     return np.fromiter((index.get(i, -1) for i in ids), np.int64, len(ids))
 
 
-def _embed_items(model, item_ids: Sequence[str], batch_size: int = 65_536) -> tf.Tensor:
-    parts = [
-        model.candidate_embedding(tf.constant(np.asarray(item_ids[s : s + batch_size], dtype=object)))
-        for s in range(0, len(item_ids), batch_size)
-    ]
-    return tf.concat(parts, axis=0)
+def _embed_items(model, item_ids: Sequence[str]) -> tf.Tensor:
+    return in_batches(model.candidate_embedding, np.asarray(item_ids, dtype=object))
 
 
 def _rating_metrics(model, test: Interactions, batch_size: int) -> dict[str, float]:
@@ -265,7 +262,12 @@ def evaluate(
         >>> tfrec.evaluate(model, split.train, split.test, protocol="sampled:99", k=[10])
     """
     train, test = as_interactions(train, "train"), as_interactions(test, "test")
-    task = task_of(model)
+    if not isinstance(model, Scorer):
+        raise TfrecError(
+            f"evaluate(): {type(model).__name__} is not a tfrec model or tfrec.models.Scorer; "
+            "it needs query_embedding, candidate_embedding and item_vocabulary"
+        )
+    task = model.task
     if negatives is None:
         k = check_protocol(train, test, task=task, k=k, protocol=protocol) or k
     elif isinstance(k, (int, np.integer)):

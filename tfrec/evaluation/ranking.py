@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tfrec._keras import tf
+from tfrec.core.chunks import rows_per_chunk
 from tfrec.errors import TfrecError
-from tfrec.models.base import rows_per_chunk
 from tfrec.progress import Progress
 
 METRICS = ("precision", "recall", "ndcg", "hit_rate", "map")

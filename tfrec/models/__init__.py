@@ -7,10 +7,12 @@ from typing import Any
 from tfrec.data.interactions import Interactions
 from tfrec.models.bayesian_mf import BayesianMF, BayesianMFConfig
 from tfrec.models.biased_mf import BiasedMF, BiasedMFConfig
+from tfrec.models.capabilities import TextCandidates
 from tfrec.models.content_rating import ContentRating, ContentRatingConfig
 from tfrec.models.content_tower import ContentTower, ContentTowerConfig
 from tfrec.models.deep_mf import DeepMF, DeepMFConfig
 from tfrec.models.gmf import GMF, GMFConfig
+from tfrec.models.heads import PointwiseObjective, RatingHead, RetrievalObjective
 from tfrec.models.hybrid import Hybrid, HybridConfig
 from tfrec.models.ials import IALS, IALSConfig
 from tfrec.models.implicit_mf import ImplicitMF, ImplicitMFConfig
@@ -18,7 +20,9 @@ from tfrec.models.loading import load
 from tfrec.models.mlp import MLP, MLPConfig
 from tfrec.models.neumf import NeuMF, NeuMFConfig
 from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
+from tfrec.models.recommender import Recommender
 from tfrec.models.registry import ModelEntry, entry, make_config, names
+from tfrec.models.scoring import Scorer
 from tfrec.models.text import TextEncoder
 from tfrec.models.towers import IdTower
 from tfrec.models.two_tower import TwoTower, TwoTowerConfig
@@ -46,6 +50,12 @@ __all__ = [
     "MLP",
     "MLPConfig",
     "ModelEntry",
+    "PointwiseObjective",
+    "RatingHead",
+    "Recommender",
+    "RetrievalObjective",
+    "Scorer",
+    "TextCandidates",
     "TextEncoder",
     "TwoTower",
     "TwoTowerConfig",

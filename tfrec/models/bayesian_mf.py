@@ -8,17 +8,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfrec._keras import keras, tf
-from tfrec.data.interactions import Interactions
-from tfrec.data.pipeline import to_dataset
-from tfrec.data.vocabulary import Vocabulary
-from tfrec.errors import DataError, TfrecError
-from tfrec.models.base import FactorizedMixin, Ids, id_lookup, known
+from tfrec.core.ids import id_lookup, known
+from tfrec.data.interactions import Interactions, as_interactions
+from tfrec.data.model_data import ModelData
+from tfrec.errors import TfrecError
+from tfrec.models.gibbs import conditional_draw, link_draw, normal_wishart_draw, running_average_update
+from tfrec.models.heads import clip_rating
+from tfrec.models.recommender import Recommender
 from tfrec.models.registry import boolean, check, non_negative, positive, positive_int, register
+
+# Standard deviation of the factors' first state.
+INIT_STDDEV = 0.1
 
 
 @dataclass(frozen=True)
 class BayesianMFConfig:
-    """Hyperparameters of :class:`BayesianMF` and its training recipe.
+    """Hyperparameters of :class:`BayesianMF` and its training recipe (figures: bench/TUNING.md).
 
     There is no learning rate and no L2 weight to tune: the factors' priors (a mean and a
     precision matrix per side) and the noise precision are sampled from the data.
@@ -39,16 +44,6 @@ class BayesianMFConfig:
         link_precision: Prior precision of the links (times the side's factor precision).
         batch_size: Ratings per batch while gathering an epoch's statistics (memory only:
             a sample does not depend on it beyond float rounding).
-
-    Measured on ML-100K's folds u1..u5 (test RMSE, seed 0; the defaults row is
-    ``bench/mf_quality.py``, the other ``bench/mf_variants.py bayesian_mf --set ...``):
-
-    ===============================================  ======  ==========================================
-    setting                                          mean    u1, u2, u3, u4, u5
-    ===============================================  ======  ==========================================
-    **defaults** (implicit feedback, link 10)        0.8882  0.8954, 0.8874, 0.8831, 0.8871, 0.8876
-    ``implicit_feedback=false`` (plain BPMF)         0.8976  0.9062, 0.8995, 0.8925, 0.8941, 0.8957
-    ===============================================  ======  ==========================================
 
     The towers average the sampled predictions, not the sampled factors: the chain drifts
     along the factors' rotations (which leave every prediction unchanged), so a mean of
@@ -78,6 +73,11 @@ class BayesianMFConfig:
                 "batch_size": (positive_int, "a positive integer"),
             },
         )
+        if self.average_rank < self.embedding_dim:
+            raise TfrecError(
+                f"BayesianMFConfig.average_rank={self.average_rank} is invalid: must be at least "
+                f"embedding_dim ({self.embedding_dim})"
+            )
 
 
 # Ratings of one row per batched matmul when summing outer products (see _add_statistics).
@@ -104,8 +104,7 @@ def _sampled_sum(shape: Sequence[int]) -> tf.Variable:
         "Simm et al., Macau: Scalable Bayesian Factorization with High-Dimensional Side Information, 2017"
     ),
 )
-@keras.utils.register_keras_serializable(package="tfrec")
-class BayesianMF(FactorizedMixin, keras.Model):
+class BayesianMF(Recommender):
     """Rating = global mean + <user factors, item factors>, averaged over Gibbs samples.
 
     Each user's and item's factors have a Gaussian prior whose mean and precision matrix
@@ -130,64 +129,26 @@ class BayesianMF(FactorizedMixin, keras.Model):
     ``fit`` adds the callback that draws the samples (:class:`GibbsSweep`); there are no
     gradients, so the optimizer given to ``compile`` (if any) is never applied.
 
-    Args:
-        user_vocabulary: Known user ids.
-        item_vocabulary: Known item ids.
-        embedding_dim: Latent factors per user and item.
-        burn_in: Epochs before the samples are averaged.
-        noise_precision: Rating noise precision, or 0 to sample it.
-        average_rank: Rank of the running average of the sampled rating matrices.
-        link_precision: Prior precision of the links (times the side's factor precision).
-        num_ratings: Training ratings in the stored rating pattern; > 0 turns implicit
-            feedback on, and :meth:`set_pattern` must fill it before ``fit``
-            (``from_data`` does).
-        global_mean: The training ratings' mean.
-        rating_range: ``(low, high)`` to clip predictions to at inference, or None.
-        init_stddev: Standard deviation of the factors' first state.
-        seed: Seed of the sampler (draws are stateless: seed, epoch and draw number).
+    The sampler's seed is drawn at build time (``ModelData.seed``, from NumPy's global
+    generator, which ``keras.utils.set_random_seed`` fixes), so seeded runs draw the same
+    chain; the rating pattern the links regress on is stored by ``from_data``
+    (:meth:`set_pattern`).
 
     Example:
-        >>> model = tfrec.models.BayesianMF(vocab.users, vocab.items, global_mean=3.5)
+        >>> model = tfrec.models.BayesianMF.from_data(split.train)
         >>> model.compile()
         >>> model.fit(tfrec.data.to_dataset(split.train, label="rating", batch_size=4096), epochs=400)
     """
 
-    task = "rating"
+    gradient_trained = False
 
-    def __init__(
-        self,
-        user_vocabulary: Sequence[str],
-        item_vocabulary: Sequence[str],
-        embedding_dim: int = 30,
-        burn_in: int = 40,
-        average_rank: int = 128,
-        noise_precision: float = 0.0,
-        link_precision: float = 10.0,
-        num_ratings: int = 0,
-        global_mean: float = 0.0,
-        rating_range: Sequence[float] | None = None,
-        init_stddev: float = 0.1,
-        seed: int = 0,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        # === Config ===
-        self.user_vocabulary = Ids(user_vocabulary)
-        self.item_vocabulary = Ids(item_vocabulary)
-        self.embedding_dim = int(embedding_dim)
-        self.burn_in = int(burn_in)
-        self.average_rank = int(average_rank)
-        if self.average_rank < self.embedding_dim:
-            raise TfrecError(
-                f"average_rank ({average_rank}) must be at least embedding_dim ({embedding_dim})"
-            )
-        self.noise_precision = float(noise_precision)
-        self.link_precision = float(link_precision)
-        self.num_ratings = int(num_ratings)
-        self.global_mean = float(global_mean)
-        self.rating_range = None if rating_range is None else [float(r) for r in rating_range]
-        self.init_stddev = float(init_stddev)
-        self.seed = int(seed)
+    def __init__(self, config: BayesianMFConfig | None = None, data=None, **kwargs) -> None:
+        super().__init__(config, data, **kwargs)
+        c = self.config
+        self.embedding_dim, self.burn_in, self.average_rank = c.embedding_dim, c.burn_in, c.average_rank
+        self.noise_precision, self.link_precision = c.noise_precision, c.link_precision
+        self.num_ratings = self.data.ratings.count if c.implicit_feedback else 0
+        self.seed = int(self.data.seed)
 
         # === State: the current sample, the running mean, the epoch's statistics ===
         self.user_lookup = id_lookup(self.user_vocabulary, "user_lookup")
@@ -198,7 +159,7 @@ class BayesianMF(FactorizedMixin, keras.Model):
         self.item_factors = self._state("item_factors", [self.n_items + 1, k], self._first_state(2))
         self.user_average = self._state("user_average", [self.n_users + 1, self.average_rank], "zeros")
         self.item_average = self._state("item_average", [self.n_items + 1, self.average_rank], "zeros")
-        self.mu = self._state("global_mean", [], keras.initializers.Constant(self.global_mean))
+        self.mu = self._state("global_mean", [], keras.initializers.Constant(self.data.ratings.mean))
         self.noise = self._state(
             "noise_precision", [], keras.initializers.Constant(self.noise_precision or 1.0)
         )
@@ -220,7 +181,7 @@ class BayesianMF(FactorizedMixin, keras.Model):
 
     def _first_state(self, draw: int) -> keras.initializers.Initializer:
         """Normal factors with row 0 (unknown ids) at zero."""
-        stddev, seed = self.init_stddev, self.seed
+        stddev, seed = INIT_STDDEV, self.seed
 
         def initializer(shape, dtype=None, **_):
             values = tf.random.stateless_normal(shape, [seed, -draw], stddev=stddev)
@@ -253,10 +214,7 @@ class BayesianMF(FactorizedMixin, keras.Model):
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         query = self.query_from_index(self.user_lookup(inputs["user_id"]))
         candidate = self.candidate_from_index(self.item_lookup(inputs["item_id"]))
-        rating = tf.reduce_sum(query * candidate, axis=1)
-        if self.rating_range is not None and not training:
-            rating = tf.clip_by_value(rating, *self.rating_range)
-        return rating
+        return clip_rating(tf.reduce_sum(query * candidate, axis=1), self.data.ratings, training)
 
     def compile(self, optimizer="sgd", **kwargs) -> None:
         """Keras ``compile``; the optimizer is never applied (the factors are sampled)."""
@@ -406,31 +364,17 @@ class BayesianMF(FactorizedMixin, keras.Model):
 
     # === Construction from data ===
     @classmethod
-    def from_data(cls, train: Interactions, config: BayesianMFConfig) -> BayesianMF:
-        """Builds the model for a training split: vocabularies, mean and rating range from it.
+    def prepare(cls, train: Interactions, config: BayesianMFConfig) -> ModelData:
+        """Vocabularies, rating statistics and the sampler's seed."""
+        return ModelData.of(train, model=cls.registry_name, ratings=True, seed=True)
 
-        The sampler's seed comes from NumPy's global generator (``keras.utils.set_random_seed``
-        fixes it), so seeded runs draw the same chain.
-        """
-        if not train.has_ratings:
-            raise DataError(f"bayesian_mf needs explicit ratings; {train.name} has none")
-        vocabulary = Vocabulary.from_interactions(train)
-        ratings = train.frame["rating"]
-        model = cls(
-            vocabulary.users,
-            vocabulary.items,
-            embedding_dim=config.embedding_dim,
-            burn_in=config.burn_in,
-            average_rank=config.average_rank,
-            noise_precision=config.noise_precision,
-            link_precision=config.link_precision,
-            num_ratings=len(train) if config.implicit_feedback else 0,
-            global_mean=float(ratings.mean()),
-            rating_range=(float(ratings.min()), float(ratings.max())),
-            seed=int(np.random.randint(0, 2**31 - 1)),
-        )
-        if config.implicit_feedback:
-            model.set_pattern(train.frame["user_id"].astype(str), train.frame["item_id"].astype(str))
+    @classmethod
+    def from_data(cls, train: Interactions, config: BayesianMFConfig | None = None) -> BayesianMF:
+        """The model for a training split, with its rating pattern stored (implicit feedback)."""
+        model = super().from_data(train, config)
+        if model.num_ratings:
+            frame = as_interactions(train, "train").frame
+            model.set_pattern(frame["user_id"].astype(str), frame["item_id"].astype(str))
         return model
 
     def set_pattern(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> None:
@@ -445,34 +389,6 @@ class BayesianMF(FactorizedMixin, keras.Model):
             raise TfrecError("set_pattern(): every user and item must be in the model's vocabularies")
         self.pattern.assign(tf.stack([users, items], axis=1))
 
-    @staticmethod
-    def training_data(train: Interactions, config: BayesianMFConfig, seed: int = 0) -> tf.data.Dataset:
-        """``(features, rating)`` batches of the training split."""
-        return to_dataset(train, label="rating", batch_size=config.batch_size, seed=seed)
-
-    # === Config ===
-    def get_config(self) -> dict:
-        return {
-            "user_vocabulary": list(self.user_vocabulary),
-            "item_vocabulary": list(self.item_vocabulary),
-            "embedding_dim": self.embedding_dim,
-            "burn_in": self.burn_in,
-            "average_rank": self.average_rank,
-            "noise_precision": self.noise_precision,
-            "link_precision": self.link_precision,
-            "num_ratings": self.num_ratings,
-            "global_mean": self.global_mean,
-            "rating_range": self.rating_range,
-            "init_stddev": self.init_stddev,
-            "seed": self.seed,
-            "name": self.name,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> BayesianMF:
-        return cls(**config)
-
-
 class GibbsSweep(keras.callbacks.Callback):
     """Closes every epoch of a :class:`BayesianMF` fit with its Gibbs step (``model.sample()``)."""
 
@@ -482,144 +398,3 @@ class GibbsSweep(keras.callbacks.Callback):
             logs["noise_precision"] = float(self.model.noise.numpy())
 
 
-def wishart_draw(scale: tf.Tensor, dof: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """One draw of a Wishart(``scale``, ``dof``) ``[k, k]`` matrix (Bartlett decomposition).
-
-    ``A`` is lower triangular with ``A_ii = sqrt(chi2(dof - i))`` and standard normal
-    entries below the diagonal; the draw is ``L A A^T L^T`` with ``L L^T = scale``.
-    """
-    k = scale.shape[0]
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    chi2 = 2.0 * tf.random.stateless_gamma(
-        [k], seeds[0], (dof - tf.range(k, dtype=tf.float64)) / 2.0, dtype=tf.float64
-    )
-    below = tf.linalg.band_part(tf.random.stateless_normal([k, k], seeds[1], dtype=tf.float64), -1, 0)
-    a = tf.linalg.set_diag(below, tf.sqrt(chi2))
-    la = tf.linalg.cholesky(scale) @ a
-    return la @ tf.transpose(la)
-
-
-@tf.function
-def normal_wishart_draw(
-    factors: tf.Tensor, seed: tf.Tensor, mean_seed: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Draws a side's prior ``(mean [k], precision [k, k])`` given its factors ``[n, k]``.
-
-    The hyperprior is Normal-Wishart with mean 0, ``beta0 = 2``, ``W0 = I`` and
-    ``nu0 = k`` degrees of freedom (Salakhutdinov & Mnih 2008).
-    """
-    n, k = tf.cast(tf.shape(factors)[0], tf.float64), factors.shape[1]
-    beta0, nu0 = 2.0, float(k)
-    average = tf.reduce_mean(factors, axis=0)
-    centred = factors - average
-    scatter = tf.transpose(centred) @ centred
-    inverse_scale = (
-        tf.eye(k, dtype=tf.float64) + scatter + beta0 * n / (beta0 + n) * tf.tensordot(average, average, 0)
-    )
-    precision = wishart_draw(tf.linalg.inv(inverse_scale), nu0 + n, seed)
-    chol = tf.linalg.cholesky((beta0 + n) * precision)
-    noise = tf.random.stateless_normal([k, 1], mean_seed, dtype=tf.float64)
-    mean = n * average / (beta0 + n) + tf.linalg.triangular_solve(chol, noise, lower=True, adjoint=True)[:, 0]
-    return mean, precision
-
-
-@tf.function
-def conditional_draw(
-    gram: tf.Tensor, rhs: tf.Tensor, prior_mean: tf.Tensor, prior_precision: tf.Tensor, noise: tf.Tensor, seed
-) -> tf.Tensor:
-    """Draws every row's factors from its Gaussian conditional.
-
-    Row ``r`` has precision ``P = prior_precision + noise * gram[r]`` and mean
-    ``P^-1 (prior_precision @ prior_mean[r] + noise * rhs[r])`` (one prior mean for every
-    row, or one per row); the draw adds ``L^-T z``
-    (``L L^T = P``, ``z`` standard normal), whose covariance is ``P^-1``.
-    """
-    precision = prior_precision[None] + noise * gram
-    chol = tf.linalg.cholesky(precision)
-    b = (tf.linalg.matvec(prior_precision, prior_mean) + noise * rhs)[..., None]  # prior_mean [k] or [n, k]
-    mean = tf.linalg.cholesky_solve(chol, b)
-    z = tf.random.stateless_normal(tf.shape(b), seed, dtype=tf.float64)
-    return (mean + tf.linalg.triangular_solve(chol, z, lower=True, adjoint=True))[..., 0]
-
-
-@tf.function
-def running_average_update(
-    user_average: tf.Tensor, item_average: tf.Tensor, users: tf.Tensor, items: tf.Tensor, n: tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Adds the sample ``users @ items^T`` as the ``n``-th term of the running average ``X Y^T``.
-
-    ``(n - 1) / n * X Y^T + users items^T / n`` is the product of ``[a X, b users]`` and
-    ``[a Y, b items]`` (``a = sqrt((n - 1) / n)``, ``b = sqrt(1 / n)``); QR of both and an
-    SVD of the small core bring it back to the rank of ``X``, split evenly between the two
-    sides. The average of the sampled predictions, not of the factors: the chain drifts
-    along the factors' rotations, which leave each prediction unchanged.
-    """
-    rank = user_average.shape[1]
-    a, b = tf.sqrt((n - 1.0) / n), tf.sqrt(1.0 / n)
-    q_user, r_user = tf.linalg.qr(tf.concat([a * user_average, b * users], axis=1))
-    q_item, r_item = tf.linalg.qr(tf.concat([a * item_average, b * items], axis=1))
-    singular, left, right = tf.linalg.svd(r_user @ tf.transpose(r_item))
-    scale = tf.sqrt(singular[:rank])
-    # With fewer rows than columns the core is smaller than ``rank``: pad with zeros.
-    padding = [[0, 0], [0, rank - tf.size(scale)]]
-    return tf.pad(q_user @ (left[:, :rank] * scale), padding), tf.pad(
-        q_item @ (right[:, :rank] * scale), padding
-    )
-
-
-@tf.function
-def link_draw(
-    features: tf.SparseTensor,
-    targets: tf.Tensor,
-    precision: tf.Tensor,
-    link_precision: float,
-    seed: tf.Tensor,
-) -> tf.Tensor:
-    """Draws the links ``B [f, k]`` of ``targets ~ features @ B`` (rows ~ N(., precision^-1)).
-
-    With the prior ``B`` rows ~ N(0, (link_precision * precision)^-1) the posterior is
-    matrix normal with row covariance ``A^-1``, ``A = F^T F + link_precision * I``, and
-    column covariance ``precision^-1``. The draw perturbs the data and the prior with
-    noise of those covariances and solves ``A B = F^T (targets + E1) + link_precision
-    * E2`` by conjugate gradients (Papandreou & Yuille's perturb-and-optimise; Simm et
-    al.'s Macau), so ``A`` (``f x f``) is never formed.
-    """
-    n, f, k = tf.shape(targets)[0], tf.cast(features.dense_shape[1], tf.int32), targets.shape[1]
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    # Rows of z @ L^-1... with precision = L L^T: z L^-T has covariance precision^-1.
-    chol = tf.linalg.cholesky(precision)
-
-    def noise(rows, s):
-        z = tf.random.stateless_normal([rows, k], s, dtype=tf.float64)
-        return tf.transpose(tf.linalg.triangular_solve(chol, tf.transpose(z), lower=True, adjoint=True))
-
-    rhs = tf.sparse.sparse_dense_matmul(features, targets + noise(n, seeds[0]), adjoint_a=True)
-    rhs += tf.sqrt(tf.cast(link_precision, tf.float64)) * noise(f, seeds[1])
-
-    def apply(v):
-        return tf.sparse.sparse_dense_matmul(
-            features, tf.sparse.sparse_dense_matmul(features, v), adjoint_a=True
-        ) + (link_precision * v)
-
-    return conjugate_gradients(apply, rhs)
-
-
-def conjugate_gradients(apply, rhs: tf.Tensor, tolerance: float = 1e-6, max_steps: int = 500) -> tf.Tensor:
-    """Solves ``apply(X) = rhs`` column by column for a symmetric positive definite ``apply``."""
-    x = tf.zeros_like(rhs)
-    r = rhs
-    p = r
-    rs = tf.reduce_sum(r * r, axis=0)
-    stop = tolerance**2 * tf.maximum(tf.reduce_sum(rhs * rhs, axis=0), 1e-300)
-
-    def step(i, x, r, p, rs):
-        ap = apply(p)
-        alpha = rs / tf.maximum(tf.reduce_sum(p * ap, axis=0), 1e-300)
-        x, r = x + alpha * p, r - alpha * ap
-        new = tf.reduce_sum(r * r, axis=0)
-        return i + 1, x, r, r + (new / tf.maximum(rs, 1e-300)) * p, new
-
-    _, x, *_ = tf.while_loop(
-        lambda i, x, r, p, rs: tf.logical_and(i < max_steps, tf.reduce_any(rs > stop)), step, (0, x, r, p, rs)
-    )
-    return x

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfrec._keras import keras
-from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
+from tfrec.models.neural_cf import FACTORS_RULE, NeuralCF, NeuralCFConfig
 from tfrec.models.registry import register
 
 
@@ -19,6 +18,9 @@ class GMFConfig(NeuralCFConfig):
 
     factors: int = 32
 
+    def rules(self) -> dict:
+        return {**super().rules(), "factors": FACTORS_RULE}
+
 
 @register(
     "gmf",
@@ -27,7 +29,6 @@ class GMFConfig(NeuralCFConfig):
     description="GMF: element-wise product of id embeddings, weighted sum, BCE on sampled negatives",
     paper="He et al., Neural Collaborative Filtering, WWW 2017",
 )
-@keras.utils.register_keras_serializable(package="tfrec")
 class GMF(NeuralCF):
     """``score(u, i) = sigmoid(h . (p_u * q_i) + b)``: MF with a learned weighting of factors.
 
@@ -38,4 +39,6 @@ class GMF(NeuralCF):
         >>> model.fit(tfrec.data.with_negatives(split.train, vocabulary, num_negatives=4), epochs=20)
     """
 
-    variant = "gmf"
+    @classmethod
+    def branches(cls, config: GMFConfig) -> tuple[int, tuple[int, ...]]:
+        return config.factors, ()

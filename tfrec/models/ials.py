@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from tfrec._keras import keras, tf
+from tfrec.core.ids import id_lookup, known
 from tfrec.data.interactions import RATING, Interactions
 from tfrec.data.seen import index_pairs
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import TfrecError
-from tfrec.models.base import FactorizedMixin, Ids, id_lookup, known
+from tfrec.models.recommender import Recommender
 from tfrec.models.registry import check, non_negative, one_of, positive, positive_int, register
 
 CONFIDENCES = ("binary", "linear", "log")
@@ -155,8 +156,7 @@ def row_batches(
     description="Implicit ALS: weighted MF solved in closed form (CG or Cholesky), a sweep per epoch",
     paper="Hu, Koren & Volinsky 2008; Rendle et al. 2021 (iALS++), 2022 (Revisiting iALS)",
 )
-@keras.utils.register_keras_serializable(package="tfrec")
-class IALS(FactorizedMixin, keras.Model):
+class IALS(Recommender):
     """score(user, item) = <w_u, h_i>, fitted by alternating least squares.
 
     ``model.fit`` on :meth:`training_data` runs one sweep per epoch: first every user's
@@ -172,48 +172,22 @@ class IALS(FactorizedMixin, keras.Model):
     Not yet under a multi-replica ``tf.distribute`` strategy (the row batches would need
     sharding and the solved rows an all-gather): building it under one raises.
 
-    Args:
-        user_vocabulary: Known user ids.
-        item_vocabulary: Known item ids.
-        embedding_dim, regularization, regularization_exponent, unobserved_weight,
-        solver, cg_steps, init_stddev: see :class:`IALSConfig`.
-
     Example:
         >>> model = tfrec.models.build("ials", split.train)
         >>> model.compile()
         >>> model.fit(tfrec.models.IALS.training_data(split.train, tfrec.models.IALSConfig()), epochs=10)
     """
 
-    task = "retrieval"
+    gradient_trained = False
 
-    def __init__(
-        self,
-        user_vocabulary: Sequence[str],
-        item_vocabulary: Sequence[str],
-        embedding_dim: int = 64,
-        regularization: float = 0.01,
-        regularization_exponent: float = 1.0,
-        unobserved_weight: float = 0.1,
-        solver: str = "cg",
-        cg_steps: int = 3,
-        init_stddev: float = 0.01,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, config: IALSConfig | None = None, data=None, **kwargs) -> None:
+        super().__init__(config, data, **kwargs)
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
             raise TfrecError("ials does not train under a multi-replica tf.distribute strategy yet")
-        # === Config ===
-        self.user_vocabulary = Ids(user_vocabulary)
-        self.item_vocabulary = Ids(item_vocabulary)
-        self.embedding_dim = int(embedding_dim)
-        self.regularization = float(regularization)
-        self.regularization_exponent = float(regularization_exponent)
-        self.unobserved_weight = float(unobserved_weight)
-        self.solver = str(solver)
-        self.cg_steps = int(cg_steps)
-        self.init_stddev = float(init_stddev)
-        if self.solver not in SOLVERS:
-            raise TfrecError(f"ials: solver must be one of {list(SOLVERS)}, got {solver!r}")
+        c = self.config
+        self.embedding_dim, self.regularization = c.embedding_dim, c.regularization
+        self.regularization_exponent, self.unobserved_weight = c.regularization_exponent, c.unobserved_weight
+        self.solver, self.cg_steps, self.init_stddev = c.solver, c.cg_steps, c.init_stddev
 
         # === Layers and state ===
         self.user_lookup = id_lookup(self.user_vocabulary, "user_lookup")
@@ -234,9 +208,6 @@ class IALS(FactorizedMixin, keras.Model):
         # The fixed side's Gramian (with the unknown row left out), refreshed each half sweep.
         self.gramian = self.add_weight(name="gramian", shape=(d, d), initializer="zeros", trainable=False)
         self.loss_tracker = keras.metrics.Mean("loss")
-
-    def _normal(self) -> keras.initializers.Initializer:
-        return keras.initializers.RandomNormal(0.0, self.init_stddev)
 
     def _normal(self) -> keras.initializers.Initializer:
         return keras.initializers.RandomNormal(0.0, self.init_stddev)
@@ -339,25 +310,9 @@ class IALS(FactorizedMixin, keras.Model):
         a += tf.linalg.diag(tf.repeat(reg[:, None], tf.shape(gramian)[0], axis=1))
         return tf.linalg.cholesky_solve(tf.linalg.cholesky(a), rhs[:, :, None])[:, :, 0]
 
-    # === Construction from data ===
+    # === Training data ===
     @classmethod
-    def from_data(cls, train: Interactions, config: IALSConfig) -> IALS:
-        """Builds the model for a training split (its vocabularies)."""
-        vocabulary = Vocabulary.from_interactions(train)
-        return cls(
-            vocabulary.users,
-            vocabulary.items,
-            embedding_dim=config.embedding_dim,
-            regularization=config.regularization,
-            regularization_exponent=config.regularization_exponent,
-            unobserved_weight=config.unobserved_weight,
-            solver=config.solver,
-            cg_steps=config.cg_steps,
-            init_stddev=config.init_stddev,
-        )
-
-    @staticmethod
-    def training_data(train: Interactions, config: IALSConfig, seed: int = 0) -> tf.data.Dataset:
+    def training_data(cls, train: Interactions, config: IALSConfig, seed: int = 0) -> tf.data.Dataset:
         """One sweep per epoch: batches of user rows, then of item rows, with their pairs.
 
         Each element is ``{"side", "fresh", "rows", "neighbours", "weights", "counts"}``:
@@ -403,22 +358,3 @@ class IALS(FactorizedMixin, keras.Model):
         }
         dataset = tf.data.Dataset.from_generator(elements, output_signature=signature)
         return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).cache().prefetch(2)
-
-    # === Config ===
-    def get_config(self) -> dict:
-        return {
-            "user_vocabulary": list(self.user_vocabulary),
-            "item_vocabulary": list(self.item_vocabulary),
-            "embedding_dim": self.embedding_dim,
-            "regularization": self.regularization,
-            "regularization_exponent": self.regularization_exponent,
-            "unobserved_weight": self.unobserved_weight,
-            "solver": self.solver,
-            "cg_steps": self.cg_steps,
-            "init_stddev": self.init_stddev,
-            "name": self.name,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> IALS:
-        return cls(**config)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfrec._keras import keras
-from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
+from tfrec.models.neural_cf import MLP_LAYERS_RULE, NeuralCF, NeuralCFConfig
 from tfrec.models.registry import register
 
 
@@ -19,6 +18,9 @@ class MLPConfig(NeuralCFConfig):
 
     mlp_layers: tuple[int, ...] = (64, 32, 16)
 
+    def rules(self) -> dict:
+        return {**super().rules(), "mlp_layers": MLP_LAYERS_RULE}
+
 
 @register(
     "mlp",
@@ -27,7 +29,6 @@ class MLPConfig(NeuralCFConfig):
     description="MLP: concatenated id embeddings through ReLU layers, BCE on sampled negatives",
     paper="He et al., Neural Collaborative Filtering, WWW 2017",
 )
-@keras.utils.register_keras_serializable(package="tfrec")
 class MLP(NeuralCF):
     """``score(u, i) = sigmoid(h . MLP([e_u, e_i]) + b)``.
 
@@ -35,4 +36,6 @@ class MLP(NeuralCF):
         >>> model = tfrec.models.build("mlp", split.train, mlp_layers=(64, 32, 16, 8))
     """
 
-    variant = "mlp"
+    @classmethod
+    def branches(cls, config: MLPConfig) -> tuple[int, tuple[int, ...]]:
+        return 0, config.mlp_layers

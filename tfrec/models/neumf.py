@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from tfrec._keras import keras
 from tfrec.data.interactions import Interactions
 from tfrec.models.gmf import GMF
 from tfrec.models.mlp import MLP
-from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
+from tfrec.models.neural_cf import FACTORS_RULE, MLP_LAYERS_RULE, NeuralCF, NeuralCFConfig
 from tfrec.models.registry import boolean, register
 
 
@@ -34,6 +34,8 @@ class NeuMFConfig(NeuralCFConfig):
     def rules(self) -> dict:
         return {
             **super().rules(),
+            "factors": FACTORS_RULE,
+            "mlp_layers": MLP_LAYERS_RULE,
             "pretrain": (boolean, "true or false"),
             "pretrain_alpha": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a number in [0, 1]"),
         }
@@ -46,7 +48,6 @@ class NeuMFConfig(NeuralCFConfig):
     description="NeuMF: GMF and MLP branches under one output layer, optionally pre-trained",
     paper="He et al., Neural Collaborative Filtering, WWW 2017",
 )
-@keras.utils.register_keras_serializable(package="tfrec")
 class NeuMF(NeuralCF):
     """``score(u, i) = sigmoid(h . [p_u * q_i, MLP([e_u, e_i])] + b)``.
 
@@ -54,7 +55,9 @@ class NeuMF(NeuralCF):
         >>> result = tfrec.training.train("neumf", split.train, pretrain=True)
     """
 
-    variant = "neumf"
+    @classmethod
+    def branches(cls, config: NeuMFConfig) -> tuple[int, tuple[int, ...]]:
+        return config.factors, config.mlp_layers
 
     def initialise_from(self, gmf: GMF, mlp: MLP, alpha: float = 0.5) -> None:
         """Copies trained GMF and MLP weights into this model (He et al., section 3.4.1).
@@ -89,18 +92,17 @@ class NeuMF(NeuralCF):
             ]
         )
 
-    def before_fit(self, train: Interactions, config: NeuMFConfig, seed: int = 0, verbose="auto") -> None:
-        """With ``config.pretrain``: trains a GMF and an MLP and starts from their weights."""
+    def before_fit(self, train: Interactions, pretrain: Callable[..., NeuralCF]) -> None:
+        """With ``pretrain`` in the config: trains a GMF and an MLP with the same shapes and
+        recipe (``pretrain(name, **overrides)``, the recipe's own training) and starts from
+        their weights."""
+        config = self.config
         if not config.pretrain:
             return
-        from tfrec.training import train as train_model  # the recipe imports the registry
-
         shared = {
             k: getattr(config, k)
             for k in ("l2", "num_negatives", "sampler", "learning_rate", "epochs", "batch_size")
         }
-        gmf = train_model("gmf", train, seed=seed, verbose=verbose, factors=config.factors, **shared).model
-        mlp = train_model(
-            "mlp", train, seed=seed, verbose=verbose, mlp_layers=config.mlp_layers, **shared
-        ).model
+        gmf = pretrain("gmf", factors=config.factors, **shared)
+        mlp = pretrain("mlp", mlp_layers=config.mlp_layers, **shared)
         self.initialise_from(gmf, mlp, config.pretrain_alpha)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-import tensorflow_recommenders as tfrs
 
 from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.pipeline import SAMPLERS, with_negatives
 from tfrec.data.vocabulary import Vocabulary
-from tfrec.models.base import Ids, TowerPairMixin, replica_mean
+from tfrec.models.heads import PointwiseObjective
+from tfrec.models.recommender import Recommender
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, one_of, positive_int
 from tfrec.models.towers import IdTower
+
+# Rules of the branch-shape fields the variants' configs add.
+FACTORS_RULE = (positive_int, "a positive integer")
+MLP_LAYERS_RULE = (
+    lambda v: len(v) > 0 and all(positive_int(u) for u in v) and v[0] % 2 == 0,
+    "positive integers, the first even",
+)
 
 
 @dataclass(frozen=True)
@@ -40,81 +45,50 @@ class NeuralCFConfig:
         check(self, self.rules())
 
     def rules(self) -> dict:
-        rules = {
+        """Validation rules of the fields (a variant's config adds its own)."""
+        return {
             "l2": (non_negative, "a number >= 0"),
             "num_negatives": (positive_int, "a positive integer"),
             "sampler": one_of(*SAMPLERS),
             **TRAINING_RULES,
         }
-        if hasattr(self, "factors"):
-            rules["factors"] = (positive_int, "a positive integer")
-        if hasattr(self, "mlp_layers"):
-            rules["mlp_layers"] = (
-                lambda v: len(v) > 0 and all(positive_int(u) for u in v) and v[0] % 2 == 0,
-                "positive integers, the first even",
-            )
-        return rules
 
 
-class NeuralCF(TowerPairMixin, tfrs.Model):
+class NeuralCF(Recommender):
     """A pointwise (user, item) scorer trained with binary cross-entropy on sampled negatives.
 
     The query representation of a user is the concatenation of its GMF and MLP
-    embeddings (whichever the variant has), likewise for items; :meth:`interact` turns
-    aligned (user, item) representations into logits. Scores are probabilities
-    (sigmoid of the logit) everywhere: ``score``, ``recommend``, evaluation and export.
-
-    Subclasses set ``variant`` (``gmf``, ``mlp`` or ``neumf``).
-
-    Args:
-        user_vocabulary: Known user ids.
-        item_vocabulary: Known item ids.
-        factors: GMF latent factors.
-        mlp_layers: MLP widths (embeddings are ``mlp_layers[0] // 2`` wide each).
-        l2: L2 weight on the batch's embeddings.
+    embeddings (whichever branches the variant has: :meth:`branches`), likewise for
+    items; :meth:`interact` turns aligned (user, item) representations into logits.
+    Scores are probabilities (sigmoid of the logit) everywhere: ``score``,
+    ``recommend``, evaluation and export.
     """
 
-    task = "ranking"
-    variant = "neumf"
-
-    def __init__(
-        self,
-        user_vocabulary: Sequence[str],
-        item_vocabulary: Sequence[str],
-        factors: int = 32,
-        mlp_layers: Sequence[int] = (64, 32, 16),
-        l2: float = 0.0,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        # === Config ===
-        self.user_vocabulary = Ids(user_vocabulary)
-        self.item_vocabulary = Ids(item_vocabulary)
-        self.factors = int(factors)
+    def __init__(self, config=None, data=None, **kwargs) -> None:
+        super().__init__(config, data, **kwargs)
+        factors, mlp_layers = self.branches(self.config)
+        self.gmf_dim = int(factors)
         self.mlp_layers = [int(u) for u in mlp_layers]
-        self.l2 = float(l2)
-        uses_gmf = self.variant in ("gmf", "neumf")
-        uses_mlp = self.variant in ("mlp", "neumf")
-        self.gmf_dim = self.factors if uses_gmf else 0
-        self.mlp_dim = self.mlp_layers[0] // 2 if uses_mlp else 0
-
-        # === Layers ===
+        self.mlp_dim = self.mlp_layers[0] // 2 if self.mlp_layers else 0
         width = self.gmf_dim + self.mlp_dim
-        self.query_tower = IdTower(self.user_vocabulary, width, init_stddev=0.01, name="query_tower")
-        self.candidate_tower = IdTower(self.item_vocabulary, width, init_stddev=0.01, name="candidate_tower")
+        self.query_tower = IdTower(self.data.users, width, init_stddev=0.01, name="query_tower")
+        self.candidate_tower = IdTower(self.data.items, width, init_stddev=0.01, name="candidate_tower")
         self.mlp = []
         previous = 2 * self.mlp_dim
-        for position, units in enumerate(self.mlp_layers[1:] if uses_mlp else []):
+        for position, units in enumerate(self.mlp_layers[1:]):
             layer = keras.layers.Dense(units, activation="relu", name=f"mlp_{position}")
             layer.build((None, previous))
             self.mlp.append(layer)
             previous = units
-        mlp_out = (self.mlp_layers[-1] if len(self.mlp_layers) > 1 else 2 * self.mlp_dim) if uses_mlp else 0
+        mlp_out = (self.mlp_layers[-1] if len(self.mlp_layers) > 1 else 2 * self.mlp_dim) if self.mlp_layers else 0
         self.output_layer = keras.layers.Dense(1, name="prediction")
         self.output_layer.build((None, self.gmf_dim + mlp_out))
-        self.ranking = tfrs.tasks.Ranking(
-            loss=keras.losses.BinaryCrossentropy(from_logits=True, reduction=keras.losses.Reduction.NONE)
-        )
+        self.objective = PointwiseObjective(self.config.l2, name="objective")
+
+    @classmethod
+    def branches(cls, config) -> tuple[int, tuple[int, ...]]:  # pragma: no cover - abstract
+        """``(GMF factors, MLP layer widths)`` of a variant's config (0 / () for no branch)."""
+        raise NotImplementedError
 
     # === Scoring ===
     def interact(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
@@ -149,35 +123,23 @@ class NeuralCF(TowerPairMixin, tfrs.Model):
         return tf.reshape(tf.sigmoid(self.interact(tiled, flat)), shape[:2])
 
     # === Forward ===
-    def _logits(self, features, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
-        queries = self.query_tower(features["user_id"], training=training)
-        candidates = self.candidate_tower(features["item_id"], training=training)
-        penalty = self.l2 * replica_mean(
-            tf.reduce_sum(tf.square(queries), 1) + tf.reduce_sum(tf.square(candidates), 1)
+    def _embed(self, features, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        return (
+            self.query_tower(features["user_id"], training=training),
+            self.candidate_tower(features["item_id"], training=training),
         )
-        return self.interact(queries, candidates), penalty
 
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        logits, _ = self._logits(inputs, training)
-        return tf.sigmoid(logits)
+        return tf.sigmoid(self.interact(*self._embed(inputs, training)))
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         features, labels = inputs
-        logits, penalty = self._logits(features, training)
-        # Per-example losses averaged over the global batch (tf.distribute-safe).
-        per_example = self.ranking(labels=labels[:, None], predictions=logits[:, None])
-        return replica_mean(per_example) + penalty
+        queries, candidates = self._embed(features, training)
+        return self.objective.loss(labels, self.interact(queries, candidates), queries, candidates)
 
-    # === Construction from data ===
+    # === Training data ===
     @classmethod
-    def from_data(cls, train: Interactions, config: NeuralCFConfig) -> NeuralCF:
-        """Builds the model for a training split (vocabularies from it)."""
-        vocabulary = Vocabulary.from_interactions(train)
-        shape = {k: getattr(config, k) for k in ("factors", "mlp_layers") if hasattr(config, k)}
-        return cls(vocabulary.users, vocabulary.items, l2=config.l2, **shape)
-
-    @staticmethod
-    def training_data(train: Interactions, config: NeuralCFConfig, seed: int = 0) -> tf.data.Dataset:
+    def training_data(cls, train: Interactions, config: NeuralCFConfig, seed: int = 0) -> tf.data.Dataset:
         """Each positive with ``num_negatives`` fresh negatives per epoch, labels 1/0."""
         return with_negatives(
             train,
@@ -187,18 +149,3 @@ class NeuralCF(TowerPairMixin, tfrs.Model):
             batch_size=config.batch_size,
             seed=seed,
         )
-
-    # === Config ===
-    def get_config(self) -> dict:
-        return {
-            "user_vocabulary": list(self.user_vocabulary),
-            "item_vocabulary": list(self.item_vocabulary),
-            "factors": self.factors,
-            "mlp_layers": self.mlp_layers,
-            "l2": self.l2,
-            "name": self.name,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> NeuralCF:
-        return cls(**config)

@@ -1,4 +1,4 @@
-"""The model registry: ``tfrec.models.build(name, vocabulary, **overrides)``."""
+"""The model registry (``register``, ``names``, ``entry``) and config dataclass helpers."""
 
 from __future__ import annotations
 
@@ -41,11 +41,19 @@ _REGISTRY: dict[str, ModelEntry] = {}
 def register(
     name: str, *, config: type, task: str, description: str, paper: str = ""
 ) -> Callable[[type], type]:
-    """Class decorator adding a model class to the registry under ``name``."""
+    """Class decorator adding a model class to the registry under ``name``.
+
+    Stamps ``registry_name``, ``task`` and ``config_class`` on the class, and registers it
+    with Keras (package ``tfrec``) so saved models load.
+    """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
     def wrap(cls: type) -> type:
+        from tfrec._keras import keras
+
+        cls.registry_name, cls.task, cls.config_class = name, task, config
+        cls = keras.utils.register_keras_serializable(package="tfrec")(cls)
         _REGISTRY[name] = ModelEntry(name, cls, config, task, description, paper)
         return cls
 
@@ -113,6 +121,24 @@ def make_config(name: str, **overrides: Any) -> Any:
     return config_cls(**values)
 
 
+def config_to_dict(config: Any) -> dict:
+    """A config dataclass as plain JSON values (tuples become lists)."""
+    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def config_from_dict(config_cls: type, values: dict) -> Any:
+    """The inverse of :func:`config_to_dict` (lists become tuples); unknown fields raise."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise TfrecError(f"{config_cls.__name__}: unknown field(s) {unknown}; allowed: {sorted(fields)}")
+    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
 def check(config: Any, rules: dict[str, tuple[Callable[[Any], bool], str]]) -> None:
     """Validates config fields: ``rules[field] = (predicate, what is allowed)``."""
     for field, (ok, allowed) in rules.items():
@@ -138,19 +164,6 @@ def positive(value: Any) -> bool:
     return (
         isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
     )
-
-
-def task_of(model: Any) -> str:
-    """The task of a registered model instance (``rating``, ``retrieval``, ``ranking``).
-
-    A model whose task depends on its config (``deep_mf``) says so in a ``task`` attribute.
-    """
-    if isinstance(getattr(model, "task", None), str):
-        return model.task
-    for item in _REGISTRY.values():
-        if isinstance(model, item.model_cls):
-            return item.task
-    raise TfrecError(f"{type(model).__name__} is not a registered tfrec model")
 
 
 def boolean(value: Any) -> bool:

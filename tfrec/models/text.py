@@ -4,19 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from tfrec._keras import keras, tf
-from tfrec.models.base import Ids
+from tfrec.core.ids import Ids
 
 ENCODERS = ("mean", "cnn", "transformer")
-
-
-def adapt_vocabulary(texts: Sequence[str], max_tokens: int) -> list[str]:
-    """The vectorizer vocabulary learned from ``texts`` (most frequent first, specials excluded)."""
-    vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens + 2, output_mode="int")
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(np.asarray(list(texts), dtype=object)).batch(1024))
-    return [str(t) for t in vectorizer.get_vocabulary()[2:]]  # drop "" (padding) and "[UNK]"
 
 
 @keras.utils.register_keras_serializable(package="tfrec")

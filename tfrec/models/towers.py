@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tfrec._keras import keras, tf
-from tfrec.models.base import Ids, id_lookup, known
+from tfrec.core.ids import Ids, id_lookup, known
 
 
 @keras.utils.register_keras_serializable(package="tfrec")
@@ -129,6 +129,22 @@ class IdTower(keras.layers.Layer):
             "init_stddev": self.init_stddev,
             "features": self.plain_features(),
         }
+
+
+def normal_table(rows: int, width: int, name: str, stddev: float = 0.05) -> keras.layers.Embedding:
+    """A built ``[rows, width]`` embedding table with a normal initialisation."""
+    layer = keras.layers.Embedding(
+        rows, width, embeddings_initializer=keras.initializers.RandomNormal(0.0, stddev), name=name
+    )
+    layer.build((None,))
+    return layer
+
+
+def zeros_table(rows: int, name: str) -> keras.layers.Embedding:
+    """A built ``[rows, 1]`` embedding table initialised at zero (biases)."""
+    layer = keras.layers.Embedding(rows, 1, embeddings_initializer="zeros", name=name)
+    layer.build((None,))
+    return layer
 
 
 def _token_table(tokens: Sequence[Sequence[str]]) -> np.ndarray:

@@ -18,9 +18,11 @@ import numpy as np
 
 from tfrec._keras import tf
 from tfrec.errors import TfrecError
-from tfrec.models.registry import entry, names, task_of
+from tfrec.models.capabilities import TextCandidates
+from tfrec.models.registry import entry, names
 from tfrec.progress import Progress
 from tfrec.serving.module import ServingModule
+from tfrec.version import __version__
 
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -48,10 +50,10 @@ class ExportError(TfrecError):
 
 def registered_name(model) -> str:
     """The registry name of a model instance (``two_tower``)."""
-    for name in names():
-        if type(model) is entry(name).model_cls:
-            return name
-    raise TfrecError(f"{type(model).__name__} is not a registered tfrec model, so it cannot be exported")
+    name = getattr(type(model), "registry_name", "")
+    if name not in names() or entry(name).model_cls is not type(model):
+        raise TfrecError(f"{type(model).__name__} is not a registered tfrec model, so it cannot be exported")
+    return name
 
 
 def versions(base: Path) -> list[int]:
@@ -164,7 +166,7 @@ def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray
     item_ids = np.asarray(items, dtype=object)
     exclude = np.asarray([[items[0], ""], [items[1], items[0]], ["", ""]], dtype=object)
     default = (
-        {"user_id": user_ids} if task_of(model) == "retrieval" else {"user_id": user_ids, "item_id": item_ids}
+        {"user_id": user_ids} if model.task == "retrieval" else {"user_id": user_ids, "item_id": item_ids}
     )
     requests = [
         ("serving_default", default),
@@ -176,8 +178,8 @@ def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray
         ("item_embedding", {"item_id": item_ids}),
         ("similar_items", {"item_id": item_ids, "k": k}),
     ]
-    if hasattr(model, "candidate_from_text"):
-        texts = np.asarray([*list(model.catalogue_texts[:2]), ""], dtype=object)
+    if isinstance(model, TextCandidates):
+        texts = np.asarray([*model.example_texts(2), ""], dtype=object)
         requests += [
             ("item_embedding_from_text", {"item_text": texts}),
             ("score_text", {"user_id": user_ids, "item_text": texts}),
@@ -273,19 +275,13 @@ def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, floa
     """What the export's metadata file says about the model."""
     import tensorflow_recommenders as tfrs
 
-    import tfrec
-
-    config = {
-        k: v for k, v in model.get_config().items() if not k.endswith(("vocabulary", "counts", "features"))
-    }
     return {
         "model": name,
         "family": entry(name).model_cls.__module__.rsplit(".", 1)[-1],
-        "task": task_of(model),
+        "task": model.task,
         "description": entry(name).description,
         "paper": entry(name).paper,
-        "config": config,
-        "vocabulary_sizes": {"users": len(model.user_vocabulary), "items": len(model.item_vocabulary)},
+        **model.export_config(),
         "embedding_dim": module.embedding_dim,
         "serving_default_k": module.default_k,
         "seen_items": {
@@ -295,7 +291,7 @@ def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, floa
         "metrics": dict(metrics or {}),
         "signatures": {k: SIGNATURE_DOCS[k] for k in module.signatures()},
         "versions": {
-            "tfrec": tfrec.__version__,
+            "tfrec": __version__,
             "tensorflow": tf.__version__,
             "tensorflow_recommenders": tfrs.__version__,
             "python": platform.python_version(),

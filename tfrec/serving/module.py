@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tfrec._keras import tf
-from tfrec.models.base import rows_per_chunk
-from tfrec.models.registry import task_of
+from tfrec.core.chunks import mask_out, rows_per_chunk
+from tfrec.models.capabilities import TextCandidates
 
 
 class ServingModule(tf.Module):
@@ -59,7 +59,7 @@ class ServingModule(tf.Module):
     def __init__(self, model, default_k: int = 10, seen_items: bool = True) -> None:
         super().__init__(name="tfrec_serving")
         self.model = model
-        self.task = task_of(model)
+        self.task = model.task
         catalogue = np.asarray(model.item_vocabulary, dtype=object)
         self.num_items = len(catalogue)
         self.default_k = max(1, min(int(default_k), self.num_items))
@@ -81,7 +81,7 @@ class ServingModule(tf.Module):
         self.seen_items = tf.Variable(items, trainable=False, name="seen_items", shape=[None])
         # Text signatures exist only for content models (saving traces every tf.function
         # attribute, so they are not class attributes).
-        self.takes_text = hasattr(model, "candidate_from_text")
+        self.takes_text = isinstance(model, TextCandidates)
         if self.takes_text:
             text = tf.TensorSpec([None], tf.string, "item_text")
             self.item_embedding_from_text = tf.function(self._embed_text, input_signature=[text])
@@ -105,7 +105,7 @@ class ServingModule(tf.Module):
         """
         queries = self.model.query_from_index(user_index)
         scores = self.model.score_all(queries, self.candidates)
-        scores = _mask(scores, exclude_index - 1, exclude_index > 0)
+        scores = mask_out(scores, exclude_index - 1, exclude_index > 0)
         top = tf.math.top_k(scores, k=k)
         return top.values, top.indices
 
@@ -113,7 +113,7 @@ class ServingModule(tf.Module):
         """Top-``k`` most similar catalogue positions (cosine) for looked-up items."""
         queries = tf.math.l2_normalize(self.model.candidate_from_index(item_index), axis=1)
         scores = tf.matmul(queries, self.unit_candidates, transpose_b=True)
-        scores = _mask(scores, (item_index - 1)[:, None], (item_index > 0)[:, None])
+        scores = mask_out(scores, (item_index - 1)[:, None], (item_index > 0)[:, None])
         top = tf.math.top_k(scores, k=k)
         return top.values, top.indices
 
@@ -265,15 +265,6 @@ class ServingModule(tf.Module):
             "item_embedding": self.item_embedding.get_concrete_function(),
             "similar_items": self.similar_items.get_concrete_function(),
         }
-
-
-def _mask(scores: tf.Tensor, positions: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
-    """Sets ``scores[b, positions[b, j]]`` to -inf where ``valid[b, j]``."""
-    positions = tf.cast(tf.maximum(positions, 0), tf.int32)
-    rows = tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, None], tf.shape(positions))
-    indices = tf.stack([tf.reshape(rows, [-1]), tf.reshape(positions, [-1])], axis=1)
-    updates = tf.where(tf.reshape(valid, [-1]), -np.inf, np.inf)
-    return tf.tensor_scatter_nd_min(scores, indices, tf.cast(updates, scores.dtype))
 
 
 def _check_finite(model, candidates: tf.Tensor, batch_size: int = 65_536) -> None:

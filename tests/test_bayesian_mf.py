@@ -9,8 +9,9 @@ import pytest
 import tfrec
 from tfrec._keras import keras, tf
 from tfrec.data import split
-from tfrec.models.bayesian_mf import (
-    CHUNK,
+from tfrec.data import ModelData, RatingStats
+from tfrec.models.bayesian_mf import CHUNK
+from tfrec.models.gibbs import (
     conditional_draw,
     conjugate_gradients,
     link_draw,
@@ -22,12 +23,12 @@ from tfrec.training import train
 
 
 def tiny_model(num_users: int, num_items: int, k: int = 3) -> tfrec.models.BayesianMF:
-    return tfrec.models.BayesianMF(
-        [f"u{j}" for j in range(num_users)],
-        [f"i{j}" for j in range(num_items)],
-        embedding_dim=k,
-        global_mean=3.0,
+    data = ModelData(
+        users=[f"u{j}" for j in range(num_users)],
+        items=[f"i{j}" for j in range(num_items)],
+        ratings=RatingStats(mean=3.0, low=1.0, high=5.0, count=0),
     )
+    return tfrec.models.BayesianMF(tfrec.models.BayesianMFConfig(embedding_dim=k, implicit_feedback=False), data)
 
 
 def test_statistics_are_the_per_row_sums_of_outer_products() -> None:
@@ -160,10 +161,10 @@ def test_needs_ratings_and_validates_its_config(small) -> None:
         tfrec.models.build("bayesian_mf", tfrec.data.Interactions(frame, name="clicks"))
     with pytest.raises(tfrec.TfrecError, match="burn_in=-1 is invalid: must be an integer >= 0"):
         tfrec.models.build("bayesian_mf", small, burn_in=-1)
-    with pytest.raises(tfrec.TfrecError, match=r"average_rank \(8\) must be at least embedding_dim \(30\)"):
+    with pytest.raises(tfrec.TfrecError, match=r"average_rank=8 is invalid: must be at least embedding_dim \(30\)"):
         tfrec.models.build("bayesian_mf", small, average_rank=8)
-    model = tiny_model(2, 2)
-    unset = tfrec.models.BayesianMF(model.user_vocabulary, model.item_vocabulary, num_ratings=2)
+    data = ModelData(users=["u0", "u1"], items=["i0", "i1"], ratings=RatingStats(3.5, 3.0, 4.0, count=2))
+    unset = tfrec.models.BayesianMF(tfrec.models.BayesianMFConfig(embedding_dim=3, average_rank=3), data)
     unset.compile()
     ratings = tf.data.Dataset.from_tensor_slices(
         ({"user_id": ["u0", "u1"], "item_id": ["i0", "i1"]}, [4.0, 3.0])

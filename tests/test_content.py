@@ -9,8 +9,9 @@ import pytest
 import tfrec
 from tfrec._keras import tf
 from tfrec.data import Interactions, Vocabulary, split
-from tfrec.models import content
-from tfrec.models.content import Catalogue, distinct_tokens, user_profiles
+from tfrec.data import derived
+from tfrec.data.derived import Catalogue, user_profiles
+from tfrec.models.content import distinct_tokens
 from tfrec.training import train
 
 
@@ -87,7 +88,8 @@ def test_content_export_serves_cold_items_from_text(cold, tmp_path) -> None:
     ]
     served = tfrec.serving.ExportedModel(path)
     cold_item = sorted(set(parts.test.frame["item_id"]))[0]
-    text = model.catalogue_texts[model.catalogue_ids.index(cold_item)]
+    catalogue = model.data.catalogue
+    text = catalogue.texts[catalogue.item_ids.index(cold_item)]
     user = model.user_vocabulary[0]
     by_text = served.run("score_text", user_id=[user, user], item_text=[text, ""])["score"]
     np.testing.assert_allclose(by_text[0], model.score([user], [cold_item])[0], rtol=1e-4, atol=1e-5)
@@ -164,7 +166,7 @@ def test_user_profiles_keep_the_words_particular_to_each_user() -> None:
     assert set(profiles["u2"].split()) == {"romance", "space"} and profiles["u3"] == ""
     assert user_profiles(data, vocabulary, catalogue.texts, catalogue.text_vocabulary, 2)[0].count(" ") <= 1
     model = tfrec.models.build("content_tower", data, user_profile=True, embedding_dim=4)
-    assert list(model.user_profiles) == [profiles[u] for u in vocabulary.users]
+    assert list(model.data.user_profiles) == [profiles[u] for u in vocabulary.users]
     clone = type(model).from_config(model.get_config())
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(
@@ -179,6 +181,6 @@ def test_user_profiles_are_the_same_when_built_in_user_groups(monkeypatch) -> No
     catalogue = Catalogue.from_data(data, vocabulary, max_tokens=1000)
     texts = catalogue.texts[: catalogue.num_trained]
     whole = user_profiles(data, vocabulary, texts, catalogue.text_vocabulary, 16)
-    monkeypatch.setattr(content, "PROFILE_ROWS", 5_000)
+    monkeypatch.setattr(derived, "PROFILE_ROWS", 5_000)
     assert user_profiles(data, vocabulary, texts, catalogue.text_vocabulary, 16) == whole
     assert sum(bool(p) for p in whole) == len(vocabulary.users)

@@ -1,7 +1,9 @@
-"""The life every registered model goes through: build, fit, predict, save/load, config."""
+"""The contract every registered model meets: one small test per behaviour, run for every
+model over one tiny fit per model, and a correctness oracle every model must pass."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -10,9 +12,13 @@ import pandas as pd
 import pytest
 
 import tfrec
-from tfrec._keras import keras, tf
+from tfrec._keras import tf
 from tfrec.data import split
 from tfrec.training import train
+
+NAMES = tfrec.models.names()
+# One model per signature family: these exports are validated in a fresh process.
+FRESH_PROCESS_EXPORTS = ("biased_mf", "implicit_mf", "gmf", "content_tower")
 
 
 @pytest.fixture(scope="module")
@@ -20,50 +26,106 @@ def parts(small):
     return split(small, "random:0.2", seed=0)
 
 
-def assert_config_round_trip(model) -> None:
-    """config -> JSON -> object -> the same JSON."""
-    config = model.get_config()
-    text = json.dumps(config, sort_keys=True)
-    clone = type(model).from_config(json.loads(text))
-    assert json.dumps(clone.get_config(), sort_keys=True) == text
-
-
-def assert_save_load_equal(model, path, users, items) -> None:
-    """save -> load -> the same outputs."""
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert type(loaded) is type(model)
-    np.testing.assert_allclose(loaded.score(users, items), model.score(users, items), rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", tfrec.models.names())
-def test_model_life(name, parts, tmp_path) -> None:
-    result = train(name, parts.train, epochs=1, batch_size=256, verbose=0)
-    model = result.model
+@pytest.fixture(scope="module", params=NAMES)
+def fitted(request, parts):
+    """``(name, model)`` after one epoch of the default recipe."""
+    result = train(request.param, parts.train, epochs=1, batch_size=256, verbose=0)
     assert np.isfinite(result.history["loss"]).all()
-
-    users = parts.test.frame["user_id"].to_numpy()[:50]
-    items = parts.test.frame["item_id"].to_numpy()[:50]
-    scores = model.score(users, items)
-    assert scores.shape == (50,) and scores.dtype == np.float32 and np.isfinite(scores).all()
-
-    ids, top = model.recommend(users[:3], k=5)
-    assert ids.shape == (3, 5) and top.shape == (3, 5)
-    assert (np.diff(top, axis=1) <= 1e-6).all()
-    assert set(ids.ravel()) <= set(parts.train.item_ids)
-
-    unknown = model.score(["no-such-user", ""], ["no-such-item", items[0]])
-    assert np.isfinite(unknown).all()
-
-    assert_config_round_trip(model)
-    assert_save_load_equal(model, tmp_path / f"{name}.keras", users, items)
-    assert_export_serves_the_same(model, tmp_path / "exports" / name, users[:3])
+    return request.param, result.model
 
 
-def assert_export_serves_the_same(model, base, users) -> None:
-    """export (validated in a fresh process) -> the TF Serving path answers as the model does."""
+@pytest.fixture(scope="module")
+def pairs(parts):
+    frame = parts.test.frame
+    return frame["user_id"].to_numpy()[:50], frame["item_id"].to_numpy()[:50]
+
+
+class TestModelContract:
+    def test_scores_are_finite_float32(self, fitted, pairs) -> None:
+        _, model = fitted
+        scores = model.score(*pairs)
+        assert scores.shape == (50,) and scores.dtype == np.float32 and np.isfinite(scores).all()
+
+    def test_recommend_ranks_known_unseen_items_best_first(self, fitted, pairs, parts) -> None:
+        _, model = fitted
+        users = pairs[0][:3]
+        ids, top = model.recommend(users, k=5)
+        assert ids.shape == (3, 5) and top.shape == (3, 5)
+        assert (np.diff(top, axis=1) <= 1e-6).all()
+        assert set(ids.ravel()) <= set(parts.train.item_ids)
+        seen = parts.train.frame.groupby("user_id")["item_id"].agg(set)
+        assert all(not set(row) & seen.get(user, set()) for user, row in zip(users, ids))
+
+    def test_score_recommend_and_similar_items_agree(self, fitted, pairs) -> None:
+        _, model = fitted
+        users = pairs[0][:3]
+        ids, top = model.recommend(users, k=4)
+        again = model.score(np.repeat(users, 4), ids.ravel()).reshape(3, 4)
+        np.testing.assert_allclose(again, top, rtol=1e-4, atol=1e-5)
+        item = pairs[1][0]
+        neighbours, cosine = model.similar_items([item], k=3)
+        vectors = model.candidate_embedding(tf.constant([item, *neighbours[0]])).numpy()
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        np.testing.assert_allclose(unit[1:] @ unit[0], cosine[0], rtol=1e-4, atol=1e-5)
+        assert item not in neighbours[0]
+
+    def test_unknown_ids_score_through_the_oov_bucket(self, fitted, pairs) -> None:
+        _, model = fitted
+        assert np.isfinite(model.score(["no-such-user", ""], ["no-such-item", pairs[1][0]])).all()
+        ids, _ = model.recommend(["no-such-user"], k=2)
+        assert ids.shape == (1, 2) and "" not in ids
+
+    def test_config_survives_json(self, fitted) -> None:
+        _, model = fitted
+        text = json.dumps(model.get_config(), sort_keys=True)
+        clone = type(model).from_config(json.loads(text))
+        assert json.dumps(clone.get_config(), sort_keys=True) == text
+
+    def test_save_and_load_give_the_same_outputs(self, fitted, pairs, tmp_path) -> None:
+        name, model = fitted
+        model.save(tmp_path / f"{name}.keras")
+        loaded = tfrec.models.load(tmp_path / f"{name}.keras")
+        assert type(loaded) is type(model)
+        np.testing.assert_allclose(loaded.score(*pairs), model.score(*pairs), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(loaded.recommend(pairs[0][:3], k=5)[0], model.recommend(pairs[0][:3], k=5)[0])
+
+    def test_serving_module_answers_as_the_model(self, fitted, pairs) -> None:
+        _, model = fitted
+        module = tfrec.serving.ServingModule(model)
+        users = pairs[0][:3]
+        got = module.recommend(tf.constant(users), tf.constant(5))
+        ids, scores = model.recommend(users, k=5)
+        np.testing.assert_array_equal(got["item_ids"].numpy().astype(str), ids)
+        np.testing.assert_allclose(got["scores"].numpy(), scores, rtol=1e-5, atol=1e-5)
+        served = module.score(tf.constant(pairs[0]), tf.constant(pairs[1]))["score"].numpy()
+        np.testing.assert_allclose(served, model.score(*pairs), rtol=1e-5, atol=1e-5)
+
+    def test_export_metadata_holds_no_ids_or_texts(self, fitted, parts) -> None:
+        _, model = fitted
+        text = json.dumps(model.export_config())
+        assert len(text) < 4000
+        assert not any(f'"{user}"' in text for user in list(model.user_vocabulary)[:20])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_defaults_live_in_the_config_alone(name, parts) -> None:
+    built = tfrec.models.build(name, parts.train)
+    direct = tfrec.models.entry(name).model_cls.from_data(parts.train)
+    defaults = dataclasses.asdict(tfrec.models.entry(name).config_cls())
+    assert built.config == direct.config == tfrec.models.entry(name).config_cls()
+    assert built.get_config()["config"] == direct.get_config()["config"]
+    assert set(built.get_config()["config"]) == set(defaults)
+    assert type(built).registry_name == name and built.task == tfrec.models.entry(name).task
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FRESH_PROCESS_EXPORTS)
+def test_export_validates_in_a_fresh_process_and_serves_the_same(name, parts, tmp_path) -> None:
+    model = train(name, parts.train, epochs=1, batch_size=256, verbose=0).model
+    base = tmp_path / "exports" / name
     path = tfrec.export(model, base)
     assert path == base / "1" and (path / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    users = parts.test.frame["user_id"].to_numpy()[:3]
     served = tfrec.serving.ExportedModel(base)
     try:
         got = served.run("recommend", user_id=users, k=5)
@@ -72,6 +134,87 @@ def assert_export_serves_the_same(model, base, users) -> None:
         np.testing.assert_allclose(got["scores"], scores, rtol=1e-5, atol=1e-5)
     finally:
         served.close()
+
+
+# === The oracle: block-structured data whose answer is known ===
+GROUPS, PER_GROUP = 4, 8
+
+
+def block_data(explicit: bool, seed: int = 0) -> tuple[tfrec.data.Interactions, pd.DataFrame]:
+    """Users and items in ``GROUPS`` groups; a user likes every item of their group.
+
+    Each user's training rows are their group's items but one (the withheld item, in the
+    returned test frame) and, with ``explicit``, low ratings of items of other groups.
+    Items carry a text naming their group, so content models can see the structure too.
+    """
+    rng = np.random.default_rng(seed)
+    rows, test = [], []
+    for g in range(GROUPS):
+        items = [f"i{g}_{j}" for j in range(PER_GROUP)]
+        others = [f"i{h}_{j}" for h in range(GROUPS) if h != g for j in range(PER_GROUP)]
+        for u in range(PER_GROUP):
+            user = f"u{g}_{u}"
+            withheld = items[u]
+            rows += [(user, item, 5.0) for item in items if item != withheld]
+            test.append((user, withheld, 5.0))
+            if explicit:
+                disliked = rng.choice(others, size=9, replace=False)
+                rows += [(user, item, 1.0) for item in disliked[:8]]
+                test.append((user, disliked[8], 1.0))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+    if not explicit:
+        frame = frame.drop(columns="rating")
+    texts = pd.DataFrame(
+        {"text": [f"topic{g} theme{g} item{g}x{j}" for g in range(GROUPS) for j in range(PER_GROUP)]},
+        index=pd.Index([f"i{g}_{j}" for g in range(GROUPS) for j in range(PER_GROUP)], name="item_id"),
+    )
+    return tfrec.data.Interactions(frame, items=texts, name="blocks"), pd.DataFrame(
+        test, columns=["user_id", "item_id", "rating"]
+    )
+
+
+# Settings that let each model converge on the oracle's ~250 rows (the defaults are for real data).
+ORACLE_SETTINGS = {
+    "bayesian_mf": {"epochs": 60, "burn_in": 20, "embedding_dim": 8, "average_rank": 8, "batch_size": 512},
+    "ials": {"epochs": 10, "embedding_dim": 8},
+    "neumf": {"epochs": 30, "batch_size": 64},
+}
+DEFAULT_ORACLE = {"epochs": 30, "batch_size": 32}
+
+
+def biases_only_rmse(train_frame: pd.DataFrame, test: pd.DataFrame) -> float:
+    """RMSE of ``mu + b_u + b_i`` fitted by ridge least squares (the interaction-free baseline)."""
+    users = sorted(set(train_frame["user_id"])); items = sorted(set(train_frame["item_id"]))  # noqa: E702
+    u_index, i_index = {u: k for k, u in enumerate(users)}, {i: k for k, i in enumerate(items)}
+
+    def design(frame):
+        x = np.zeros((len(frame), len(users) + len(items)))
+        x[np.arange(len(frame)), frame["user_id"].map(u_index).to_numpy()] = 1
+        x[np.arange(len(frame)), len(users) + frame["item_id"].map(i_index).to_numpy()] = 1
+        return x
+
+    mu = train_frame["rating"].mean()
+    x = design(train_frame)
+    w = np.linalg.solve(x.T @ x + 0.1 * np.eye(x.shape[1]), x.T @ (train_frame["rating"].to_numpy() - mu))
+    predicted = mu + design(test) @ w
+    return float(np.sqrt(np.mean((predicted - test["rating"].to_numpy()) ** 2)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_oracle_withheld_item_ranks_first(name) -> None:
+    explicit = tfrec.models.entry(name).task == "rating"
+    data, test = block_data(explicit)
+    settings = {**DEFAULT_ORACLE, **ORACLE_SETTINGS.get(name, {})}
+    model = train(name, data, seed=0, verbose=0, **settings).model
+    liked = test[test["rating"] == 5.0]
+    ids, _ = model.recommend(liked["user_id"].to_numpy(), k=1)
+    first = float(np.mean(ids[:, 0] == liked["item_id"].to_numpy()))
+    assert first >= 0.9, f"{name}: the withheld item ranked first for {first:.0%} of users"
+    if explicit:
+        rmse = float(np.sqrt(np.mean((model.score(test["user_id"], test["item_id"]) - test["rating"]) ** 2)))
+        baseline = biases_only_rmse(data.frame, test)
+        assert rmse < 0.7 * baseline, f"{name}: RMSE {rmse:.3f} vs biases-only {baseline:.3f}"
 
 
 def test_recommend_excludes_and_checks_k(parts) -> None:
@@ -96,45 +239,6 @@ def test_build_rejects_unknown_names_fields_and_values(parts) -> None:
         tfrec.models.build("biased_mf", parts.train, embedding_dim="x")
 
 
-def test_biased_mf_recovers_planted_biases_and_beats_baselines() -> None:
-    data = tfrec.datasets.synthetic(seed=0)
-    parts = split(data, "random:0.2", seed=0)
-    result = train("biased_mf", parts.train, epochs=8, verbose=0)
-    metrics = tfrec.evaluate(result.model, parts.train, parts.test)
-    truth = parts.test.frame["rating"].to_numpy()
-    mean_only = tfrec.evaluation.rmse(truth, np.full_like(truth, parts.train.frame["rating"].mean()))
-    assert metrics["rmse"] < 0.85 * mean_only
-    # Learned item biases follow the planted ones.
-    model = result.model
-    planted = data.extras["planted"]
-    items = np.asarray(model.item_vocabulary)
-    learned = model.item_bias(model.item_lookup(items)).numpy()[:, 0]
-    assert np.corrcoef(learned, planted.item_bias[[int(i[1:]) for i in items]])[0, 1] > 0.6
-
-
-def test_biased_mf_penalty_grows_as_a_power_of_the_count() -> None:
-    frame = pd.DataFrame(
-        {"user_id": ["a"] * 4 + ["b"], "item_id": ["x", "y", "z", "w", "x"], "rating": [4.0] * 5}
-    )
-    ratings = tfrec.data.Interactions(frame, name="tiny")
-    model = tfrec.models.build("biased_mf", ratings, penalty_power=0.5, init_stddev=0.5)
-    users = np.asarray(model.user_vocabulary)
-    assert list(users) == ["a", "b"] and list(model.user_counts) == [4, 1]
-    # count ** -0.5 = [0.5, 1], divided by its mean over the 5 examples (3 / 5): a row's
-    # total over an epoch, 4 * 0.833 vs 1 * 1.667, grows as sqrt(count).
-    np.testing.assert_allclose(model.user_weight.numpy(), [1.0, 5 / 6, 5 / 3], rtol=1e-6)
-    batch = {"user_id": tf.constant(["a", "b"]), "item_id": tf.constant(["y", "x"])}
-    _, penalty = model._rating(batch)
-    p = model.user_factors(model.user_lookup(batch["user_id"])).numpy()
-    q = model.item_factors(model.item_lookup(batch["item_id"])).numpy()
-    u_w = np.array([5 / 6, 5 / 3])
-    i_w = model.item_weight.numpy()[model.item_lookup(batch["item_id"]).numpy()]
-    expected = model.l2_factors * np.mean(u_w * (p * p).sum(1) + i_w * (q * q).sum(1))
-    np.testing.assert_allclose(penalty.numpy(), expected, rtol=1e-5)  # the biases start at zero
-    plain = tfrec.models.build("biased_mf", ratings, penalty_power=1.0)
-    np.testing.assert_allclose(plain.user_weight.numpy(), 1.0)
-
-
 @pytest.mark.parametrize(
     "name, field, value, allowed",
     [
@@ -150,6 +254,7 @@ def test_biased_mf_penalty_grows_as_a_power_of_the_count() -> None:
         ("neumf", "pretrain_alpha", 2, "a number in [0, 1]"),
         ("two_tower", "extra_negatives", -1, "an integer >= 0"),
         ("two_tower", "item_features", ("",), "column names"),
+        ("hybrid", "id_dropout", 1.0, "a number in [0, 1)"),
     ],
 )
 def test_config_values_are_checked(name, field, value, allowed) -> None:
@@ -160,3 +265,8 @@ def test_config_values_are_checked(name, field, value, allowed) -> None:
 def test_cli_style_strings_are_coerced() -> None:
     config = tfrec.models.make_config("deep_mf", hidden_units="32,16", logq_correction="false", dropout="0.1")
     assert config.hidden_units == (32, 16) and config.logq_correction is False and config.dropout == 0.1
+
+
+def test_a_model_needs_its_data() -> None:
+    with pytest.raises(TypeError, match="needs its ModelData"):
+        tfrec.models.BiasedMF()

@@ -10,8 +10,9 @@ import pytest
 import tfrec
 from tfrec._keras import tf
 from tfrec.data import split
-from tfrec.models import base
-from tfrec.models.base import Ids, rows_per_chunk
+from tfrec.core import chunks
+from tfrec.core.chunks import rows_per_chunk
+from tfrec.core.ids import Ids
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_no_layer_holds_ids_that_saving_would_walk(name, parts) -> None:
     model = tfrec.models.build(name, parts.train)
     # TextVectorization's own lookup holds the text vocabulary as a list: bounded by
     # max_tokens (not the catalogue) and owned by Keras, so it is left as it is.
-    keras_owned = {"input_vocabulary"} if hasattr(model, "text_encoder") else set()
+    keras_owned = {"input_vocabulary"}
     sizes = {
         f"{layer.name}.{attr}": len(tf.nest.flatten(value))
         for layer in [model, *model._flatten_layers(include_self=False)]
@@ -54,13 +55,13 @@ def test_no_layer_holds_ids_that_saving_would_walk(name, parts) -> None:
 @pytest.mark.parametrize("name", ["biased_mf", "two_tower", "content_tower"])
 def test_config_turns_ids_back_into_lists(name, parts) -> None:
     config = json.loads(json.dumps(tfrec.models.build(name, parts.train).get_config()))
-    lists = [value for value in config.values() if isinstance(value, list) and len(value) >= 100]
+    lists = [value for value in config["data"].values() if isinstance(value, list) and len(value) >= 100]
     assert lists and all(isinstance(v, (str, int)) for value in lists for v in value)
 
 
 def test_rows_per_chunk_bounds_scores_held_at_once() -> None:
     assert rows_per_chunk(3_706) == 1024  # small catalogues: up to 1024 rows
-    assert rows_per_chunk(1_000_000) * 1_000_000 <= base.SCORES_PER_CHUNK
+    assert rows_per_chunk(1_000_000) * 1_000_000 <= chunks.SCORES_PER_CHUNK
     assert rows_per_chunk(10**9) == 1  # always at least one row
 
 
@@ -87,7 +88,7 @@ def test_recommend_and_similar_items_are_equal_in_chunks(parts, model, monkeypat
     items = list(model.item_vocabulary[:9])
     whole = model.recommend(users, k=7, exclude=exclude), model.similar_items(items, k=5)
     calls = score_rows_per_call(model, monkeypatch)
-    monkeypatch.setattr(base, "SCORES_PER_CHUNK", 4 * len(model.item_vocabulary))  # 4 rows per chunk
+    monkeypatch.setattr(chunks, "SCORES_PER_CHUNK", 4 * len(model.item_vocabulary))  # 4 rows per chunk
     chunked = model.recommend(users, k=7, exclude=exclude), model.similar_items(items, k=5)
     assert calls == [4] * 6 + [1]
     for (got_ids, got_scores), (want_ids, want_scores) in zip(chunked, whole):
@@ -100,6 +101,6 @@ def test_recommend_and_similar_items_are_equal_in_chunks(parts, model, monkeypat
 def test_evaluation_default_chunks_shrink_with_the_catalogue(parts, model, monkeypatch) -> None:
     whole = tfrec.evaluate(model, parts.train, parts.test)
     calls = score_rows_per_call(model, monkeypatch)
-    monkeypatch.setattr(base, "SCORES_PER_CHUNK", 3 * len(model.item_vocabulary))  # 3 users per chunk
+    monkeypatch.setattr(chunks, "SCORES_PER_CHUNK", 3 * len(model.item_vocabulary))  # 3 users per chunk
     assert tfrec.evaluate(model, parts.train, parts.test) == pytest.approx(whole, rel=1e-6)
     assert max(calls) == 3 and sum(calls) == whole["users"]

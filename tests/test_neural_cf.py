@@ -9,15 +9,15 @@ import pytest
 import tfrec
 from tfrec._keras import tf
 from tfrec.data import Interactions, split
-from tfrec.models.two_tower import side_features
+from tfrec.data.derived import side_features
 from tfrec.training import train
 
 
 def test_neumf_from_gmf_and_mlp_fuses_their_logits() -> None:
-    users, items = ["u0", "u1", "u2"], ["a", "b", "c", "d"]
-    gmf = tfrec.models.GMF(users, items, factors=4)
-    mlp = tfrec.models.MLP(users, items, mlp_layers=(8, 4))
-    neumf = tfrec.models.NeuMF(users, items, factors=4, mlp_layers=(8, 4))
+    data = tfrec.data.ModelData(users=["u0", "u1", "u2"], items=["a", "b", "c", "d"])
+    gmf = tfrec.models.GMF(tfrec.models.GMFConfig(factors=4), data)
+    mlp = tfrec.models.MLP(tfrec.models.MLPConfig(mlp_layers=(8, 4)), data)
+    neumf = tfrec.models.NeuMF(tfrec.models.NeuMFConfig(factors=4, mlp_layers=(8, 4)), data)
     rng = np.random.default_rng(0)
     for model in (gmf, mlp):
         model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
@@ -30,12 +30,13 @@ def test_neumf_from_gmf_and_mlp_fuses_their_logits() -> None:
 
     np.testing.assert_allclose(logits(neumf), 0.3 * logits(gmf) + 0.7 * logits(mlp), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="MLP layers must match"):
-        neumf.initialise_from(gmf, tfrec.models.MLP(users, items, mlp_layers=(8, 2)))
+        neumf.initialise_from(gmf, tfrec.models.MLP(tfrec.models.MLPConfig(mlp_layers=(8, 2)), data))
 
 
 def test_neural_cf_scores_agree_across_paths() -> None:
     """score(), score_all() and score_cases() give the same probability for a pair."""
-    model = tfrec.models.NeuMF(["u0", "u1"], ["a", "b", "c"], factors=3, mlp_layers=(6, 3))
+    data = tfrec.data.ModelData(users=["u0", "u1"], items=["a", "b", "c"])
+    model = tfrec.models.NeuMF(tfrec.models.NeuMFConfig(factors=3, mlp_layers=(6, 3)), data)
     rng = np.random.default_rng(1)
     model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
     pairs = model.score(["u0", "u0", "u1"], ["a", "c", "b"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tfrec
+from tfrec.core import chunks
 from tfrec._keras import tf
 from tfrec.data import split
 from tfrec.serving import ExportError, ServingModule
@@ -170,7 +171,7 @@ def test_readme_rest_examples_feed_the_real_signatures(exported) -> None:
 def test_large_requests_are_ranked_in_chunks_with_the_same_answer(trained, name, monkeypatch) -> None:
     model = trained[name]
     whole = ServingModule(model)
-    monkeypatch.setattr(tfrec.models.base, "SCORES_PER_CHUNK", 4 * len(model.item_vocabulary))
+    monkeypatch.setattr(chunks, "SCORES_PER_CHUNK", 4 * len(model.item_vocabulary))
     chunked = ServingModule(model)
     assert (whole.rows_per_chunk, chunked.rows_per_chunk) == (1024, 4)
     users = tf.constant([*list(model.user_vocabulary[:9]), "unknown-user"])  # 10 users: chunks 4, 4, 2

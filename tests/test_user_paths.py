@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import tfrec
+from tfrec.core import chunks
 from tfrec._keras import keras, tf
 from tfrec.cli import main
 from tfrec.data import split
@@ -224,7 +225,7 @@ def test_fit_takes_a_plain_dataset_of_feature_dicts(frame) -> None:
 # === Progress on long work ===
 def test_progress_shows_only_when_asked_or_interactive(trained, monkeypatch, capsys) -> None:
     result, parts = trained
-    monkeypatch.setattr(tfrec.models.base, "SCORES_PER_CHUNK", 10 * len(result.model.item_vocabulary))
+    monkeypatch.setattr(chunks, "SCORES_PER_CHUNK", 10 * len(result.model.item_vocabulary))
     monkeypatch.setenv("TFREC_PROGRESS", "0")
     tfrec.evaluate(result.model, parts.train, parts.test, k=10, chunk_size=10)
     assert "chunks of users" not in capsys.readouterr().out

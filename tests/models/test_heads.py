@@ -1,4 +1,4 @@
-"""The retrieval objectives compute what their formulas say (checked by hand in numpy)."""
+"""The objective and head layers compute what their formulas say (checked by hand in numpy)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import pytest
 
 import tfrec
 from tfrec._keras import tf
+from tfrec.data import ModelData
+
+DATA = ModelData(users=["u0", "u1", "u2"], items=["a", "b", "c"], item_counts=[6, 3, 1])
 
 
 def _model(**kwargs) -> tfrec.models.ImplicitMF:
-    model = tfrec.models.ImplicitMF(["u0", "u1", "u2"], ["a", "b", "c"], [6, 3, 1], embedding_dim=4, **kwargs)
+    config = tfrec.models.ImplicitMFConfig(embedding_dim=4, **kwargs)
+    model = tfrec.models.ImplicitMF(config, DATA)
     rng = np.random.default_rng(0)
     model.query_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
     model.candidate_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
@@ -69,13 +73,11 @@ def test_bpr_loss_is_log_sigmoid_of_the_margin() -> None:
 
 
 def test_extra_negatives_use_the_mixed_sampling_probability() -> None:
-    model = tfrec.models.TwoTower(
-        ["u0", "u1", "u2"], ["a", "b", "c"], [6, 3, 1], embedding_dim=4, extra_negatives=2
-    )
+    model = tfrec.models.TwoTower(tfrec.models.TwoTowerConfig(embedding_dim=4, extra_negatives=2), DATA)
     rng = np.random.default_rng(1)
     model.query_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
     model.candidate_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
-    model._draw_extra_negatives = lambda: tf.constant([3, 2], tf.int64)  # "c", "b"
+    model.objective.uniform_items = lambda shape: tf.constant([3, 2], tf.int64)  # "c", "b"
     users, items = ["u0", "u1"], ["a", "b"]
     loss = model.compute_loss({"user_id": tf.constant(users), "item_id": tf.constant(items)}).numpy()
 
@@ -92,10 +94,8 @@ def test_extra_negatives_use_the_mixed_sampling_probability() -> None:
 
 
 def test_hard_negative_mining_keeps_only_the_hardest_negatives() -> None:
-    model = tfrec.models.TwoTower(
-        ["u0", "u1", "u2"], ["a", "b", "c"], [6, 3, 1], embedding_dim=4, extra_negatives=0,
-        num_hard_negatives=1, logq_correction=False,
-    )  # fmt: skip
+    config = tfrec.models.TwoTowerConfig(embedding_dim=4, num_hard_negatives=1, logq_correction=False)
+    model = tfrec.models.TwoTower(config, DATA)
     rng = np.random.default_rng(2)
     model.query_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
     model.candidate_tower.embedding.set_weights([rng.normal(size=(4, 4)).astype(np.float32)])
@@ -111,3 +111,31 @@ def test_hard_negative_mining_keeps_only_the_hardest_negatives() -> None:
         pair = np.array([logits[row, row], hardest])
         hand.append(-(pair[0] - np.log(np.exp(pair).sum())))
     assert loss == pytest.approx(np.mean(hand), rel=1e-5)
+
+
+def test_rating_head_towers_dot_to_the_rating_and_predictions_are_clipped() -> None:
+    stats = tfrec.data.RatingStats(mean=3.0, low=1.0, high=5.0, count=10)
+    head = tfrec.models.RatingHead(2, 3, stats)
+    head.user_bias.set_weights([np.array([[0.0], [0.5], [-0.25]], np.float32)])
+    head.item_bias.set_weights([np.array([[0.0], [1.0], [0.0], [-2.0]], np.float32)])
+    users, items = tf.constant([1, 2, 0], tf.int64), tf.constant([1, 3, 2], tf.int64)
+    p = tf.constant([[1.0, 2.0], [0.5, -1.0], [3.0, 3.0]])
+    q = tf.constant([[0.5, 0.5], [2.0, 1.0], [1.0, 1.0]])
+    b_u, b_i = head.user_part(users), head.item_part(items)
+    rating = head.rating(p, b_u, q, b_i).numpy()
+    np.testing.assert_allclose(rating, [3.0 + 0.5 + 1.0 + 1.5, 3.0 - 0.25 - 2.0 + 0.0, 3.0 + 0.0 + 0.0 + 6.0])
+    towers = tf.reduce_sum(head.query(p, b_u) * head.candidate(q, b_i), axis=1).numpy()
+    np.testing.assert_allclose(towers, rating, rtol=1e-6)
+    np.testing.assert_allclose(head.predict(tf.constant(rating)).numpy(), [5.0, 1.0, 5.0])
+    assert head.predict(tf.constant(rating), training=True).numpy()[2] == pytest.approx(9.0)
+    labels = tf.constant([5.0, 1.0, 5.0])
+    assert float(head.loss(labels, tf.constant(rating))) == pytest.approx(np.mean((rating - [5.0, 1.0, 5.0]) ** 2))
+
+
+def test_pointwise_objective_is_bce_plus_the_embeddings_penalty() -> None:
+    objective = tfrec.models.PointwiseObjective(l2=0.5)
+    logits, labels = np.array([2.0, -1.0, 0.5]), np.array([1.0, 0.0, 1.0])
+    rows = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], np.float32)
+    got = float(objective.loss(tf.constant(labels, tf.float32), tf.constant(logits, tf.float32), tf.constant(rows)))
+    bce = np.mean(np.log1p(np.exp(-logits)) * labels + np.log1p(np.exp(logits)) * (1 - labels))
+    assert got == pytest.approx(bce + 0.5 * np.mean((rows**2).sum(1)), rel=1e-5)

@@ -29,9 +29,10 @@ from common import SHARED_DATA
 
 import tfrec
 from tfrec._keras import keras, tf
+from tfrec.core.distribute import replica_mean
 from tfrec.data import split
-from tfrec.models.base import replica_mean
 from tfrec.models.biased_mf import BiasedMF, BiasedMFConfig
+from tfrec.models.towers import normal_table
 from tfrec.optimizers import LazyAdam
 from tfrec.training import train
 
@@ -54,10 +55,7 @@ class SVDpp(BiasedMF):
             tf.constant(items[order], tf.int64), tf.constant(lengths, tf.int64)
         )
         self.l2_history = l2_history
-        self.y = keras.layers.Embedding(
-            len(self.item_vocabulary) + 1, self.embedding_dim, embeddings_initializer=self._normal(), name="y"
-        )
-        self.y.build((None,))
+        self.y = normal_table(len(self.item_vocabulary) + 1, self.config.embedding_dim, "y", self.config.init_stddev)
 
     def _implicit(self, index: tf.Tensor) -> tf.Tensor:
         rows = tf.gather(self.history, index).to_sparse()
@@ -67,8 +65,8 @@ class SVDpp(BiasedMF):
         factors, bias = super()._user_parts(index)
         return factors + self._implicit(index), bias
 
-    def _rating(self, features):
-        rating, penalty = super()._rating(features)
+    def rating_and_penalty(self, features):
+        rating, penalty = super().rating_and_penalty(features)
         implicit = self._implicit(self.user_lookup(features["user_id"]))
         return rating, penalty + self.l2_history * replica_mean(tf.reduce_sum(implicit * implicit, axis=1))
 

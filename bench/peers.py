@@ -10,10 +10,10 @@ import scipy.sparse as sp
 import tfrec
 from tfrec._keras import tf
 from tfrec.data import Interactions, Vocabulary
-from tfrec.models.base import FactorizedMixin
+from tfrec.models.scoring import Scorer
 
 
-class FactorAdapter(FactorizedMixin):
+class FactorAdapter(Scorer):
     """Exposes user/item factor matrices through the towers ``tfrec.evaluate`` ranks with."""
 
     task = "retrieval"
@@ -106,7 +106,7 @@ def implicit_peers(parts, seeds: list[int]) -> dict[str, tuple[float, float, flo
     return out
 
 
-class TutorialTwoTower(FactorizedMixin):
+class TutorialTwoTower(Scorer):
     """The TFRS basic-retrieval tutorial model, faithfully: the reference TF implementation.
 
     StringLookup + Embedding towers inside the model (ids looked up every step),
@@ -197,7 +197,7 @@ def top_k_accuracy(model, test: Interactions, k: int = 100) -> float:
     return hits / len(test)
 
 
-class RandomScores(FactorizedMixin):
+class RandomScores(Scorer):
     """Scores every (user, item) at random (seeded): the floor any model must clear."""
 
     task = "retrieval"

@@ -89,7 +89,7 @@ plt.show()""",
         "above what their users usually give; compare with how often each is rated.",
         """mf = models["biased_mf"]
 items = np.asarray(mf.item_vocabulary)
-bias = mf.item_bias(mf.item_lookup(items)).numpy()[:, 0]
+bias = mf.head.item_part(mf.item_index(tf.constant(items))).numpy()[:, 0]
 counts = split.train.frame["item_id"].value_counts()
 order = np.argsort(bias)
 print("highest bias:", [(i, round(float(b), 2), int(counts[i])) for i, b in zip(items[order[-5:]], bias[order[-5:]])])

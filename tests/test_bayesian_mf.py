@@ -8,8 +8,7 @@ import pytest
 
 import tfrec
 from tfrec._keras import keras, tf
-from tfrec.data import split
-from tfrec.data import ModelData, RatingStats
+from tfrec.data import ModelData, RatingStats, split
 from tfrec.models.bayesian_mf import CHUNK
 from tfrec.models.gibbs import (
     conditional_draw,

@@ -8,8 +8,7 @@ import pytest
 
 import tfrec
 from tfrec._keras import tf
-from tfrec.data import Interactions, Vocabulary, split
-from tfrec.data import derived
+from tfrec.data import Interactions, Vocabulary, derived, split
 from tfrec.data.derived import Catalogue, user_profiles
 from tfrec.models.content import distinct_tokens
 from tfrec.training import train

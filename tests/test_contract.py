@@ -178,6 +178,7 @@ ORACLE_SETTINGS = {
     "bayesian_mf": {"epochs": 60, "burn_in": 20, "embedding_dim": 8, "average_rank": 8, "batch_size": 512},
     "ials": {"epochs": 10, "embedding_dim": 8},
     "neumf": {"epochs": 30, "batch_size": 64},
+    "mlp": {"epochs": 30, "batch_size": 32, "learning_rate": 5e-3},
 }
 DEFAULT_ORACLE = {"epochs": 30, "batch_size": 32}
 
@@ -200,7 +201,6 @@ def biases_only_rmse(train_frame: pd.DataFrame, test: pd.DataFrame) -> float:
     return float(np.sqrt(np.mean((predicted - test["rating"].to_numpy()) ** 2)))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_oracle_withheld_item_ranks_first(name) -> None:
     explicit = tfrec.models.entry(name).task == "rating"

@@ -9,10 +9,10 @@ import pytest
 
 import tfrec
 from tfrec._keras import tf
-from tfrec.data import split
 from tfrec.core import chunks
 from tfrec.core.chunks import rows_per_chunk
 from tfrec.core.ids import Ids
+from tfrec.data import split
 
 
 @pytest.fixture(scope="module")

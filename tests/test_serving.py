@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import tfrec
-from tfrec.core import chunks
 from tfrec._keras import tf
+from tfrec.core import chunks
 from tfrec.data import split
 from tfrec.serving import ExportError, ServingModule
 from tfrec.serving import exporter as export_module

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import tfrec
-from tfrec.core import chunks
 from tfrec._keras import keras, tf
 from tfrec.cli import main
+from tfrec.core import chunks
 from tfrec.data import split
 from tfrec.serving.exporter import ExportError
 from tfrec.training import train

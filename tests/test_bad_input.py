@@ -168,7 +168,7 @@ API_ERRORS = [
         lambda m, p: tfrec.models.build(
             "content_rating", p.train.with_frame(p.train.frame.drop(columns="rating"))
         ),
-        "needs ratings",
+        "needs explicit ratings",
     ),
     ("export-unregistered", lambda m, p: tfrec.export(object(), "/tmp/x"), "not a registered tfrec model"),
     ("export-bad-version", lambda m, p: tfrec.export(m, "/tmp/x", version=-1), "version must be"),

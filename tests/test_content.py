@@ -54,6 +54,7 @@ def cold():
     return data, split(data, "cold-items:0.2", seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["content_tower", "hybrid"])
 def test_cold_items_are_ranked_by_their_text(cold, name) -> None:
     data, parts = cold

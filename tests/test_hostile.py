@@ -490,7 +490,8 @@ def test_malformed_tf_config_is_one_line(monkeypatch, capsys, tmp_path, tf_confi
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tfrec.cli import UserError, _ks, _overrides  # noqa: E402
+from tfrec import cli_checks  # noqa: E402
+from tfrec.cli_checks import UserError  # noqa: E402
 
 # TFREC_PROPERTY_EXAMPLES=600 for a deeper search than CI's 60 examples per property.
 PROPERTY = settings(
@@ -504,7 +505,7 @@ PROPERTY = settings(
 @given(text=st.text(max_size=40))
 def test_k_parsing_is_a_tuple_of_ints_or_one_clear_error(text) -> None:
     try:
-        ks = _ks(text)
+        ks = cli_checks.ks(text)
     except UserError as err:
         assert str(err).startswith("argument --k: expected comma-separated positive integers")
         return
@@ -516,7 +517,7 @@ def test_k_parsing_is_a_tuple_of_ints_or_one_clear_error(text) -> None:
        epochs=st.one_of(st.none(), st.integers(-10, 2**40)), batch=st.one_of(st.none(), st.integers(-10, 2**40)))  # fmt: skip
 def test_set_parsing_is_a_dict_or_one_clear_error(pairs, epochs, batch) -> None:
     try:
-        overrides = _overrides(pairs, epochs, batch)
+        overrides = cli_checks.overrides(pairs, epochs, batch)
     except UserError as err:
         assert str(err).startswith(("argument --set:", "argument --epochs:", "argument --batch-size:"))
         return

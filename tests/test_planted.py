@@ -20,6 +20,7 @@ def popularity(planted):
     return tfrec.evaluate(tfrec.evaluation.Popularity(planted.train), planted.train, planted.test, k=[10])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, overrides",
     [

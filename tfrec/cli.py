@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from tfrec import cli_checks as checks
+from tfrec.cli_checks import RUN_FILE, UserError
 from tfrec.errors import TfrecError
-
-
-class UserError(Exception):
-    """An error in the command line or its inputs: reported in one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,94 +107,6 @@ def _models() -> int:
     return 0
 
 
-INT32_MAX = 2**31 - 1
-
-
-def _bounded(value: int | None, flag: str, low: int, high: int = INT32_MAX) -> None:
-    if value is not None and not low <= value <= high:
-        raise UserError(f"argument {flag}: must be an integer in [{low}, {high}], got {value}")
-
-
-def _overrides(pairs: Sequence[str], epochs: int | None, batch_size: int | None) -> dict[str, object]:
-    overrides: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"argument --set: expected KEY=VALUE, got {pair!r}")
-        overrides[key.strip()] = value.strip()
-    _bounded(epochs, "--epochs", 1, 1_000_000)
-    _bounded(batch_size, "--batch-size", 1)
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    if batch_size is not None:
-        overrides["batch_size"] = batch_size
-    return overrides
-
-
-def _check_memory(config, data) -> None:
-    """Refuses embedding tables (with two optimizer slots) larger than this machine's memory."""
-    dim = getattr(config, "embedding_dim", None)
-    if not isinstance(dim, int):
-        return
-    rows = data.num_users + data.num_items + 2
-    need = rows * dim * 4 * 3
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return
-    if need > have:
-        raise UserError(
-            f"--set embedding_dim={dim}: the embedding tables would need about {need / 2**30:,.1f} GiB "
-            f"({rows:,} rows x {dim} x float32 x 3 with the optimizer's slots); this machine has "
-            f"{have / 2**30:,.1f} GiB"
-        )
-
-
-def _run_key(args: argparse.Namespace, overrides: dict[str, object], spec: str) -> dict[str, object]:
-    """What must match for a rerun to resume a run's backup."""
-    return {
-        "model": args.model,
-        "dataset": args.dataset,
-        "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
-        "split": spec,
-        "seed": args.seed,
-        "overrides": {k: str(v) for k, v in sorted(overrides.items())},
-        "strategy": args.strategy,
-        "catch_up": args.catch_up,
-    }
-
-
-def _check_resume(backup: Path, key: dict[str, object]) -> None:
-    """Refuses to resume a backup that another run left (other model, data, settings)."""
-    if not backup.is_dir() or not any(backup.iterdir()):
-        return
-    path = backup / RUN_FILE
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
-        stored = None
-    if stored == key:
-        return
-    if stored is None:
-        what = "an interrupted run whose settings were not recorded"
-    else:
-        changed = sorted(k for k in key if stored.get(k) != key[k])
-        what = "an interrupted run with other " + ", ".join(
-            f"{k} ({stored.get(k)!r}, now {key[k]!r})" for k in changed
-        )
-    raise UserError(
-        f"{backup} holds {what}; rerun with the same arguments to resume it, or delete {backup} "
-        "to start fresh"
-    )
-
-
-RUN_FILE = "tfrec-run.json"
-
-
-def _write_json(path: Path, report: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -209,35 +117,35 @@ def _train(args: argparse.Namespace) -> int:
     from tfrec.models.registry import config_to_dict
     from tfrec.training import train
 
-    _bounded(args.seed, "--seed", 0, 2**32 - 1)
+    checks.bounded(args.seed, "--seed", 0, 2**32 - 1)
     if args.data_dir and args.dataset is None:
         raise UserError("argument --data-dir: name the dataset too (--dataset NAME; see `tfrec datasets`)")
     args.dataset = args.dataset or "synthetic"
     item = entry(args.model)
-    overrides = _overrides(args.set, args.epochs, args.batch_size)
+    overrides = checks.overrides(args.set, args.epochs, args.batch_size)
     config = tfrec.models.make_config(args.model, **overrides)  # fail fast on bad --set values
-    ks = _ks(args.k)
+    ks = checks.ks(args.k)
     if args.protocol is not None:
         tfrec.evaluation.parse_protocol(args.protocol)
-    strategy = _strategy(args.strategy)
+    strategy = checks.strategy(args.strategy)
     output = Path(args.output or Path("runs") / f"{args.model}-{args.dataset}")
-    _check_writable(output, "--output")
+    checks.check_writable(output, "--output")
     if args.export_dir:
-        _check_writable(Path(args.export_dir), "--export-dir")
+        checks.check_writable(Path(args.export_dir), "--export-dir")
     data = tfrec.datasets.load(args.dataset, args.data_dir, download=args.download)
     spec = args.split or ("random:0.2" if item.task == "rating" else "leave-last-out")
     parts = split_data(data, spec, seed=args.seed)
     check_protocol(parts.train, parts.test, task=item.task, k=ks, protocol=args.protocol)
-    _check_memory(config, parts.train)
+    checks.check_memory(config, parts.train)
     backup = output / "backup"
-    key = _run_key(args, overrides, spec)
-    _check_resume(backup, key)
+    key = checks.run_key(args, overrides, spec)
+    checks.check_resume(backup, key)
     print(f"data: {data.summary()}; split {spec}: {len(parts.train):,} train / {len(parts.test):,} test")
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     try:
         backup.mkdir(exist_ok=True)
-        _write_json(backup / RUN_FILE, key)
+        checks.write_json(backup / RUN_FILE, key)
         result = train(
             args.model,
             parts.train,
@@ -283,7 +191,7 @@ def _train(args: argparse.Namespace) -> int:
         "model_path": str(model_path),
     }
     path = output / "metrics.json"
-    _write_json(path, report)
+    checks.write_json(path, report)
     print(f"\n{args.model} on {args.dataset} ({spec}), trained in {result.train_seconds:.1f}s "
           f"({result.train_examples_per_second:,.0f} examples/s)")  # fmt: skip
     for name, value in metrics.items():
@@ -296,7 +204,7 @@ def _train(args: argparse.Namespace) -> int:
             seen_items=not args.no_seen_items,
         )  # fmt: skip
         report["export_path"] = str(exported)
-        _write_json(path, report)
+        checks.write_json(path, report)
         print(f"exported and validated: {exported}")
     return 0
 
@@ -307,7 +215,7 @@ def _export(args: argparse.Namespace) -> int:
     path = Path(args.model_path)
     if not path.is_file():
         raise UserError(f"argument model_path: no file {path}")
-    _check_writable(Path(args.export_dir), "--export-dir")
+    checks.check_writable(Path(args.export_dir), "--export-dir")
     try:
         model = tfrec.models.load(path)
     except TfrecError as err:
@@ -322,7 +230,7 @@ def _export(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     import tfrec
 
-    path = _version_dir(Path(args.export_dir))
+    path = version_dir(Path(args.export_dir))
     report = tfrec.serving.validate(path)
     names = ", ".join(sorted(report["signatures"]))
     print(f"{path}: OK, {report['requests']} warmup requests matched through the TF Serving path ({names})")
@@ -334,8 +242,8 @@ def _recommend(args: argparse.Namespace) -> int:
 
     import tfrec
 
-    _bounded(args.k, "-k", 1)
-    served = tfrec.serving.ExportedModel(_version_dir(Path(args.export_dir)))
+    checks.bounded(args.k, "-k", 1)
+    served = tfrec.serving.ExportedModel(version_dir(Path(args.export_dir)))
     if args.exclude and args.include_seen:
         raise UserError(
             "argument --include-seen: not with --exclude (the export leaves seen items out there)"
@@ -355,7 +263,7 @@ def _recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def _version_dir(path: Path) -> Path:
+def version_dir(path: Path) -> Path:
     """A version directory as given, or the latest version under a base directory."""
     if (path / "saved_model.pb").is_file():
         return path
@@ -365,82 +273,6 @@ def _version_dir(path: Path) -> Path:
     if not found:
         raise UserError(f"{path}: no SavedModel here and no numbered version below it")
     return path / str(found[-1])
-
-
-def _strategy(name: str):
-    """The tf.distribute strategy named on the command line (None: the default one)."""
-    if name == "default":
-        return None
-    if name == "multi-worker":
-        _check_tf_config(os.environ.get("TF_CONFIG"))
-    from tfrec._keras import tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()
-
-
-def _check_tf_config(text: str | None) -> None:
-    """TF_CONFIG must name a cluster with workers and this process's task in it."""
-    flag = "argument --strategy multi-worker"
-    if not text:
-        raise UserError(f"{flag}: set TF_CONFIG to the cluster and this worker's task")
-    try:
-        config = json.loads(text)
-    except ValueError as err:
-        raise UserError(f"{flag}: TF_CONFIG is not valid JSON: {err}") from err
-    cluster = config.get("cluster") if isinstance(config, dict) else None
-    task = config.get("task") if isinstance(config, dict) else None
-    workers = cluster.get("worker") if isinstance(cluster, dict) else None
-    if (
-        not isinstance(workers, list)
-        or not workers
-        or not all(isinstance(w, str) and ":" in w for w in workers)
-    ):
-        raise UserError(f"{flag}: TF_CONFIG needs cluster.worker, a list of 'host:port' addresses")
-    if (
-        not isinstance(task, dict)
-        or task.get("type") not in cluster
-        or not isinstance(task.get("index"), int)
-    ):
-        raise UserError(f"{flag}: TF_CONFIG needs task.type (e.g. 'worker') and an integer task.index")
-    if not 0 <= task["index"] < len(cluster[task["type"]]):
-        raise UserError(f"{flag}: TF_CONFIG task.index {task['index']} is outside cluster.{task['type']}")
-
-
-def _ks(text: str) -> tuple[int, ...]:
-    message = f"argument --k: expected comma-separated positive integers, got {text!r}"
-    try:
-        ks = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as err:
-        raise UserError(message) from err
-    if not ks or min(ks) <= 0 or max(ks) > INT32_MAX:
-        raise UserError(message)
-    return ks
-
-
-def _check_writable(output: Path, flag: str) -> None:
-    """The folder exists and is writable, or could be created; nothing is left behind.
-
-    Probes with a temporary folder in the nearest existing ancestor, removed at once, so
-    a run that fails later leaves no empty output folder.
-    """
-    probe = output
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    try:
-        if probe.exists() and not probe.is_dir():
-            raise NotADirectoryError(f"{probe} is a file")
-        os.rmdir(tempfile.mkdtemp(prefix=".tfrec-write-test-", dir=probe))
-        if probe != output:
-            # The folders below must be creatable too (e.g. /proc accepts no new names).
-            first = output
-            while first.parent != probe:
-                first = first.parent
-            first.mkdir()
-            first.rmdir()
-    except OSError as err:
-        raise UserError(f"argument {flag}: cannot write to {output}: {err.strerror or err}") from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:

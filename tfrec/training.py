@@ -67,10 +67,7 @@ def train(
         callbacks: Extra Keras callbacks for ``model.fit``.
         catch_up: Let the lazy optimizer apply, in closed form, the momentum steps dense
             Adam would have given embedding rows between the batches that touch them
-            (:class:`tfrec.optimizers.LazyAdam`). Off by default for now (every benchmark
-            figure was measured without it); on sparse data it recovers most of dense
-            Adam's quality at lazy speed (CiteULike-t leave-last-out Recall@10, seed 0:
-            two_tower 0.0568 -> 0.0944, dense Adam 0.1013; implicit_mf 0.0929 -> 0.1028).
+            (:class:`tfrec.optimizers.LazyAdam`); off by default (figures: bench/TUNING.md).
         **overrides: Config fields to change (``epochs=5``, ``embedding_dim=64``...).
 
     Returns:

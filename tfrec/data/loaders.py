@@ -7,8 +7,6 @@ item table (``title``, ``genres``, ``text``) and, where the dataset has one, a u
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tfrec.data.download import fetch_archive
+from tfrec.data.files import read_double_colon, read_lines, read_ratings_frame, read_table, with_text
 from tfrec.data.interactions import ITEM, RATING, TIMESTAMP, USER, Interactions
 from tfrec.errors import DataError, DatasetNotFoundError
 
@@ -28,121 +27,12 @@ ML100K_GENRES = (
 )  # fmt: skip
 
 
-# === Low-level readers ===
-def _read_table(
-    path: Path,
-    *,
-    sep: str,
-    names: list[str],
-    encoding: str = "utf-8",
-    header: bool = False,
-    dtype: dict | None = None,
-    required: tuple[str, ...] = (),
-    text: str | None = None,
-) -> pd.DataFrame:
-    """Reads a delimited file, turning format problems into errors naming file and line.
-
-    Args:
-        path: The file.
-        sep: Field separator (single character).
-        names: Expected field names, in order (checked against the header if any).
-        encoding: Text encoding of the file.
-        header: Whether the first line is a header naming the fields.
-        dtype: pandas dtypes per field.
-        required: Fields that may not be empty; a missing value there is reported with
-            the file's line number (a truncated line, a wrong separator).
-        text: The file's content, when the caller already decoded it.
-    """
-    source = io.StringIO(text) if text is not None else path
-    try:
-        frame = pd.read_csv(
-            source,
-            sep=sep,
-            header=0 if header else None,
-            names=None if header else names,
-            encoding=None if text is not None else encoding,
-            dtype=dtype if not header else None,
-            keep_default_na=False,
-            na_values=[""],
-            quoting=csv.QUOTE_MINIMAL if header else csv.QUOTE_NONE,
-            index_col=False,
-            engine="c",
-        )
-    except UnicodeDecodeError as err:
-        raise DataError(_decode_problem(path, encoding, err)) from err
-    except pd.errors.EmptyDataError as err:
-        raise DataError(f"{path}: the file is empty") from err
-    except (pd.errors.ParserError, ValueError) as err:
-        raise DataError(f"{path}: cannot parse as {sep!r}-separated {names}: {err}") from err
-    if header:
-        missing = [n for n in names if n not in frame.columns]
-        if missing:
-            raise DataError(f"{path}: header is {list(frame.columns)}, missing column(s) {missing}")
-    first_line = 2 if header else 1
-    for column in required:
-        empty = frame[column].isna().to_numpy()
-        if empty.any():
-            lines = ", ".join(str(i + first_line) for i in np.flatnonzero(empty)[:5])
-            raise DataError(
-                f"{path}: line(s) {lines} lack field {column!r}: expected {len(names)} "
-                f"{sep!r}-separated fields {names} (truncated line or wrong separator?)"
-            )
-    if len(frame) == 0:
-        raise DataError(f"{path}: the file is empty (no data rows)")
-    return frame
-
-
-def _decode_problem(path: Path, encoding: str, err: UnicodeDecodeError) -> str:
-    """Where in the file the first undecodable byte is (the parser's offset is per buffer)."""
-    raw = path.read_bytes()
-    try:
-        raw.decode(encoding)
-    except UnicodeDecodeError as exact:
-        err = exact
-    line = raw[: err.start].count(b"\n") + 1
-    return f"{path}: not valid {encoding} text ({err.reason} at byte {err.start}, line {line})"
-
-
-def _read_lines(path: Path) -> list[str]:
-    """Reads a line-per-record file, tolerating CRLF; a trailing newline adds no record."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.replace("\r\n", "\n").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def _read_ratings_frame(path: Path, sep: str, encoding: str = "utf-8") -> pd.DataFrame:
-    names = [USER, ITEM, RATING, TIMESTAMP]
-    return _read_table(path, sep=sep, names=names, encoding=encoding, required=tuple(names))
-
-
-def _read_double_colon(path: Path, names: list[str], encoding: str = "latin-1") -> pd.DataFrame:
-    """Reads MovieLens 1M's ``::``-separated files with the fast C parser."""
-    try:
-        text = path.read_text(encoding=encoding)
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid {encoding} text") from err
-    if "\t" in text:
-        raise DataError(f"{path}: unexpected tab character; MovieLens 1M files use '::'")
-    return _read_table(path, sep="\t", names=names, text=text.replace("::", "\t"), required=tuple(names[:2]))
-
-
-def _with_text(items: pd.DataFrame, *parts: str) -> pd.DataFrame:
-    """Adds the ``text`` column: the given string columns joined by spaces."""
-    text = items[parts[0]].fillna("")
-    for part in parts[1:]:
-        text = text + " " + items[part].fillna("").str.replace("|", " ", regex=False)
-    items["text"] = text.str.strip()
-    return items
-
-
 # === MovieLens 100K ===
 def read_movielens_100k(folder: Path) -> Interactions:
     """Reads MovieLens 100K (``u.data``, ``u.item``, ``u.user``, folds ``u1``..``ub``)."""
     folder = Path(folder)
-    frame = _read_ratings_frame(folder / "u.data", sep="\t")
-    items = _read_table(
+    frame = read_ratings_frame(folder / "u.data", sep="\t")
+    items = read_table(
         folder / "u.item",
         sep="|",
         names=["item_id", "title", "release_date", "video_release_date", "url", *ML100K_GENRES],
@@ -156,10 +46,10 @@ def read_movielens_100k(folder: Path) -> Interactions:
         raise DataError(f"{folder / 'u.item'}: line(s) {lines}: the 19 genre fields must be 0 or 1")
     flags = genres.astype(int).to_numpy(dtype=bool)
     items["genres"] = ["|".join(np.asarray(ML100K_GENRES)[row]) for row in flags]
-    items = _with_text(items[["item_id", "title", "genres"]].copy(), "title", "genres")
+    items = with_text(items[["item_id", "title", "genres"]].copy(), "title", "genres")
     users = None
     if (folder / "u.user").exists():
-        users = _read_table(
+        users = read_table(
             folder / "u.user",
             sep="|",
             names=["user_id", "age", "gender", "occupation", "zip_code"],
@@ -176,7 +66,7 @@ def read_movielens_100k(folder: Path) -> Interactions:
                 if not path.exists():
                     raise DatasetNotFoundError(f"fold {name!r} needs {path}, which does not exist")
                 parts.append(
-                    data.with_frame(_read_ratings_frame(path, "\t"), f"movielens-100k/{name}.{part}")
+                    data.with_frame(read_ratings_frame(path, "\t"), f"movielens-100k/{name}.{part}")
                 )
             return parts[0], parts[1]
 
@@ -190,17 +80,17 @@ def read_movielens_100k(folder: Path) -> Interactions:
 def read_movielens_1m(folder: Path) -> Interactions:
     """Reads MovieLens 1M (``ratings.dat``, ``movies.dat``, ``users.dat``; ``::``, latin-1)."""
     folder = Path(folder)
-    frame = _read_double_colon(folder / "ratings.dat", [USER, ITEM, RATING, TIMESTAMP])
+    frame = read_double_colon(folder / "ratings.dat", [USER, ITEM, RATING, TIMESTAMP])
     for column in (RATING, TIMESTAMP):
         empty = frame[column].isna().to_numpy()
         if empty.any():
             lines = ", ".join(str(i + 1) for i in np.flatnonzero(empty)[:5])
             raise DataError(f"{folder / 'ratings.dat'}: line(s) {lines} lack field {column!r}")
-    items = _read_double_colon(folder / "movies.dat", ["item_id", "title", "genres"])
-    items = _with_text(items, "title", "genres")
+    items = read_double_colon(folder / "movies.dat", ["item_id", "title", "genres"])
+    items = with_text(items, "title", "genres")
     users = None
     if (folder / "users.dat").exists():
-        users = _read_double_colon(
+        users = read_double_colon(
             folder / "users.dat", ["user_id", "gender", "age", "occupation", "zip_code"]
         )
     return Interactions(frame, items=items, users=users, name="movielens-1m")
@@ -210,9 +100,9 @@ def read_movielens_1m(folder: Path) -> Interactions:
 def _read_movielens_csv(folder: Path, name: str) -> Interactions:
     folder = Path(folder)
     names = ["userId", "movieId", "rating", "timestamp"]
-    frame = _read_table(folder / "ratings.csv", sep=",", names=names, header=True, required=tuple(names))
+    frame = read_table(folder / "ratings.csv", sep=",", names=names, header=True, required=tuple(names))
     frame = frame.rename(columns={"userId": USER, "movieId": ITEM})
-    items = _read_table(
+    items = read_table(
         folder / "movies.csv", sep=",", names=["movieId", "title", "genres"], header=True,
         required=("movieId",),
     ).rename(columns={"movieId": "item_id"})  # fmt: skip
@@ -220,13 +110,13 @@ def _read_movielens_csv(folder: Path, name: str) -> Interactions:
     parts = ["title", "genres"]
     tags_path = folder / "tags.csv"
     if tags_path.exists():
-        tags = _read_table(tags_path, sep=",", names=["userId", "movieId", "tag", "timestamp"], header=True)
+        tags = read_table(tags_path, sep=",", names=["userId", "movieId", "tag", "timestamp"], header=True)
         tags = tags.dropna(subset=["tag"])
         tags["tag"] = tags["tag"].astype(str).str.lower().str.strip()
         joined = tags.drop_duplicates(["movieId", "tag"]).groupby("movieId")["tag"].agg(" ".join)
         items["tags"] = items["item_id"].map(joined).fillna("")
         parts.append("tags")
-    items = _with_text(items, *parts)
+    items = with_text(items, *parts)
     return Interactions(frame, items=items, name=name)
 
 
@@ -249,7 +139,7 @@ def read_movielens_25m(folder: Path) -> Interactions:
 def _read_user_lists(path: Path) -> pd.DataFrame:
     """Reads ``N item item ...`` lines: line number = user id, empty line = no items."""
     users, items = [], []
-    for number, line in enumerate(_read_lines(path)):
+    for number, line in enumerate(read_lines(path)):
         fields = line.split()
         if not fields:
             continue
@@ -275,9 +165,9 @@ def read_citeulike_t(folder: Path) -> Interactions:
     """
     folder = Path(folder)
     frame = _read_user_lists(folder / "users.dat")
-    vocabulary = np.asarray(_read_lines(folder / "vocabulary.dat"), dtype=object)
+    vocabulary = np.asarray(read_lines(folder / "vocabulary.dat"), dtype=object)
     texts = []
-    for number, line in enumerate(_read_lines(folder / "mult.dat")):
+    for number, line in enumerate(read_lines(folder / "mult.dat")):
         fields = line.split()
         words = []
         for pair in fields[1:]:
@@ -320,10 +210,10 @@ def read_goodbooks_10k(folder: Path) -> Interactions:
     """
     folder = Path(folder)
     names = ["user_id", "book_id", "rating"]
-    frame = _read_table(folder / "ratings.csv", sep=",", names=names, header=True, required=tuple(names))
+    frame = read_table(folder / "ratings.csv", sep=",", names=names, header=True, required=tuple(names))
     frame = frame[names].rename(columns={"book_id": ITEM})
     frame = frame.drop_duplicates([USER, ITEM], keep="last")
-    books = _read_table(
+    books = read_table(
         folder / "books.csv", sep=",", names=["book_id", "goodreads_book_id", "authors", "title"],
         header=True, required=("book_id",),
     )  # fmt: skip
@@ -331,17 +221,17 @@ def read_goodbooks_10k(folder: Path) -> Interactions:
     items["genres"] = ""
     parts = ["title", "authors"]
     if (folder / "book_tags.csv").exists() and (folder / "tags.csv").exists():
-        book_tags = _read_table(
+        book_tags = read_table(
             folder / "book_tags.csv", sep=",", names=["goodreads_book_id", "tag_id", "count"], header=True
         )
-        tags = _read_table(folder / "tags.csv", sep=",", names=["tag_id", "tag_name"], header=True)
+        tags = read_table(folder / "tags.csv", sep=",", names=["tag_id", "tag_name"], header=True)
         named = book_tags.merge(tags, on="tag_id").sort_values("count", ascending=False)
         top = named.groupby("goodreads_book_id").head(10).groupby("goodreads_book_id")["tag_name"]
         joined = top.agg(lambda s: " ".join(str(t).replace("-", " ") for t in s))
         items["tags"] = books["goodreads_book_id"].map(joined).fillna("").to_numpy()
         parts.append("tags")
     items["authors"] = items["authors"].fillna("").str.replace(",", " ", regex=False)
-    items = _with_text(items, *parts)
+    items = with_text(items, *parts)
     return Interactions(frame, items=items, name="goodbooks-10k")
 
 

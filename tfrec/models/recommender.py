@@ -13,6 +13,7 @@ from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.data.model_data import ModelData
 from tfrec.data.pipeline import to_dataset
 from tfrec.data.seen import SeenItems
+from tfrec.errors import TfrecError
 from tfrec.models.registry import config_from_dict, config_to_dict
 from tfrec.models.scoring import Scorer
 
@@ -97,6 +98,11 @@ class Recommender(Scorer, tfrs.Model):
     @classmethod
     def from_config(cls, config: dict):
         config = dict(config)
+        if "config" not in config or "data" not in config:
+            raise TfrecError(
+                f"this {cls.__name__} was saved by an earlier tfrec (its config has no 'config' and "
+                "'data' parts); train and save it again"
+            )
         return cls(config.pop("config"), ModelData.from_config(config.pop("data")), **config)
 
     def export_config(self) -> dict:

@@ -1,0 +1,99 @@
+"""Warmup requests: one realistic request per signature, written to and read from the
+export's ``assets.extra/tf_serving_warmup_requests`` (PredictionLog records)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfrec._keras import tf
+from tfrec.errors import TfrecError
+from tfrec.models.capabilities import TextCandidates
+
+ASSETS_EXTRA = "assets.extra"
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+
+class WarmupError(TfrecError):
+    """A warmup request does not run against the export."""
+
+
+def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """One realistic request per signature: known ids, an unknown id, a small k."""
+    # Three of each (known ids first, then unknown ones), even for a one-item catalogue.
+    users = [*list(model.user_vocabulary[:2]), "unknown-user", "unknown-user-2"][:3]
+    items = [*list(model.item_vocabulary[:2]), "unknown-item", "unknown-item-2"][:3]
+    k = np.int32(min(5, len(model.item_vocabulary)))
+    user_ids = np.asarray(users, dtype=object)
+    item_ids = np.asarray(items, dtype=object)
+    exclude = np.asarray([[items[0], ""], [items[1], items[0]], ["", ""]], dtype=object)
+    default = (
+        {"user_id": user_ids} if model.task == "retrieval" else {"user_id": user_ids, "item_id": item_ids}
+    )
+    requests = [
+        ("serving_default", default),
+        ("recommend", {"user_id": user_ids, "k": k}),
+        ("recommend_excluding", {"user_id": user_ids, "k": k, "exclude_item_ids": exclude}),
+        ("recommend_including_seen", {"user_id": user_ids, "k": k}),
+        ("score", {"user_id": user_ids, "item_id": item_ids}),
+        ("query_embedding", {"user_id": user_ids}),
+        ("item_embedding", {"item_id": item_ids}),
+        ("similar_items", {"item_id": item_ids, "k": k}),
+    ]
+    if isinstance(model, TextCandidates):
+        texts = np.asarray([*model.example_texts(2), ""], dtype=object)
+        requests += [
+            ("item_embedding_from_text", {"item_text": texts}),
+            ("score_text", {"user_id": user_ids, "item_text": texts}),
+        ]
+    return requests
+
+
+def write_warmup(path: Path, name: str, requests: list[tuple[str, dict[str, np.ndarray]]]) -> None:
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, inputs in requests:
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=name, signature_name=signature)
+            )
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def outputs_of(functions: Mapping[str, Any], requests) -> dict[str, np.ndarray]:
+    """Outputs of each request computed in process, keyed ``"<request>/<output>"``."""
+    expected = {}
+    for number, (signature, inputs) in enumerate(requests):
+        tensors = {k: tf.constant(v) for k, v in inputs.items()}
+        for key, value in functions[signature](**tensors).items():
+            expected[f"{number}/{key}"] = value.numpy()
+    return expected
+
+
+def read_warmup(export_dir: str | os.PathLike) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The ``(signature, inputs)`` of each request in an export's warmup file."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = []
+    for record in tf.data.TFRecordDataset(str(Path(export_dir) / ASSETS_EXTRA / WARMUP_FILE)):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        requests.append((request.model_spec.signature_name or "serving_default", inputs))
+    return requests
+
+
+def expected_outputs(export_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The warmup requests' outputs from the export loaded in this process (TF2 path)."""
+    path = Path(export_dir)
+    loaded = tf.saved_model.load(str(path))
+    try:
+        return outputs_of(loaded.signatures, read_warmup(path))
+    except (KeyError, TypeError, tf.errors.OpError) as err:
+        raise WarmupError(f"{path}: a warmup request does not run in process: {err}") from err

@@ -82,7 +82,7 @@ def test_content_export_serves_cold_items_from_text(cold, tmp_path) -> None:
     _, parts = cold
     model = train("content_tower", parts.train, epochs=1, verbose=0).model
     path = tfrec.export(model, tmp_path / "content_tower")
-    assert [name for name, _ in tfrec.serving.exporter.read_warmup(path)][-2:] == [
+    assert [name for name, _ in tfrec.serving.warmup.read_warmup(path)][-2:] == [
         "item_embedding_from_text",
         "score_text",
     ]

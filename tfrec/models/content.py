@@ -9,6 +9,7 @@ from tfrec.data.interactions import Interactions
 from tfrec.data.model_data import ModelData
 from tfrec.models.registry import non_negative, one_of, positive_int
 from tfrec.models.text import ENCODERS, TextEncoder
+from tfrec.models.towers import IdTower
 
 # Rules of the text-encoder config fields, shared by the content configs.
 TEXT_RULES = {
@@ -79,6 +80,10 @@ class CatalogueText(keras.layers.Layer):
             "text_dropout": self.text_encoder.dropout,
         }
 
+    def example_texts(self, count: int) -> list[str]:
+        """Up to ``count`` catalogue texts (for warmup requests)."""
+        return list(self.catalogue.texts[:count])
+
     def trained_index(self, index: tf.Tensor) -> tf.Tensor:
         """Catalogue index -> training-vocabulary index (0 for cold and unknown items)."""
         return tf.where(index <= self.num_trained, index, tf.zeros_like(index))
@@ -90,6 +95,17 @@ class CatalogueText(keras.layers.Layer):
     def encode(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """The text encoding of catalogue items (numeric ops only)."""
         return self.text_encoder.encode(self.tokens_of(index), training=training)
+
+
+def user_and_catalogue(data: ModelData, config) -> tuple[IdTower, CatalogueText]:
+    """The user tower (an ``IdTower`` of ``config.embedding_dim``) and the catalogue's text
+    tower that every content model starts from."""
+    users = IdTower(data.users, config.embedding_dim, init_stddev=0.05, name="query_tower")
+    text = CatalogueText(
+        data.catalogue, config.embedding_dim, config.encoder, config.sequence_length, config.text_dropout,
+        name="content",
+    )  # fmt: skip
+    return users, text
 
 
 def distinct_tokens(tokens: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -9,11 +9,10 @@ from tfrec.core.distribute import l2_penalty
 from tfrec.data.interactions import Interactions
 from tfrec.data.model_data import ModelData
 from tfrec.models.capabilities import TextCandidates
-from tfrec.models.content import TEXT_RULES, CatalogueText, content_data
+from tfrec.models.content import TEXT_RULES, content_data, user_and_catalogue
 from tfrec.models.heads import RatingHead
 from tfrec.models.recommender import Recommender
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive_int, register
-from tfrec.models.towers import IdTower
 
 
 @dataclass(frozen=True)
@@ -74,10 +73,7 @@ class ContentRating(TextCandidates, Recommender):
     def __init__(self, config: ContentRatingConfig | None = None, data=None, **kwargs) -> None:
         super().__init__(config, data, **kwargs)
         c = self.config
-        self.query_tower = IdTower(self.data.users, c.embedding_dim, init_stddev=0.05, name="query_tower")
-        self.content = CatalogueText(
-            self.data.catalogue, c.embedding_dim, c.encoder, c.sequence_length, c.text_dropout, name="content"
-        )
+        self.query_tower, self.content = user_and_catalogue(self.data, c)
         self.head = RatingHead(len(self.data.users), self.content.num_trained, self.data.ratings, name="rating_head")
         self.text_bias = keras.layers.Dense(1, name="text_bias")
         self.text_bias.build((None, c.embedding_dim))
@@ -112,7 +108,7 @@ class ContentRating(TextCandidates, Recommender):
         return self.head.candidate(encoding, self.text_bias(encoding))
 
     def example_texts(self, count: int) -> list[str]:
-        return list(self.data.catalogue.texts[:count])
+        return self.content.example_texts(count)
 
     def export_config(self) -> dict:
         return {**super().export_config(), "catalogue_size": len(self.data.catalogue.item_ids)}

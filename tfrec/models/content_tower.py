@@ -9,11 +9,17 @@ from tfrec._keras import keras, tf
 from tfrec.data.interactions import Interactions
 from tfrec.data.model_data import ModelData
 from tfrec.models.capabilities import TextCandidates
-from tfrec.models.content import TEXT_RULES, CatalogueText, content_data, distinct_tokens, id_dropout_mask
+from tfrec.models.content import (
+    TEXT_RULES,
+    content_data,
+    distinct_tokens,
+    id_dropout_mask,
+    user_and_catalogue,
+)
 from tfrec.models.heads import OBJECTIVE_RULES
 from tfrec.models.registry import TRAINING_RULES, boolean, check, non_negative, positive_int, register
 from tfrec.models.retrieval import RetrievalModel, retrieval_objective
-from tfrec.models.towers import IdTower, normal_table
+from tfrec.models.towers import normal_table
 
 
 @dataclass(frozen=True)
@@ -100,10 +106,7 @@ class ContentTower(TextCandidates, RetrievalModel):
     def __init__(self, config: ContentTowerConfig | None = None, data=None, **kwargs) -> None:
         super().__init__(config, data, **kwargs)
         c = self.config
-        self.query_tower = IdTower(self.data.users, c.embedding_dim, init_stddev=0.05, name="query_tower")
-        self.content = CatalogueText(
-            self.data.catalogue, c.embedding_dim, c.encoder, c.sequence_length, c.text_dropout, name="content"
-        )
+        self.query_tower, self.content = user_and_catalogue(self.data, c)
         self.item_embedding = (
             normal_table(self.content.num_trained + 1, c.embedding_dim, "item_embedding") if c.item_ids else None
         )
@@ -153,7 +156,7 @@ class ContentTower(TextCandidates, RetrievalModel):
         return tf.concat([encoding, self._bias(tokens, encoding)], axis=1)
 
     def example_texts(self, count: int) -> list[str]:
-        return list(self.data.catalogue.texts[:count])
+        return self.content.example_texts(count)
 
     def _bias(self, tokens: tf.Tensor, encoding: tf.Tensor) -> tf.Tensor:
         """The item's score offset: from its encoding plus its distinct words' weights ``[B, 1]``."""

@@ -164,3 +164,15 @@ def test_rating_metrics_match_numpy() -> None:
     assert tfrec.evaluation.mae(y, p) == pytest.approx(0.5)
     with pytest.raises(tfrec.TfrecError, match="3 true ratings but 2 predictions"):
         tfrec.evaluation.rmse(y, p[:2])
+
+
+def test_popularity_is_a_full_scorer(small) -> None:
+    parts = tfrec.data.split(small, "random:0.2", seed=0)
+    baseline = tfrec.evaluation.Popularity(parts.train)
+    counts = parts.train.frame["item_id"].value_counts()
+    ids, scores = baseline.recommend(["anyone"], k=3)
+    np.testing.assert_array_equal(scores[0], counts.to_numpy()[:3].astype(np.float32))
+    assert set(ids[0]) <= set(counts.index[counts >= counts.iloc[2]])
+    np.testing.assert_array_equal(baseline.score(["x", "y"], [counts.index[0], "nope"]), [counts.iloc[0], 0.0])
+    neighbours, _ = baseline.similar_items([counts.index[0]], k=2)
+    assert counts.index[0] not in neighbours[0]

@@ -270,3 +270,9 @@ def test_cli_style_strings_are_coerced() -> None:
 def test_a_model_needs_its_data() -> None:
     with pytest.raises(TypeError, match="needs its ModelData"):
         tfrec.models.BiasedMF()
+
+
+def test_a_config_from_before_the_composed_shape_is_refused_clearly(parts) -> None:
+    old = {"user_vocabulary": ["u1"], "item_vocabulary": ["i1"], "embedding_dim": 8, "name": "biased_mf"}
+    with pytest.raises(tfrec.TfrecError, match="saved by an earlier tfrec .* train and save it again"):
+        tfrec.models.BiasedMF.from_config(old)

@@ -276,3 +276,29 @@ def test_a_config_from_before_the_composed_shape_is_refused_clearly(parts) -> No
     old = {"user_vocabulary": ["u1"], "item_vocabulary": ["i1"], "embedding_dim": 8, "name": "biased_mf"}
     with pytest.raises(tfrec.TfrecError, match="saved by an earlier tfrec .* train and save it again"):
         tfrec.models.BiasedMF.from_config(old)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_export_files_hold_the_xla_core_and_no_training_state(name, parts, tmp_path) -> None:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = train(name, parts.train, epochs=1, batch_size=256, verbose=0).model
+    path = tfrec.export(model, tmp_path / name, validate=False)
+    saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes()).meta_graphs[0]
+    compiled = {f.signature.name for f in saved.graph_def.library.function if f.attr["_XlaMustCompile"].b}
+    aliases = dict(saved.meta_info_def.function_aliases)
+    assert compiled and set(aliases.values()) == {"tfrec_recommend_top", "tfrec_similar_top"}
+    assert set(aliases) <= compiled
+    variables = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_shape_map()
+    assert not [v for v in variables if "optimizer" in v]
+    sampler_state = [shape for v, shape in variables.items() if "/gram/" in v or "rating_pattern" in v]
+    assert all(shape[0] <= 1 for shape in sampler_state)  # bayesian_mf: one row, not one per user
+    metadata = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
+    assert len(json.dumps(metadata)) < 8000 and metadata["max_k"] == min(1000, len(model.item_vocabulary))
+    users = parts.test.frame["user_id"].to_numpy()[:3]
+    loaded = tf.saved_model.load(str(path))  # the files alone, XLA core compiled on this CPU
+    got = loaded.signatures["recommend"](user_id=tf.constant(users), k=tf.constant(5))
+    ids, scores = model.recommend(users, k=5)
+    np.testing.assert_array_equal(got["item_ids"].numpy().astype(str), ids)
+    np.testing.assert_allclose(got["scores"].numpy(), scores, rtol=1e-5, atol=1e-5)

@@ -142,7 +142,7 @@ class BayesianMF(Recommender):
 
     gradient_trained = False
 
-    def __init__(self, config: BayesianMFConfig | None = None, data=None, **kwargs) -> None:
+    def __init__(self, config: BayesianMFConfig | None = None, data=None, serving: bool = False, **kwargs) -> None:
         super().__init__(config, data, **kwargs)
         c = self.config
         self.embedding_dim, self.burn_in, self.average_rank = c.embedding_dim, c.burn_in, c.average_rank
@@ -155,8 +155,10 @@ class BayesianMF(Recommender):
         self.item_lookup = id_lookup(self.item_vocabulary, "item_lookup")
         self.n_users, self.n_items = len(self.user_vocabulary), len(self.item_vocabulary)
         k = self.embedding_dim
-        self.user_factors = self._state("user_factors", [self.n_users + 1, k], self._first_state(1))
-        self.item_factors = self._state("item_factors", [self.n_items + 1, k], self._first_state(2))
+        # A serving copy keeps the sampler's state at one row: inference reads only the averages.
+        users, items = (0, 0) if serving else (self.n_users, self.n_items)
+        self.user_factors = self._state("user_factors", [users + 1, k], self._first_state(1))
+        self.item_factors = self._state("item_factors", [items + 1, k], self._first_state(2))
         self.user_average = self._state("user_average", [self.n_users + 1, self.average_rank], "zeros")
         self.item_average = self._state("item_average", [self.n_items + 1, self.average_rank], "zeros")
         self.mu = self._state("global_mean", [], keras.initializers.Constant(self.data.ratings.mean))
@@ -166,15 +168,24 @@ class BayesianMF(Recommender):
         self.epochs_sampled = self._state("epochs_sampled", [], "zeros", tf.int64)
         self.samples_averaged = self._state("samples_averaged", [], "zeros")
         # The training pattern (user row, item row) the links regress on, and the links.
-        self.pattern = self._state("rating_pattern", [self.num_ratings, 2], "zeros", tf.int64)
-        self.user_link = self._state("user_link", [self.n_items, k], "zeros")  # per rated item
-        self.item_link = self._state("item_link", [self.n_users, k], "zeros")  # per rating user
-        rows = max(self.n_users, self.n_items) + 1
+        self.pattern = self._state("rating_pattern", [0 if serving else self.num_ratings, 2], "zeros", tf.int64)
+        self.user_link = self._state("user_link", [items, k], "zeros")  # per rated item
+        self.item_link = self._state("item_link", [users, k], "zeros")  # per rating user
+        rows = max(users, items) + 1
         self.gram = _sampled_sum([rows, k, k])
         self.rhs = _sampled_sum([rows, k])
         self.squared_error = _sampled_sum([2])  # [sum of squared errors, ratings seen]
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.rmse_tracker = keras.metrics.RootMeanSquaredError(name="rmse")
+
+    def for_serving(self) -> BayesianMF:
+        """A copy with the averaged towers and the seen-items table only (no sampler state)."""
+        copy = type(self)(self.config, self.data, serving=True, name=self.name)
+        for mine, theirs in ((copy.user_average, self.user_average), (copy.item_average, self.item_average),
+                             (copy.mu, self.mu)):  # fmt: skip
+            mine.assign(theirs)
+        copy.seen_items = self.seen_items
+        return copy.build_now()
 
     def _state(self, name: str, shape: Sequence[int], initializer, dtype=tf.float32) -> tf.Variable:
         return self.add_weight(name=name, shape=shape, initializer=initializer, dtype=dtype, trainable=False)

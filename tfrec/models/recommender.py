@@ -113,6 +113,14 @@ class Recommender(Scorer, tfrs.Model):
             "vocabulary_sizes": {"users": len(self.user_vocabulary), "items": len(self.item_vocabulary)},
         }
 
+    def for_serving(self):
+        """A copy holding only what inference reads (what the export saves): uncompiled, so
+        no optimizer slots; the same weights and seen-items table."""
+        copy = type(self).from_config(self.get_config())
+        copy.set_weights(self.get_weights())
+        copy.seen_items = self.seen_items
+        return copy.build_now()
+
     def before_fit(self, train: Interactions, pretrain) -> None:
         """Called by the training recipe before ``fit``; ``pretrain(name, **overrides)``
         trains another registered model on ``train`` with the same recipe (NeuMF's

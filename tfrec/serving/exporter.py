@@ -234,6 +234,7 @@ def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, floa
         **model.export_config(),
         "embedding_dim": module.embedding_dim,
         "serving_default_k": module.default_k,
+        "max_k": module.max_k,
         "seen_items": {
             "pairs": module.seen_pairs,
             "bytes": int(module.seen_offsets.numpy().nbytes) + 4 * module.seen_pairs,
@@ -259,6 +260,7 @@ def export(
     default_k: int = 10,
     validate: bool = True,
     seen_items: bool = True,
+    max_k: int = 1000,
 ) -> Path:
     """Exports a trained model as ``<export_dir>/<version>/``, TF Serving's layout.
 
@@ -278,6 +280,7 @@ def export(
         seen_items: Carry each training user's seen items (``model.seen_items``) so
             ``recommend`` leaves them out; False leaves the table out (8 bytes per user
             plus 4 per training pair) and ``recommend`` then ranks every item.
+        max_k: The most items a request gets (the XLA cores' fixed width).
 
     Returns:
         The path of the new version directory.
@@ -297,6 +300,8 @@ def export(
         not isinstance(version, (int, np.integer)) or isinstance(version, bool) or version < 0
     ):
         raise TfrecError(f"export(): version must be a non-negative integer, got {version!r}")
+    if not isinstance(max_k, (int, np.integer)) or isinstance(max_k, bool) or max_k < 1:
+        raise TfrecError(f"export(): max_k must be a positive integer, got {max_k!r}")
     if not isinstance(default_k, (int, np.integer)) or default_k < 1:
         raise TfrecError(f"export(): default_k must be a positive integer, got {default_k!r}")
     try:
@@ -312,10 +317,13 @@ def export(
         4 if validate else 3, "export steps", least=2 if len(model.item_vocabulary) >= 100_000 else 99
     )
     try:
-        module = ServingModule(model, default_k=default_k, seen_items=seen_items)
+        module = ServingModule(model.for_serving(), default_k=default_k, seen_items=seen_items, max_k=max_k)
         progress.advance()
         functions = module.signatures()
-        tf.saved_model.save(module, str(staging), signatures=functions)
+        aliases = {"tfrec_recommend_top": module.recommend_top, "tfrec_similar_top": module.similar_top}
+        tf.saved_model.save(
+            module, str(staging), signatures=functions, options=tf.saved_model.SaveOptions(function_aliases=aliases)
+        )
         progress.advance()
         extra = staging / ASSETS_EXTRA
         extra.mkdir()

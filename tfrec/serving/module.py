@@ -15,12 +15,14 @@ class ServingModule(tf.Module):
     The candidate tower is run once over the whole catalogue at export time (the
     "index"); a request runs only the query tower, the scoring and the top-k. Lookups
     (string ids to indices) happen in the signature functions; everything after them is
-    :meth:`recommend_core` / :meth:`similar_core`, which use only numeric ops and compile
-    with XLA (``jit_compile=True``) for GPU and TPU serving.
+    :meth:`recommend_core` / :meth:`similar_core` (numeric ops only), saved as the
+    functions ``recommend_top`` / ``similar_top`` compiled with XLA (``jit_compile=True``,
+    ``_XlaMustCompile`` in the SavedModel) at a fixed ``max_k``, which the signatures
+    slice to the requested ``k``.
 
     Signatures (all ``tensorflow/serving/predict``, named inputs and outputs):
         ``recommend``: ``user_id`` string[B], ``k`` int32 scalar -> ``item_ids``
-        string[B, k'], ``scores`` float32[B, k'] with ``k' = min(k, catalogue size)``;
+        string[B, k'], ``scores`` float32[B, k'] with ``k' = min(k, max_k)``;
         each user's training items (the seen-items table) are left out.
         ``recommend_excluding``: as ``recommend`` plus ``exclude_item_ids``
         string[B, E] (pad with ""), more items left out per user.
@@ -47,6 +49,8 @@ class ServingModule(tf.Module):
     Args:
         model: A trained tfrec model (registered, with towers).
         default_k: ``k`` of ``serving_default`` for retrieval models.
+        max_k: The most items a request can get (the compiled cores' width; capped at the
+            catalogue size).
         seen_items: Carry the model's seen-items table (``model.seen_items``, a CSR of
             8 bytes per user + 4 per training pair) so ``recommend`` leaves each user's
             training items out. False exports an empty table (for very large logs).
@@ -56,13 +60,16 @@ class ServingModule(tf.Module):
         >>> module.recommend(tf.constant(["42"]), tf.constant(5))["item_ids"]
     """
 
-    def __init__(self, model, default_k: int = 10, seen_items: bool = True) -> None:
+    def __init__(self, model, default_k: int = 10, seen_items: bool = True, max_k: int = 1000) -> None:
         super().__init__(name="tfrec_serving")
         self.model = model
         self.task = model.task
         catalogue = np.asarray(model.item_vocabulary, dtype=object)
         self.num_items = len(catalogue)
         self.default_k = max(1, min(int(default_k), self.num_items))
+        # The compiled cores rank the top max_k; a request's k is capped at it.
+        self.max_k = max(1, min(int(max_k), self.num_items))
+        self.max_similar = max(1, min(int(max_k), self.num_items - 1))
         # Users scored at once: a larger request is ranked in chunks of this many rows.
         self.rows_per_chunk = rows_per_chunk(self.num_items)
         self.catalogue = tf.constant(catalogue, dtype=tf.string)
@@ -79,6 +86,14 @@ class ServingModule(tf.Module):
         items = np.zeros(0, np.int32) if seen is None else seen.items
         self.seen_offsets = tf.Variable(offsets, trainable=False, name="seen_offsets")
         self.seen_items = tf.Variable(items, trainable=False, name="seen_items", shape=[None])
+        # The numeric cores, compiled with XLA and saved as functions of their own (the
+        # exporter names them in SaveOptions.function_aliases for TPU converters): integer
+        # indices in, the top max_k out; signatures look ids up around them.
+        index = tf.TensorSpec([None], tf.int64)
+        self.recommend_top = tf.function(
+            self._recommend_top, input_signature=[index, tf.TensorSpec([None, None], tf.int64)], jit_compile=True
+        )
+        self.similar_top = tf.function(self._similar_top, input_signature=[index], jit_compile=True)
         # Text signatures exist only for content models (saving traces every tf.function
         # attribute, so they are not class attributes).
         self.takes_text = isinstance(model, TextCandidates)
@@ -117,6 +132,12 @@ class ServingModule(tf.Module):
         top = tf.math.top_k(scores, k=k)
         return top.values, top.indices
 
+    def _recommend_top(self, user_index: tf.Tensor, exclude_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.recommend_core(user_index, exclude_index, self.max_k)
+
+    def _similar_top(self, item_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.similar_core(item_index, self.max_similar)
+
     # === Signatures ===
     def _k(self, k: tf.Tensor, most: int) -> tf.Tensor:
         check = tf.debugging.assert_greater_equal(k, tf.constant(1, tf.int32), message="k must be >= 1")
@@ -139,8 +160,9 @@ class ServingModule(tf.Module):
         excluded = self.model.item_index(exclude)
         if seen:
             excluded = tf.concat([self._seen(users), excluded], axis=1)
-        k = self._k(k, self.num_items)
-        scores, positions = self._in_chunks(lambda u, e: self.recommend_core(u, e, k), users, excluded)
+        k = self._k(k, self.max_k)
+        scores, positions = self._in_chunks(self.recommend_top, users, excluded)
+        scores, positions = scores[:, :k], positions[:, :k]
         return {"item_ids": self._ids(positions, scores), "scores": scores}
 
     def _ids(self, positions: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
@@ -226,11 +248,12 @@ class ServingModule(tf.Module):
     )
     def similar_items(self, item_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """The ``k`` most similar items per item (cosine), the item itself left out."""
-        k = self._k(k, max(self.num_items - 1, 1))
+        k = self._k(k, self.max_similar)
         items = self.model.item_index(item_id)
         scores, positions = self._in_chunks(
-            lambda i, _: self.similar_core(i, k), items, tf.zeros([tf.shape(items)[0], 0], tf.int64)
+            lambda i, _: self.similar_top(i), items, tf.zeros([tf.shape(items)[0], 0], tf.int64)
         )
+        scores, positions = scores[:, :k], positions[:, :k]
         return {"item_ids": self._ids(positions, scores), "scores": scores}
 
     def _embed_text(self, item_text: tf.Tensor) -> dict[str, tf.Tensor]:

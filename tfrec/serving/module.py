@@ -8,6 +8,10 @@ from tfrec._keras import tf
 from tfrec.core.chunks import mask_out, rows_per_chunk
 from tfrec.models.capabilities import TextCandidates
 
+# ``k`` is a scalar (every row) or int32[B] (one per row: what TF Serving's batching needs,
+# as every batched input must have the batch dimension).
+K_SPEC = tf.TensorSpec(None, tf.int32, "k")
+
 
 class ServingModule(tf.Module):
     """What an export holds: the model, its indexed catalogue and the signatures.
@@ -21,9 +25,10 @@ class ServingModule(tf.Module):
     slice to the requested ``k``.
 
     Signatures (all ``tensorflow/serving/predict``, named inputs and outputs):
-        ``recommend``: ``user_id`` string[B], ``k`` int32 scalar -> ``item_ids``
-        string[B, k'], ``scores`` float32[B, k'] with ``k' = min(k, max_k)``;
-        each user's training items (the seen-items table) are left out.
+        ``recommend``: ``user_id`` string[B], ``k`` int32 scalar or int32[B] (per row)
+        -> ``item_ids`` string[B, k'], ``scores`` float32[B, k'] with
+        ``k' = min(max(k), max_k)``; a row asking fewer than ``k'`` ends in ``""`` /
+        -inf; each user's training items (the seen-items table) are left out.
         ``recommend_excluding``: as ``recommend`` plus ``exclude_item_ids``
         string[B, E] (pad with ""), more items left out per user.
         ``recommend_including_seen``: as ``recommend`` without leaving out the
@@ -139,10 +144,25 @@ class ServingModule(tf.Module):
         return self.similar_core(item_index, self.max_similar)
 
     # === Signatures ===
-    def _k(self, k: tf.Tensor, most: int) -> tf.Tensor:
-        check = tf.debugging.assert_greater_equal(k, tf.constant(1, tf.int32), message="k must be >= 1")
-        with tf.control_dependencies([check]):
-            return tf.minimum(k, most)
+    def _k(self, k: tf.Tensor, rows: tf.Tensor, most: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """Each row's ``k`` (a scalar ``k`` applies to every row) capped at ``most``, and the
+        answer's width (the largest)."""
+        checks = [
+            tf.debugging.assert_greater_equal(k, tf.constant(1, tf.int32), message="k must be >= 1"),
+            tf.debugging.assert_equal(
+                (tf.rank(k) == 0) | (tf.size(k) == rows), True, message="k must be a scalar or one value per row"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            k = tf.minimum(k, most)
+            return tf.broadcast_to(k, [rows]), tf.maximum(tf.reduce_max(k), 1)
+
+    def _top(self, scores: tf.Tensor, positions: tf.Tensor, k: tf.Tensor, width: tf.Tensor) -> dict:
+        """The first ``width`` columns, each row's past its own ``k`` padded with ``""`` / -inf."""
+        scores, positions = scores[:, :width], positions[:, :width]
+        beyond = tf.range(width)[None, :] >= k[:, None]
+        scores = tf.where(beyond, tf.constant(-np.inf, scores.dtype), scores)
+        return {"item_ids": self._ids(positions, scores), "scores": scores}
 
     def _seen(self, users: tf.Tensor) -> tf.Tensor:
         """int64[B, S]: each user's training item indices from the CSR table (0 pads)."""
@@ -160,10 +180,8 @@ class ServingModule(tf.Module):
         excluded = self.model.item_index(exclude)
         if seen:
             excluded = tf.concat([self._seen(users), excluded], axis=1)
-        k = self._k(k, self.max_k)
-        scores, positions = self._in_chunks(self.recommend_top, users, excluded)
-        scores, positions = scores[:, :k], positions[:, :k]
-        return {"item_ids": self._ids(positions, scores), "scores": scores}
+        k, width = self._k(k, tf.shape(users)[0], self.max_k)
+        return self._top(*self._in_chunks(self.recommend_top, users, excluded), k, width)
 
     def _ids(self, positions: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
         """Catalogue ids of top-k positions; ``""`` where the score is -inf (nothing left)."""
@@ -187,14 +205,14 @@ class ServingModule(tf.Module):
         return tf.cond(n <= step, lambda: core(rows, extra), chunked)
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, "user_id"), tf.TensorSpec([], tf.int32, "k")]
+        input_signature=[tf.TensorSpec([None], tf.string, "user_id"), K_SPEC]
     )
     def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-``k`` items for each user."""
         return self._recommend(user_id, k, tf.fill([tf.shape(user_id)[0], 0], ""))
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, "user_id"), tf.TensorSpec([], tf.int32, "k")]
+        input_signature=[tf.TensorSpec([None], tf.string, "user_id"), K_SPEC]
     )
     def recommend_including_seen(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-``k`` items for each user, training items included (the opt-out)."""
@@ -203,7 +221,7 @@ class ServingModule(tf.Module):
     @tf.function(
         input_signature=[
             tf.TensorSpec([None], tf.string, "user_id"),
-            tf.TensorSpec([], tf.int32, "k"),
+            K_SPEC,
             tf.TensorSpec([None, None], tf.string, "exclude_item_ids"),
         ]
     )
@@ -244,17 +262,14 @@ class ServingModule(tf.Module):
         return {"embedding": self.model.candidate_from_index(self.model.item_index(item_id))}
 
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, "item_id"), tf.TensorSpec([], tf.int32, "k")]
+        input_signature=[tf.TensorSpec([None], tf.string, "item_id"), K_SPEC]
     )
     def similar_items(self, item_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """The ``k`` most similar items per item (cosine), the item itself left out."""
-        k = self._k(k, self.max_similar)
         items = self.model.item_index(item_id)
-        scores, positions = self._in_chunks(
-            lambda i, _: self.similar_top(i), items, tf.zeros([tf.shape(items)[0], 0], tf.int64)
-        )
-        scores, positions = scores[:, :k], positions[:, :k]
-        return {"item_ids": self._ids(positions, scores), "scores": scores}
+        k, width = self._k(k, tf.shape(items)[0], self.max_similar)
+        found = self._in_chunks(lambda i, _: self.similar_top(i), items, tf.zeros([tf.shape(items)[0], 0], tf.int64))
+        return self._top(*found, k, width)
 
     def _embed_text(self, item_text: tf.Tensor) -> dict[str, tf.Tensor]:
         """Content models: the candidate embedding of items given by their text (cold items)."""

@@ -37,6 +37,7 @@ def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray
     requests = [
         ("serving_default", default),
         ("recommend", {"user_id": user_ids, "k": k}),
+        ("recommend", {"user_id": user_ids, "k": np.asarray([1, k, 2], np.int32)}),  # per-row k (batching)
         ("recommend_excluding", {"user_id": user_ids, "k": k, "exclude_item_ids": exclude}),
         ("recommend_including_seen", {"user_id": user_ids, "k": k}),
         ("score", {"user_id": user_ids, "item_id": item_ids}),

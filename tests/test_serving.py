@@ -186,3 +186,59 @@ def test_large_requests_are_ranked_in_chunks_with_the_same_answer(trained, name,
         np.testing.assert_array_equal(got["item_ids"].numpy(), want["item_ids"].numpy())
         np.testing.assert_allclose(got["scores"].numpy(), want["scores"].numpy(), rtol=1e-5, atol=1e-6)
     assert got["item_ids"].shape == (7, 5)
+
+
+def test_every_signature_batches_the_way_tf_serving_batches(exported) -> None:
+    """TF Serving's batching merges concurrent requests along dimension 0 and runs the
+    signature once (tf.nondifferentiable_batch_function, the op the server uses): each
+    request must get what it gets alone (rows padded past their own k with "")."""
+    import threading
+
+    loaded = tf.saved_model.load(str(exported))
+    cases = {
+        "recommend": [{"user_id": ["u1", "u2"], "k": [3, 5]}, {"user_id": ["nobody"], "k": [2]}],
+        "recommend_including_seen": [{"user_id": ["u1"], "k": [4]}, {"user_id": ["u3", "u4"], "k": [1, 2]}],
+        "recommend_excluding": [
+            {"user_id": ["u1"], "k": [3], "exclude_item_ids": [["i1", ""]]},
+            {"user_id": ["u2"], "k": [2], "exclude_item_ids": [["i2", "i3"]]},
+        ],
+        "similar_items": [{"item_id": ["i1", "i2"], "k": [2, 3]}, {"item_id": ["nothing"], "k": [1]}],
+        "score": [{"user_id": ["u1"], "item_id": ["i1"]}, {"user_id": ["u2", "x"], "item_id": ["i5", "i6"]}],
+        "query_embedding": [{"user_id": ["u1"]}, {"user_id": ["u2", ""]}],
+    }
+    for name, requests in cases.items():
+        signature = loaded.signatures[name]
+        keys = sorted(signature.structured_outputs)
+
+        @tf.nondifferentiable_batch_function(num_batch_threads=1, max_batch_size=16, batch_timeout_micros=300_000)
+        def batched(*tensors, signature=signature, inputs=sorted(requests[0]), keys=keys):
+            out = signature(**dict(zip(inputs, tensors)))
+            return [out[key] for key in keys]
+
+        answers = [None] * len(requests)
+
+        def ask(number, requests=requests, answers=answers, batched=batched):
+            request = requests[number]
+            answers[number] = batched(*[tf.constant(request[key]) for key in sorted(request)])
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(requests))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for request, answer in zip(requests, answers):
+            alone = signature(**{key: tf.constant(value) for key, value in request.items()})
+            for key, value in zip(keys, answer):
+                got, want = value.numpy(), alone[key].numpy()
+                width = want.shape[1] if want.ndim == 2 else None
+                if name.startswith(("recommend", "similar")):
+                    for row, k in enumerate(request["k"]):
+                        if got.dtype == object:
+                            np.testing.assert_array_equal(got[row, :k], want[row, :k], err_msg=f"{name}/{key}")
+                        else:
+                            np.testing.assert_allclose(got[row, :k], want[row, :k], rtol=1e-5, err_msg=name)
+                        if got.dtype == object:
+                            assert (got[row, k:] == b"").all()
+                    assert got.shape[0] == want.shape[0]
+                else:
+                    np.testing.assert_allclose(got[:, :width] if width else got, want, rtol=1e-5, err_msg=name)

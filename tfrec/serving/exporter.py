@@ -32,6 +32,14 @@ from tfrec.serving.warmup import (
 from tfrec.version import __version__
 
 METADATA_FILE = "tfrec_metadata.json"
+BATCHING_FILE = "batching_parameters.txt"
+# An example for TF Serving's --enable_batching --batching_parameters_file (text proto):
+# every signature input has the batch dimension, so all of them batch.
+BATCHING_PARAMETERS = """max_batch_size { value: 256 }
+batch_timeout_micros { value: 2000 }
+max_enqueued_batches { value: 100 }
+num_batch_threads { value: 4 }
+"""
 CHECKER = Path(__file__).with_name("check_export.py")
 
 SIGNATURE_DOCS = {
@@ -329,6 +337,7 @@ def export(
         extra.mkdir()
         requests = warmup_inputs(model, default_k)
         write_warmup(extra / WARMUP_FILE, name, requests)
+        (extra / BATCHING_FILE).write_text(BATCHING_PARAMETERS)
         (extra / METADATA_FILE).write_text(
             json.dumps(metadata(model, name, module, metrics), indent=2) + "\n"
         )

@@ -19,7 +19,7 @@ from tfrec._keras import tf
 from tfrec.errors import TfrecError
 from tfrec.models.registry import entry, names
 from tfrec.progress import Progress
-from tfrec.serving.module import ServingModule
+from tfrec.serving.module import ROW_BUCKETS, ServingModule
 from tfrec.serving.warmup import (
     ASSETS_EXTRA,
     WARMUP_FILE,
@@ -335,7 +335,8 @@ def export(
         progress.advance()
         extra = staging / ASSETS_EXTRA
         extra.mkdir()
-        requests = warmup_inputs(model, default_k)
+        buckets = [b for b in ROW_BUCKETS if b <= module.rows_per_chunk]
+        requests = warmup_inputs(model, default_k, module.max_k, buckets)
         write_warmup(extra / WARMUP_FILE, name, requests)
         (extra / BATCHING_FILE).write_text(BATCHING_PARAMETERS)
         (extra / METADATA_FILE).write_text(

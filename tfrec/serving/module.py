@@ -13,6 +13,27 @@ from tfrec.models.capabilities import TextCandidates
 K_SPEC = tf.TensorSpec(None, tf.int32, "k")
 
 
+# Batch sizes and exclusion widths the XLA core is compiled for (requests are padded up).
+ROW_BUCKETS = (1, 4, 16, 64, 256, 1024)
+WIDTH_BUCKETS = (0, 16, 64, 256, 1024, 4096)
+
+
+def _bucket(size: tf.Tensor, buckets: tuple[int, ...]) -> tf.Tensor:
+    """The smallest bucket holding ``size``; past the last, ``size`` rounded up to a multiple of it."""
+    size = tf.cast(size, tf.int32)
+    table = tf.constant(buckets, tf.int32)
+    fits = tf.boolean_mask(table, table >= size)
+    last = buckets[-1]
+    return tf.cond(tf.size(fits) > 0, lambda: tf.reduce_min(fits), lambda: (size + last - 1) // last * last)
+
+
+def _pad_to(values: tf.Tensor, axis: int, size: tf.Tensor) -> tf.Tensor:
+    """``values`` padded with zeros along ``axis`` to ``size``."""
+    padding = [[0, 0]] * len(values.shape)
+    padding[axis] = [0, size - tf.shape(values)[axis]]
+    return tf.pad(values, padding)
+
+
 class ServingModule(tf.Module):
     """What an export holds: the model, its indexed catalogue and the signatures.
 
@@ -188,8 +209,15 @@ class ServingModule(tf.Module):
         return tf.where(tf.math.is_inf(scores) & (scores < 0), "", tf.gather(self.catalogue, positions))
 
     def _in_chunks(self, core, rows: tf.Tensor, extra: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``core(rows, extra)`` over chunks of ``rows_per_chunk`` rows (padded with index 0)."""
+        """``core(rows, extra)`` over chunks of ``rows_per_chunk`` rows (padded with index 0).
+
+        Shapes are bucketed so the XLA core compiles a few times, not once per request:
+        rows to the next of :data:`ROW_BUCKETS` (or a whole chunk) and the exclusion width
+        to the next of :data:`WIDTH_BUCKETS` (or a multiple of the last), padded with index
+        0 (sliced off / never excluded).
+        """
         step, n = self.rows_per_chunk, tf.shape(rows)[0]
+        extra = _pad_to(extra, 1, _bucket(tf.shape(extra)[1], WIDTH_BUCKETS))
 
         def chunked():
             pad = (step - n % step) % step
@@ -202,7 +230,12 @@ class ServingModule(tf.Module):
             width = tf.shape(scores)[2]
             return tf.reshape(scores, [-1, width])[:n], tf.reshape(positions, [-1, width])[:n]
 
-        return tf.cond(n <= step, lambda: core(rows, extra), chunked)
+        def single():
+            size = _bucket(n, tuple(b for b in ROW_BUCKETS if b < step) + (step,))
+            scores, positions = core(_pad_to(rows, 0, size), _pad_to(extra, 0, size))
+            return scores[:n], positions[:n]
+
+        return tf.cond(n <= step, single, chunked)
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, "user_id"), K_SPEC]

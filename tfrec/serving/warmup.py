@@ -22,8 +22,11 @@ class WarmupError(TfrecError):
     """A warmup request does not run against the export."""
 
 
-def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray]]]:
-    """One realistic request per signature: known ids, an unknown id, a small k."""
+def warmup_inputs(model, default_k: int, max_k: int | None = None, row_buckets=()) -> list:
+    """``(signature, inputs)`` warmup requests: one realistic request per signature (known
+    ids, an unknown id, a small k), one with a per-row k, and ``recommend`` at each batch
+    size of ``row_buckets`` (the sizes the XLA core is compiled for) with k = 1 and
+    ``max_k``."""
     # Three of each (known ids first, then unknown ones), even for a one-item catalogue.
     users = [*list(model.user_vocabulary[:2]), "unknown-user", "unknown-user-2"][:3]
     items = [*list(model.item_vocabulary[:2]), "unknown-item", "unknown-item-2"][:3]
@@ -45,6 +48,10 @@ def warmup_inputs(model, default_k: int) -> list[tuple[str, dict[str, np.ndarray
         ("item_embedding", {"item_id": item_ids}),
         ("similar_items", {"item_id": item_ids, "k": k}),
     ]
+    known = list(model.user_vocabulary) or ["unknown-user"]
+    for number, size in enumerate(b for b in row_buckets if b > 3):
+        batch = np.asarray([known[j % len(known)] for j in range(size)], dtype=object)
+        requests.append(("recommend", {"user_id": batch, "k": np.int32(1 if number % 2 else (max_k or k))}))
     if isinstance(model, TextCandidates):
         texts = np.asarray([*model.example_texts(2), ""], dtype=object)
         requests += [

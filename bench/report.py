@@ -126,12 +126,18 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
     if "1,000,000 items" in serving:
         ratio = serving["1,000,000 items"]["p50_over_floor"]
         add(
-            "recommend p50 at 1M items <= 1.5x the memory-bandwidth floor",
+            "recommend p50 at 1M items <= 1.5x the TF read-only floor (same run)",
             ratio,
             ratio <= 1.5,
             "serving_speed",
             "{:.2f}x",
         )
+    for label, row in serving.items():
+        if "p50_over_numpy" in row:
+            add(f"recommend p50 at batch 1 <= 2x NumPy brute force ({label})", row["p50_over_numpy"],
+                row["p50_over_numpy"] <= 2.0, "serving_speed", "{:.2f}x")  # fmt: skip
+            add(f"recommend at batch 256 >= 3x faster than NumPy ({label})", row["numpy_over_batch256"],
+                row["numpy_over_batch256"] >= 3.0, "serving_speed", "{:.2f}x")  # fmt: skip
     scaling = results.get("scaling", {}).get("results", {})
     if len(scaling) >= 2:
         sizes = sorted(scaling, key=int)

@@ -295,7 +295,7 @@ def test_export_files_hold_the_xla_core_and_no_training_state(name, parts, tmp_p
     sampler_state = [shape for v, shape in variables.items() if "/gram/" in v or "rating_pattern" in v]
     assert all(shape[0] <= 1 for shape in sampler_state)  # bayesian_mf: one row, not one per user
     metadata = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
-    assert len(json.dumps(metadata)) < 8000 and metadata["max_k"] == min(1000, len(model.item_vocabulary))
+    assert len(json.dumps(metadata)) < 8000 and metadata["max_k"] == min(100, len(model.item_vocabulary))
     users = parts.test.frame["user_id"].to_numpy()[:3]
     loaded = tf.saved_model.load(str(path))  # the files alone, XLA core compiled on this CPU
     got = loaded.signatures["recommend"](user_id=tf.constant(users), k=tf.constant(5))

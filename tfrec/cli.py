@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-seen-items", action="store_true",
                        help="with --export-dir: leave the users' training items out of the export")  # fmt: skip
+    train.add_argument("--max-k", type=int, default=100,
+                       help="with --export-dir: the most items a request gets (default 100)")  # fmt: skip
     export = commands.add_parser("export", help="export a saved model (.keras) to TF Serving's layout")
     export.add_argument("model_path", help="a model saved with model.save(...) (e.g. runs/X/model.keras)")
     export.add_argument("--export-dir", required=True, help="base directory, e.g. exports/two_tower")
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
     export.add_argument("--no-seen-items", action="store_true",
                         help="leave the users' training items out (recommend then ranks every item)")  # fmt: skip
+    export.add_argument("--max-k", type=int, default=100, help="the most items a request gets (default 100)")
     validate = commands.add_parser("validate", help="check an export through TF Serving's signature path")
     validate.add_argument("export_dir", help="a version directory (exports/NAME/VERSION) or a base directory")
     recommend = commands.add_parser("recommend", help="top-k items for a user, answered by an export")
@@ -118,6 +121,7 @@ def _train(args: argparse.Namespace) -> int:
     from tfrec.training import train
 
     checks.bounded(args.seed, "--seed", 0, 2**32 - 1)
+    checks.bounded(args.max_k, "--max-k", 1)
     if args.data_dir and args.dataset is None:
         raise UserError("argument --data-dir: name the dataset too (--dataset NAME; see `tfrec datasets`)")
     args.dataset = args.dataset or "synthetic"
@@ -201,7 +205,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.export_dir:
         exported = tfrec.export(
             result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics,
-            seen_items=not args.no_seen_items,
+            seen_items=not args.no_seen_items, max_k=args.max_k,
         )  # fmt: skip
         report["export_path"] = str(exported)
         checks.write_json(path, report)
@@ -212,6 +216,7 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import tfrec
 
+    checks.bounded(args.max_k, "--max-k", 1)
     path = Path(args.model_path)
     if not path.is_file():
         raise UserError(f"argument model_path: no file {path}")
@@ -221,7 +226,8 @@ def _export(args: argparse.Namespace) -> int:
     except TfrecError as err:
         raise UserError(f"argument model_path: {err}") from err
     target = tfrec.export(
-        model, args.export_dir, args.version, overwrite=args.overwrite, seen_items=not args.no_seen_items
+        model, args.export_dir, args.version, overwrite=args.overwrite, seen_items=not args.no_seen_items,
+        max_k=args.max_k,
     )
     print(f"exported and validated: {target}")
     return 0

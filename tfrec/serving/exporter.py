@@ -268,7 +268,7 @@ def export(
     default_k: int = 10,
     validate: bool = True,
     seen_items: bool = True,
-    max_k: int = 1000,
+    max_k: int = 100,
 ) -> Path:
     """Exports a trained model as ``<export_dir>/<version>/``, TF Serving's layout.
 

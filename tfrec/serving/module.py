@@ -86,7 +86,7 @@ class ServingModule(tf.Module):
         >>> module.recommend(tf.constant(["42"]), tf.constant(5))["item_ids"]
     """
 
-    def __init__(self, model, default_k: int = 10, seen_items: bool = True, max_k: int = 1000) -> None:
+    def __init__(self, model, default_k: int = 10, seen_items: bool = True, max_k: int = 100) -> None:
         super().__init__(name="tfrec_serving")
         self.model = model
         self.task = model.task

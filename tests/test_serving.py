@@ -209,9 +209,10 @@ def test_every_signature_batches_the_way_tf_serving_batches(exported) -> None:
     for name, requests in cases.items():
         signature = loaded.signatures[name]
         keys = sorted(signature.structured_outputs)
+        names = sorted(requests[0])
 
         @tf.nondifferentiable_batch_function(num_batch_threads=1, max_batch_size=16, batch_timeout_micros=300_000)
-        def batched(*tensors, signature=signature, inputs=sorted(requests[0]), keys=keys):
+        def batched(*tensors, signature=signature, inputs=names, keys=keys):
             out = signature(**dict(zip(inputs, tensors)))
             return [out[key] for key in keys]
 

@@ -102,7 +102,7 @@ def main() -> None:
                 items = np.asarray(list(model.item_vocabulary), dtype=object)
                 result = {}
                 answers = {}
-                for where in (device, "/CPU:0"):
+                for where in dict.fromkeys((device, "/CPU:0")):
                     with tf.device(where):
                         loaded = tf.saved_model.load(str(path))
                         answers[where] = every_signature(loaded, users, items)

@@ -249,14 +249,15 @@ ids = st.text(min_size=0, max_size=40)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(users=st.lists(ids, min_size=0, max_size=300), k=st.integers(min_value=-5, max_value=3000))
 def test_recommend_signature_never_crashes(served, users, k) -> None:
-    model, session, _ = served
+    model, session, path = served
     users = np.asarray(users, dtype=object)
+    max_k = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())["max_k"]
     if k < 1:
         with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 1"):
             session.run("recommend", user_id=users, k=k)
         return
     out = session.run("recommend", user_id=users, k=k)
-    width = min(k, len(model.item_vocabulary))
+    width = min(k, max_k, len(model.item_vocabulary))
     assert out["item_ids"].shape == (len(users), width) and out["scores"].shape == (len(users), width)
     assert np.isfinite(out["scores"]).all()
 

@@ -100,6 +100,21 @@ class TestModelContract:
         served = module.score(tf.constant(pairs[0]), tf.constant(pairs[1]))["score"].numpy()
         np.testing.assert_allclose(served, model.score(*pairs), rtol=1e-5, atol=1e-5)
 
+    def test_the_export_holds_only_what_its_signatures_read(self, fitted) -> None:
+        _, model = fitted
+        module = tfrec.serving.ServingModule(model.for_serving())
+        read = {id(v): v for function in module.signatures().values() for v in function.graph.variables}
+        held = {id(v): v for v in module.variables}
+
+        def size(variables) -> int:
+            return sum(int(np.prod(tuple(v.value().shape))) * v.dtype.size for v in variables)
+
+        # Within 10%, plus fixed-size training state (ials' d x d Gramian, metric counters).
+        assert size(held.values()) <= 1.1 * size(read.values()) + 20_000, [
+            v.name for k, v in held.items() if k not in read
+        ]
+        assert not [v for v in held.values() if "optimizer" in v.name.lower()]
+
     def test_export_metadata_holds_no_ids_or_texts(self, fitted, parts) -> None:
         _, model = fitted
         text = json.dumps(model.export_config())

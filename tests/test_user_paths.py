@@ -116,7 +116,7 @@ def test_the_export_leaves_seen_items_out_and_answers_str(trained, tmp_path) -> 
     model = result.model
     users = [*list(model.user_vocabulary[:4]), "nobody"]
     catalogue = len(model.item_vocabulary)
-    served = tfrec.serving.ExportedModel(tfrec.export(model, tmp_path / "with"))
+    served = tfrec.serving.ExportedModel(tfrec.export(model, tmp_path / "with", max_k=catalogue))
     got = served.run("recommend", user_id=users, k=catalogue)
     want = model.recommend(users, k=catalogue)
     np.testing.assert_array_equal(got["item_ids"], want[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 
 from common import RESULTS, machine
 
@@ -208,6 +209,10 @@ def main() -> None:
     (BENCH / "RESULTS.md").write_text(markdown)
     (BENCH / "results.json").write_text(json.dumps({"assembled": info, "results": results}, indent=2) + "\n")
     print(markdown)
+    missed = [line for line in lines if "| MISSED |" in line]
+    if missed:  # `make bench` fails on a missed target (the files above are still written)
+        print(f"{len(missed)} target(s) MISSED", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

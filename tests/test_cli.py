@@ -58,6 +58,16 @@ def test_train_retrieval_model_with_sampled_protocol(tmp_path) -> None:
     assert "coverage@10" not in report["metrics"]
 
 
+def test_train_with_a_validation_part_records_its_metrics(tmp_path, capsys) -> None:
+    code = main(["train", "implicit_mf", "--dataset", "synthetic", "--validation", "leave-last-out",
+                 "--epochs", "2", "--output", str(tmp_path), "--quiet", "--k", "10"])  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["validation"]["split"] == "leave-last-out"
+    assert 0 <= report["validation"]["metrics"]["recall@10"] <= 1 and "recall@10" in report["metrics"]
+    assert "validation leave-last-out" in capsys.readouterr().out
+
+
 def test_train_on_a_predefined_fold(tmp_path, ml100k_dir) -> None:
     code = main(["train", "biased_mf", "--dataset", "movielens-100k", "--data-dir", str(ml100k_dir),
                  "--split", "fold:u1", "--epochs", "2", "--output", str(tmp_path), "--quiet"])  # fmt: skip

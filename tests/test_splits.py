@@ -108,3 +108,18 @@ def test_temporal_needs_timestamps() -> None:
     data = tfrec.data.Interactions(pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"]}))
     with pytest.raises(DataError, match="temporal split needs timestamps"):
         split(data, "temporal:0.5")
+
+
+def test_a_validation_part_comes_out_of_the_training_part_only() -> None:
+    data = tfrec.datasets.synthetic(num_users=100, num_items=60, num_interactions=2000, seed=3)
+    plain = split(data, "leave-last-out", seed=1)
+    parts = split(data, "leave-last-out", seed=1, validation="random:0.1")
+    assert parts.test.frame.equals(plain.test.frame)  # the test part is untouched
+    assert len(parts.train) + len(parts.validation) == len(plain.train)
+    pair = ["user_id", "item_id"]
+    train_pairs = set(map(tuple, parts.train.frame[pair].to_numpy()))
+    assert not train_pairs & set(map(tuple, parts.validation.frame[pair].to_numpy()))
+    assert parts.validation.name.endswith("/validation") and "validation random:0.1" in parts.spec
+    assert split(data, "leave-last-out").validation is None
+    with pytest.raises(tfrec.TfrecError, match="bad validation spec 'fold:u1'"):
+        split(data, "leave-last-out", validation="fold:u1")

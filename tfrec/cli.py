@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field, e.g. --set embedding_dim=64 (repeatable)")  # fmt: skip
+    train.add_argument("--validation", metavar="SPEC",
+                       help="hold a split of the training part out as validation (the --split forms but "
+                       "fold:NAME); each epoch logs val_ metrics on it, recorded in metrics.json")  # fmt: skip
     train.add_argument("--protocol", help="full | sampled:N | cold-start (default: full for ranking models)")
     train.add_argument("--k", default="10,20", help="top-K cut-offs, comma-separated (default: 10,20)")
     train.add_argument("--output", help="folder for metrics.json (default: runs/MODEL-DATASET)")
@@ -138,13 +141,14 @@ def _train(args: argparse.Namespace) -> int:
         checks.check_writable(Path(args.export_dir), "--export-dir")
     data = tfrec.datasets.load(args.dataset, args.data_dir, download=args.download)
     spec = args.split or ("random:0.2" if item.task == "rating" else "leave-last-out")
-    parts = split_data(data, spec, seed=args.seed)
+    parts = split_data(data, spec, seed=args.seed, validation=args.validation)
     check_protocol(parts.train, parts.test, task=item.task, k=ks, protocol=args.protocol)
     checks.check_memory(config, parts.train)
     backup = output / "backup"
     key = checks.run_key(args, overrides, spec)
     checks.check_resume(backup, key)
-    print(f"data: {data.summary()}; split {spec}: {len(parts.train):,} train / {len(parts.test):,} test")
+    held = f" / {len(parts.validation):,} validation" if parts.validation is not None else ""
+    print(f"data: {data.summary()}; split {parts.spec}: {len(parts.train):,} train{held} / {len(parts.test):,} test")
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     try:
@@ -158,6 +162,7 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2),
             catch_up=args.catch_up,
+            validation=parts.validation,
             **overrides,
         )
     except BaseException:
@@ -194,6 +199,11 @@ def _train(args: argparse.Namespace) -> int:
         "epochs_run": result.epochs_run,
         "model_path": str(model_path),
     }
+    if parts.validation is not None:  # the last epoch's figures on the validation part
+        report["validation"] = {
+            "split": args.validation,
+            "metrics": {k[4:]: v[-1] for k, v in result.history.items() if k.startswith("val_") and v},
+        }
     path = output / "metrics.json"
     checks.write_json(path, report)
     print(f"\n{args.model} on {args.dataset} ({spec}), trained in {result.train_seconds:.1f}s "

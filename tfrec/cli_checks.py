@@ -65,6 +65,7 @@ def run_key(args: argparse.Namespace, overrides: dict[str, object], spec: str) -
         "dataset": args.dataset,
         "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
         "split": spec,
+        "validation": args.validation,
         "seed": args.seed,
         "overrides": {k: str(v) for k, v in sorted(overrides.items())},
         "strategy": args.strategy,

@@ -38,6 +38,7 @@ def train(
     steps_per_execution: int | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     catch_up: bool = False,
+    validation: Interactions | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Trains registered model ``name`` on a training split with its default recipe.
@@ -68,6 +69,9 @@ def train(
         catch_up: Let the lazy optimizer apply, in closed form, the momentum steps dense
             Adam would have given embedding rows between the batches that touch them
             (:class:`tfrec.optimizers.LazyAdam`); off by default (figures: bench/TUNING.md).
+        validation: Held-out interactions from the training data (``split(...,
+            validation=...)``): each epoch's logs gain ``val_rmse`` (rating models) or
+            ``val_recall@10`` etc. (:class:`tfrec.evaluation.RankingMetrics`).
         **overrides: Config fields to change (``epochs=5``, ``embedding_dim=64``...).
 
     Returns:
@@ -105,6 +109,11 @@ def train(
             model.compile(steps_per_execution=steps_per_execution)
     start = time.perf_counter()
     callbacks = [CatchUp(), *(callbacks or [])] if catch_up else list(callbacks or [])
+    if validation is not None:  # first, so later callbacks (early stopping) read its logs
+        from tfrec.evaluation.callback import RankingMetrics
+
+        protocol = None if model.task == "rating" else "full"
+        callbacks.insert(0, RankingMetrics(train_data, validation, k=10, protocol=protocol))
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     history = model.fit(dataset, epochs=config.epochs, verbose=verbose, callbacks=callbacks)

@@ -14,11 +14,13 @@ SPEC_FORMS = ("random:F", "temporal:F", "leave-last-out", "fold:NAME", "cold-ite
 
 @dataclass(frozen=True)
 class Split:
-    """A train/test pair of Interactions and the spec that made it."""
+    """A train/test pair of Interactions and the spec that made it; with a validation
+    spec, ``validation`` is held out of the training part (``test`` is untouched)."""
 
     train: Interactions
     test: Interactions
     spec: str
+    validation: Interactions | None = None
 
 
 def _fraction(value: float, what: str) -> float:
@@ -101,13 +103,16 @@ def fold(data: Interactions, name: str) -> Split:
     return Split(train=train, test=test, spec=f"fold:{name}")
 
 
-def split(data: Interactions, spec: str, *, seed: int = 0) -> Split:
+def split(data: Interactions, spec: str, *, seed: int = 0, validation: str | None = None) -> Split:
     """Splits by a spec string: ``random:0.2``, ``temporal:0.2``, ``leave-last-out``, ``fold:u1``, ``cold-items:0.2``.
 
     Args:
         data: The interactions to split.
         spec: The split spec.
         seed: Seed for the random parts.
+        validation: A second spec (any form but ``fold``) applied to the training part:
+            what it holds out becomes ``validation``, the rest ``train``; choose settings
+            on it and touch ``test`` once.
 
     Returns:
         A :class:`Split`.
@@ -116,9 +121,24 @@ def split(data: Interactions, spec: str, *, seed: int = 0) -> Split:
         TfrecError: an unknown or malformed spec, listing the allowed forms.
 
     Example:
-        >>> parts = tfrec.data.split(tfrec.datasets.synthetic(), "leave-last-out")
+        >>> parts = tfrec.data.split(data, "leave-last-out", validation="leave-last-out")
     """
     data = as_interactions(data)
+    outer = _split(data, spec, seed)
+    if validation is None:
+        return outer
+    if str(validation).startswith("fold"):
+        raise TfrecError(f"bad validation spec {validation!r}: predefined folds split the whole data, not a part")
+    inner = _split(outer.train, validation, seed + 1)
+    return Split(
+        train=inner.train.with_frame(inner.train.frame, f"{data.name}/train"),
+        test=outer.test,
+        spec=f"{outer.spec} + validation {inner.spec}",
+        validation=inner.test.with_frame(inner.test.frame, f"{data.name}/validation"),
+    )
+
+
+def _split(data: Interactions, spec: str, seed: int) -> Split:
     kind, _, arg = str(spec).partition(":")
     try:
         if kind == "random" and arg:

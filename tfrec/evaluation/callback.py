@@ -24,7 +24,8 @@ class RankingMetrics(keras.callbacks.Callback):
         validation: Held-out interactions to rank, e.g. a ``leave-last-out`` split of the
             training data (never the test split).
         k: Cut-off(s).
-        protocol: ``full`` (default), ``sampled:N`` or ``cold-start``.
+        protocol: ``full`` (default), ``sampled:N`` or ``cold-start``; None for a rating
+            model: ``val_rmse`` and ``val_mae`` only.
         prefix: Prefix of the log keys.
         every: Evaluate every this many epochs (the others log nothing).
 
@@ -41,7 +42,7 @@ class RankingMetrics(keras.callbacks.Callback):
         validation: Interactions | pd.DataFrame,
         *,
         k: int | Sequence[int] = 10,
-        protocol: str = "full",
+        protocol: str | None = "full",
         prefix: str = "val_",
         every: int = 1,
     ) -> None:

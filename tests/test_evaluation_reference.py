@@ -118,3 +118,20 @@ def test_sampled_protocol_replays_a_negatives_file(known, tmp_path) -> None:
         ranks.append(rank)
     assert got["hit_rate@5"] == pytest.approx(np.mean(hits), abs=1e-6)
     assert got["mrr"] == pytest.approx(np.mean([1 / r for r in ranks]), abs=1e-6)
+
+
+def test_compare_gives_a_paired_bootstrap_interval_and_a_verdict(small) -> None:
+    parts = tfrec.data.split(small, "leave-last-out", seed=0)
+    model = tfrec.training.train("implicit_mf", parts.train, epochs=3, verbose=0).model
+    popularity = tfrec.evaluation.Popularity(parts.train)
+    same = tfrec.evaluation.compare(model, model, parts.train, parts.test)
+    assert same["difference"] == same["low"] == same["high"] == 0.0 and same["verdict"] == "tie"
+    result = tfrec.evaluation.compare(model, popularity, parts.train, parts.test, metric="ndcg@10", samples=500)
+    metrics = tfrec.evaluate(model, parts.train, parts.test, k=10)
+    assert result["a"] == pytest.approx(metrics["ndcg@10"]) and result["users"] == metrics["users"]
+    assert result["low"] <= result["difference"] <= result["high"]
+    flipped = tfrec.evaluation.compare(popularity, model, parts.train, parts.test, metric="ndcg@10", samples=500)
+    assert flipped["difference"] == pytest.approx(-result["difference"])
+    assert {result["verdict"], flipped["verdict"]} in ({"better", "worse"}, {"tie"})
+    with pytest.raises(tfrec.TfrecError, match="metric must be one of"):
+        tfrec.evaluation.compare(model, popularity, parts.train, parts.test, metric="auc")

@@ -2,13 +2,21 @@
 
 from tfrec.evaluation.baselines import Popularity, popular_items
 from tfrec.evaluation.callback import RankingMetrics
-from tfrec.evaluation.evaluate import PROTOCOLS, check_protocol, evaluate, parse_protocol, read_ncf_negatives
+from tfrec.evaluation.evaluate import (
+    PROTOCOLS,
+    check_protocol,
+    compare,
+    evaluate,
+    parse_protocol,
+    read_ncf_negatives,
+)
 from tfrec.evaluation.ranking import rank_metrics
 from tfrec.evaluation.rating import mae, rmse
 
 __all__ = [
     "PROTOCOLS",
     "check_protocol",
+    "compare",
     "Popularity",
     "RankingMetrics",
     "popular_items",

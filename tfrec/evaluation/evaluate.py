@@ -12,7 +12,7 @@ from tfrec._keras import tf
 from tfrec.core.chunks import in_batches
 from tfrec.data.interactions import ITEM, RATING, USER, Interactions, as_interactions
 from tfrec.errors import DataError, TfrecError
-from tfrec.evaluation.ranking import check_ks, rank_metrics
+from tfrec.evaluation.ranking import METRICS, check_ks, rank_metrics
 from tfrec.evaluation.rating import mae, rmse
 from tfrec.models.scoring import Scorer
 
@@ -120,7 +120,7 @@ def _rating_metrics(model, test: Interactions, batch_size: int) -> dict[str, flo
     return {"rmse": rmse(frame[RATING], predicted), "mae": mae(frame[RATING], predicted)}
 
 
-def _full(model, exclude, test, ks, catalogue, chunk_size) -> dict[str, float]:
+def _full(model, exclude, test, ks, catalogue, chunk_size, per_user: dict | None = None) -> dict[str, float]:
     """Ranks ``catalogue`` for every test user, leaving out the pairs in frame ``exclude``."""
     users = np.asarray(sorted(set(test.frame[USER])), dtype=object)
     user_pos = {u: i for i, u in enumerate(users)}
@@ -145,7 +145,9 @@ def _full(model, exclude, test, ks, catalogue, chunk_size) -> dict[str, float]:
         return _with_unrankable(
             score, users, len(catalogue), excluded, relevant, missing, user_pos, ks, chunk_size
         )
-    return rank_metrics(score, users, len(catalogue), excluded, relevant, ks, chunk_size=chunk_size)
+    return rank_metrics(
+        score, users, len(catalogue), excluded, relevant, ks, chunk_size=chunk_size, per_user=per_user
+    )
 
 
 def _with_unrankable(score, users, num_items, excluded, relevant, missing, user_pos, ks, chunk_size):
@@ -289,3 +291,73 @@ def evaluate(
             raise DataError("cold-start protocol: the test split has no item absent from training")
         metrics.update(_full(model, train.frame.iloc[:0], test, k, cold, chunk_size))
     return metrics
+
+
+def compare(
+    a,
+    b,
+    train: Interactions,
+    test: Interactions,
+    *,
+    metric: str = "recall@10",
+    samples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float | str]:
+    """Model ``a`` against model ``b`` on one full-ranking metric, with a paired bootstrap
+    interval over users.
+
+    Both rank the same catalogue for the same test users (training items left out); each
+    user's metric difference is resampled ``samples`` times. The verdict is ``better``
+    (``a`` ahead: the interval is above 0), ``worse`` (below 0) or ``tie``.
+
+    Args:
+        a, b: Scorers (tfrec models, ``Popularity``, peer adapters) with the same catalogue.
+        train, test: The split both were evaluated on.
+        metric: A per-user metric of the full protocol (``recall@10``, ``ndcg@20``, ``mrr``...).
+        samples: Bootstrap resamples.
+        level: Interval coverage.
+        seed: Seed of the resampling.
+
+    Returns:
+        ``{"metric", "a", "b", "difference", "low", "high", "level", "users", "verdict"}``.
+
+    Raises:
+        TfrecError: a metric the full protocol does not give per user, different catalogues,
+            or test items outside the catalogue (use the cold-start protocol's figures).
+
+    Example:
+        >>> tfrec.evaluation.compare(model, tfrec.evaluation.Popularity(split.train), split.train, split.test)
+    """
+    train, test = as_interactions(train, "train"), as_interactions(test, "test")
+    if list(a.item_vocabulary) != list(b.item_vocabulary):
+        raise TfrecError("compare(): the two models rank different catalogues")
+    name, _, cut = metric.partition("@")
+    if name not in (*METRICS, "mrr") or (name != "mrr") != bool(cut) or (cut and not cut.isdigit()):
+        raise TfrecError(f"compare(): metric must be one of {list(METRICS)} with @K, or mrr; got {metric!r}")
+    catalogue = list(a.item_vocabulary)
+    if (_positions(test.frame[ITEM].to_numpy(), catalogue) < 0).any():
+        raise TfrecError("compare(): the test split has items outside the catalogue (cold items)")
+    values = []
+    for model in (a, b):
+        per_user: dict = {}
+        _full(model, train.frame, test, (int(cut) if cut else 10,), catalogue, None, per_user=per_user)
+        values.append(per_user[metric])
+    difference = values[0] - values[1]
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([
+        difference[rng.integers(0, len(difference), (min(256, samples - s), len(difference)))].mean(axis=1)
+        for s in range(0, samples, 256)
+    ])  # fmt: skip
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return {
+        "metric": metric,
+        "a": float(values[0].mean()),
+        "b": float(values[1].mean()),
+        "difference": float(difference.mean()),
+        "low": float(low),
+        "high": float(high),
+        "level": level,
+        "users": len(difference),
+        "verdict": "better" if low > 0 else "worse" if high < 0 else "tie",
+    }

@@ -73,25 +73,25 @@ def _chunk_metrics(scores, excluded, relevant, kmax: int):
     return hits, num_relevant, first_rank, top.indices
 
 
-def _from_hits(hits: np.ndarray, num_relevant: np.ndarray, first_rank: np.ndarray, ks: Sequence[int]) -> dict:
-    """Sums of per-user metrics (divide by the user count for means)."""
+def _per_user(hits: np.ndarray, num_relevant: np.ndarray, first_rank: np.ndarray, ks: Sequence[int]) -> dict:
+    """Each user's metrics, ``{name: array over the chunk's users}``."""
     positions = np.arange(1, hits.shape[1] + 1, dtype=np.float64)
     discounts = 1.0 / np.log2(positions + 1.0)
     cumulative = np.cumsum(hits, axis=1)
-    sums: dict[str, float] = {}
+    values: dict[str, np.ndarray] = {}
     for k in ks:
         h = hits[:, :k]
         hit_count = h.sum(axis=1)
         ideal = np.minimum(num_relevant, k).astype(int)
         idcg = np.cumsum(discounts)[np.maximum(ideal, 1) - 1]
-        sums[f"precision@{k}"] = float((hit_count / k).sum())
-        sums[f"recall@{k}"] = float((hit_count / num_relevant).sum())
-        sums[f"ndcg@{k}"] = float(((h * discounts[:k]).sum(axis=1) / idcg).sum())
-        sums[f"hit_rate@{k}"] = float((hit_count > 0).sum())
+        values[f"precision@{k}"] = hit_count / k
+        values[f"recall@{k}"] = hit_count / num_relevant
+        values[f"ndcg@{k}"] = (h * discounts[:k]).sum(axis=1) / idcg
+        values[f"hit_rate@{k}"] = (hit_count > 0).astype(np.float64)
         precision_at = cumulative[:, :k] / positions[:k]
-        sums[f"map@{k}"] = float(((precision_at * h).sum(axis=1) / np.maximum(ideal, 1)).sum())
-    sums["mrr"] = float(np.where(np.isfinite(first_rank), 1.0 / first_rank, 0.0).sum())
-    return sums
+        values[f"map@{k}"] = (precision_at * h).sum(axis=1) / np.maximum(ideal, 1)
+    values["mrr"] = np.where(np.isfinite(first_rank), 1.0 / first_rank, 0.0)
+    return values
 
 
 def rank_metrics(
@@ -103,6 +103,7 @@ def rank_metrics(
     ks: Sequence[int] = (10, 20),
     *,
     chunk_size: int | None = None,
+    per_user: dict | None = None,
 ) -> dict[str, float]:
     """Full-catalogue top-K metrics, averaged over users with relevant items.
 
@@ -116,6 +117,8 @@ def rank_metrics(
         ks: Cut-offs.
         chunk_size: Users scored at once; memory is ``O(chunk_size * num_items)``. By
             default up to 1024, fewer on large catalogues (about 2^25 scores per chunk).
+        per_user: A dict to fill with each evaluated user's metrics (``{name: array}``,
+            users in ``users`` order), for paired comparisons.
 
     Returns:
         ``{"precision@K", "recall@K", "ndcg@K", "hit_rate@K", "map@K", "coverage@K", "mrr",
@@ -155,18 +158,23 @@ def rank_metrics(
             )
         scores = tf.cast(score_fn(rows), tf.float32)
         hits, num_relevant, first_rank, top = _chunk_metrics(scores, masks[0], masks[1], kmax)
-        part = _from_hits(
+        part = _per_user(
             hits.numpy().astype(np.float64), num_relevant.numpy().astype(np.float64),
             first_rank.numpy().astype(np.float64), ks,
         )  # fmt: skip
         for key, value in part.items():
-            sums[key] = sums.get(key, 0.0) + value
+            sums[key] = sums.get(key, 0.0) + float(value.sum())
+            if per_user is not None:
+                per_user.setdefault(key, []).append(value)
         top = top.numpy()
         for k in ks:
             covered[k][top[:, :k].ravel()] = True
         count += len(rows)
     if count == 0:
         raise TfrecError("no user has a test item to evaluate")
+    if per_user is not None:
+        for key in list(per_user):
+            per_user[key] = np.concatenate(per_user[key])
     metrics = {key: value / count for key, value in sums.items()}
     for k in ks:
         metrics[f"coverage@{k}"] = float(covered[k].mean())

@@ -29,7 +29,7 @@ if "tensorflow" in sys.modules:  # tf.keras may already be bound: check (and fai
 
 from tfrec.version import __version__  # noqa: E402
 
-_SUBMODULES = ("data", "datasets", "evaluation", "models", "optimizers", "serving", "training")
+_SUBMODULES = ("data", "datasets", "evaluation", "models", "optimizers", "serving", "training", "tuning")
 _FUNCTIONS = {"evaluate": "tfrec.evaluation", "export": "tfrec.serving"}
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The ``tfrec`` command line: ``tfrec datasets | models | train | export | validate | recommend``."""
+"""The ``tfrec`` command line: ``tfrec datasets | models | train | tune | export | validate | recommend``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,22 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --export-dir: leave the users' training items out of the export")  # fmt: skip
     train.add_argument("--max-k", type=int, default=100,
                        help="with --export-dir: the most items a request gets (default 100)")  # fmt: skip
+    train.add_argument("--config", metavar="FILE",
+                       help="a config file written by `tfrec tune` (its values; --set overrides them)")  # fmt: skip
+    tune = commands.add_parser("tune", help="search a model's config on a validation part of the training split")
+    tune.add_argument("model", help="registered model name (see `tfrec models`)")
+    tune.add_argument("--dataset", help="dataset name (default: synthetic)")
+    tune.add_argument("--data-dir", help="folder holding the dataset's files")
+    tune.add_argument("--download", action="store_true", help="fetch the dataset if it is missing")
+    tune.add_argument("--split", help="the train/test split (the test part is never used here)")
+    tune.add_argument("--validation", metavar="SPEC",
+                      help="split of the training part to score trials on (default: random:0.1 for rating "
+                      "models, leave-last-out otherwise)")  # fmt: skip
+    tune.add_argument("--trials", type=int, default=20, help="trials to run (default: 20; added to a resumed study)")
+    tune.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="hold a config field fixed (repeatable)")  # fmt: skip
+    tune.add_argument("--output", help="folder for study.db and best_config.json (default: runs/tune-MODEL-DATASET)")
     export = commands.add_parser("export", help="export a saved model (.keras) to TF Serving's layout")
     export.add_argument("model_path", help="a model saved with model.save(...) (e.g. runs/X/model.keras)")
     export.add_argument("--export-dir", required=True, help="base directory, e.g. exports/two_tower")
@@ -129,7 +145,10 @@ def _train(args: argparse.Namespace) -> int:
         raise UserError("argument --data-dir: name the dataset too (--dataset NAME; see `tfrec datasets`)")
     args.dataset = args.dataset or "synthetic"
     item = entry(args.model)
-    overrides = checks.overrides(args.set, args.epochs, args.batch_size)
+    overrides = {
+        **checks.config_file(args.config, args.model),
+        **checks.overrides(args.set, args.epochs, args.batch_size),
+    }
     config = tfrec.models.make_config(args.model, **overrides)  # fail fast on bad --set values
     ks = checks.ks(args.k)
     if args.protocol is not None:
@@ -223,6 +242,43 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    import tfrec
+    from tfrec.data import split as split_data
+    from tfrec.models import entry
+    from tfrec.tuning import tune
+
+    checks.bounded(args.seed, "--seed", 0, 2**32 - 1)
+    checks.bounded(args.trials, "--trials", 1, 100_000)
+    if args.data_dir and args.dataset is None:
+        raise UserError("argument --data-dir: name the dataset too (--dataset NAME; see `tfrec datasets`)")
+    args.dataset = args.dataset or "synthetic"
+    task = entry(args.model).task
+    fixed = checks.overrides(args.set, None, None)
+    tfrec.models.make_config(args.model, **fixed)  # fail fast on bad --set values
+    output = Path(args.output or Path("runs") / f"tune-{args.model}-{args.dataset}")
+    checks.check_writable(output, "--output")
+    data = tfrec.datasets.load(args.dataset, args.data_dir, download=args.download)
+    spec = args.split or ("random:0.2" if task == "rating" else "leave-last-out")
+    parts = split_data(data, spec, seed=args.seed)
+    print(f"data: {data.summary()}; tuning on the training part of {spec} ({len(parts.train):,} rows); "
+          "the test part is not used")  # fmt: skip
+    output.mkdir(parents=True, exist_ok=True)
+    result = tune(args.model, parts.train, validation=args.validation, trials=args.trials, seed=args.seed,
+                  storage=output / "study.db", **fixed)  # fmt: skip
+    for trial in result.trials:
+        value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
+        print(f"  trial {trial['number']:>3} {trial['state']:<9} {result.monitor} {value}  {trial['params']}")
+    path = output / "best_config.json"
+    checks.write_json(path, {
+        "model": args.model, "dataset": args.dataset, "split": spec, "validation": args.validation,
+        "monitor": result.monitor, "best_value": result.best_value, "config": result.best_config,
+    })  # fmt: skip
+    print(f"best {result.monitor} {result.best_value:.4f}; config written to {path}\n"
+          f"train with it: tfrec train {args.model} --dataset {args.dataset} --split {spec} --config {path}")  # fmt: skip
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     import tfrec
 
@@ -303,14 +359,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not argv:
             parser.print_usage(sys.stderr)
             raise UserError(
-                "name a command: datasets, models, train, export, validate, recommend (see --help)"
+                "name a command: datasets, models, train, tune, export, validate, recommend (see --help)"
             )
         args = parser.parse_args(argv)
         if args.command == "datasets":
             return _datasets()
         if args.command == "models":
             return _models()
-        commands = {"train": _train, "export": _export, "validate": _validate, "recommend": _recommend}
+        commands = {
+            "train": _train, "tune": _tune, "export": _export, "validate": _validate, "recommend": _recommend,
+        }  # fmt: skip
         return commands[args.command](args)
     except (UserError, TfrecError) as err:
         message = str(err).replace("\n", " ")

@@ -39,6 +39,23 @@ def overrides(pairs: Sequence[str], epochs: int | None, batch_size: int | None) 
     return overrides
 
 
+def config_file(path: str | None, model: str) -> dict[str, object]:
+    """The config values of a ``tfrec tune`` file (JSON only) for ``model``; {} without one."""
+    if path is None:
+        return {}
+    try:
+        content = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise UserError(f"argument --config: cannot read {path}: {err.strerror or err}") from err
+    except ValueError as err:
+        raise UserError(f"argument --config: {path} is not JSON: {err}") from err
+    if not isinstance(content, dict) or not isinstance(content.get("config"), dict):
+        raise UserError(f"argument --config: {path} has no 'config' object (write it with `tfrec tune`)")
+    if content.get("model", model) != model:
+        raise UserError(f"argument --config: {path} is for {content['model']!r}, not {model!r}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in content["config"].items()}
+
+
 def check_memory(config, data) -> None:
     """Refuses embedding tables (with two optimizer slots) larger than this machine's memory."""
     dim = getattr(config, "embedding_dim", None)

@@ -21,6 +21,15 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
+def _data_arguments(command: argparse.ArgumentParser) -> None:
+    """The model and data arguments ``train`` and ``tune`` share."""
+    command.add_argument("model", help="a registered model name (see `tfrec models`)")
+    command.add_argument("--dataset", help="dataset name (default: synthetic)")
+    command.add_argument("--data-dir", help="folder holding the dataset's upstream files")
+    command.add_argument("--download", action="store_true", help="download the dataset if missing")
+    command.add_argument("--split", help="random:F | temporal:F | leave-last-out | fold:NAME | cold-items:F")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tfrec", description="Recommender models on TensorFlow/Keras.")
     parser.add_argument(
@@ -31,11 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("datasets", help="list dataset names and where each is looked for")
     commands.add_parser("models", help="list registered models")
     train = commands.add_parser("train", help="train, evaluate and write metrics.json")
-    train.add_argument("model", help="a registered model name (see `tfrec models`)")
-    train.add_argument("--dataset", help="dataset name (default: synthetic)")
-    train.add_argument("--data-dir", help="folder holding the dataset's upstream files")
-    train.add_argument("--download", action="store_true", help="download the dataset if missing")
-    train.add_argument("--split", help="random:F | temporal:F | leave-last-out | fold:NAME | cold-items:F")
+    _data_arguments(train)
     train.add_argument("--epochs", type=int, help="training epochs (default: the model's config)")
     train.add_argument("--batch-size", type=int, help="batch size (default: the model's config)")
     train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -70,11 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--config", metavar="FILE",
                        help="a config file written by `tfrec tune` (its values; --set overrides them)")  # fmt: skip
     tune = commands.add_parser("tune", help="search a model's config on a validation part of the training split")
-    tune.add_argument("model", help="registered model name (see `tfrec models`)")
-    tune.add_argument("--dataset", help="dataset name (default: synthetic)")
-    tune.add_argument("--data-dir", help="folder holding the dataset's files")
-    tune.add_argument("--download", action="store_true", help="fetch the dataset if it is missing")
-    tune.add_argument("--split", help="the train/test split (the test part is never used here)")
+    _data_arguments(tune)
     tune.add_argument("--validation", metavar="SPEC",
                       help="split of the training part to score trials on (default: random:0.1 for rating "
                       "models, leave-last-out otherwise)")  # fmt: skip

@@ -31,7 +31,7 @@ bench: $(STAMP)
 	cd bench && ../$(PY) mf_quality.py && ../$(PY) ncf_quality.py && ../$(PY) content_quality.py \
 		&& ../$(PY) ials_quality.py --large \
 		&& ../$(PY) train_speed.py && ../$(PY) scaling.py && ../$(PY) eval_speed.py \
-		&& ../$(PY) serving_speed.py && ../$(PY) gpu_serving.py && ../$(PY) large_catalogue.py && ../$(PY) load_speed.py \
+		&& ../$(PY) serving_speed.py && ../$(PY) gpu_serving.py && ../$(PY) large_catalogue.py && ../$(PY) load_speed.py && ../$(PY) verdicts.py \
 		&& ../$(PY) report.py
 
 lint: $(STAMP)

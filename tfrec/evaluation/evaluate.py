@@ -143,14 +143,14 @@ def _full(model, exclude, test, ks, catalogue, chunk_size, per_user: dict | None
 
     if len(missing):
         return _with_unrankable(
-            score, users, len(catalogue), excluded, relevant, missing, user_pos, ks, chunk_size
+            score, users, len(catalogue), excluded, relevant, missing, user_pos, ks, chunk_size, per_user
         )
     return rank_metrics(
         score, users, len(catalogue), excluded, relevant, ks, chunk_size=chunk_size, per_user=per_user
     )
 
 
-def _with_unrankable(score, users, num_items, excluded, relevant, missing, user_pos, ks, chunk_size):
+def _with_unrankable(score, users, num_items, excluded, relevant, missing, user_pos, ks, chunk_size, per_user=None):
     """Adds test items outside the catalogue as relevant-but-unreachable extra columns."""
     rows = missing[USER].map(user_pos).to_numpy().astype(np.int64)
     extra = np.arange(len(rows)) + num_items
@@ -162,7 +162,7 @@ def _with_unrankable(score, users, num_items, excluded, relevant, missing, user_
         scores = score(chunk)
         return tf.pad(scores, [[0, 0], [0, width - num_items]])
 
-    metrics = rank_metrics(padded, users, width, excluded, relevant, ks, chunk_size=chunk_size)
+    metrics = rank_metrics(padded, users, width, excluded, relevant, ks, chunk_size=chunk_size, per_user=per_user)
     for k in ks:  # coverage is over the real catalogue only
         metrics[f"coverage@{k}"] *= width / num_items
     return metrics
@@ -323,8 +323,9 @@ def compare(
         ``{"metric", "a", "b", "difference", "low", "high", "level", "users", "verdict"}``.
 
     Raises:
-        TfrecError: a metric the full protocol does not give per user, different catalogues,
-            or test items outside the catalogue (use the cold-start protocol's figures).
+        TfrecError: a metric the full protocol does not give per user, or different
+            catalogues. Test items outside the catalogue count as relevant and unreachable,
+            as in ``evaluate``.
 
     Example:
         >>> tfrec.evaluation.compare(model, tfrec.evaluation.Popularity(split.train), split.train, split.test)
@@ -336,8 +337,6 @@ def compare(
     if name not in (*METRICS, "mrr") or (name != "mrr") != bool(cut) or (cut and not cut.isdigit()):
         raise TfrecError(f"compare(): metric must be one of {list(METRICS)} with @K, or mrr; got {metric!r}")
     catalogue = list(a.item_vocabulary)
-    if (_positions(test.frame[ITEM].to_numpy(), catalogue) < 0).any():
-        raise TfrecError("compare(): the test split has items outside the catalogue (cold items)")
     values = []
     for model in (a, b):
         per_user: dict = {}

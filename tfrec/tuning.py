@@ -13,7 +13,7 @@ from tfrec._keras import keras
 from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.data.splits import split
 from tfrec.errors import TfrecError
-from tfrec.models.registry import entry, make_config
+from tfrec.models.registry import config_to_dict, entry, make_config
 
 # The search range of a config field, by field name: ("log", low, high), ("float", low,
 # high), ("int", low, high), ("choice", values) or ("scale", low, high): an int from
@@ -159,7 +159,7 @@ def tune(
         monitor=monitor,
         best_value=float(best.value),
         best_overrides={**fixed, **best.params},
-        best_config={k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()},
+        best_config=config_to_dict(config),
         trials=[{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
                 for t in study.trials],  # fmt: skip
     )

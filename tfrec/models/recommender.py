@@ -116,7 +116,7 @@ class Recommender(Scorer, tfrs.Model):
     def for_serving(self):
         """A copy holding only what inference reads (what the export saves): uncompiled, so
         no optimizer slots; the same weights and seen-items table."""
-        copy = type(self).from_config(self.get_config())
+        copy = type(self)(self.config, self.data, name=self.name)  # no JSON round trip of the ids
         copy.set_weights(self.get_weights())
         copy.seen_items = self.seen_items
         return copy.build_now()

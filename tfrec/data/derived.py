@@ -1,9 +1,11 @@
 """Features a model derives from its training split: side-feature tokens, the content
-catalogue, its text vocabulary and the users' text profiles. Computed once, handed to the
+catalogue, its text vocabulary, the users' text profiles, dense item features and
+listening histories. Computed once, handed to the
 model (inside :class:`tfrec.data.ModelData`)."""
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tfrec._keras import keras, tf
-from tfrec.data.interactions import ITEM, TIMESTAMP, USER, Interactions
+from tfrec.data.interactions import ITEM, TIMESTAMP, USER, WEIGHT, Interactions
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
 
@@ -176,3 +178,104 @@ def user_profiles(
         for user, group in top.groupby("user")["word"]:
             profiles[int(user)] = " ".join(names[group.to_numpy()])
     return profiles
+
+
+def dense_columns(table: pd.DataFrame | None, patterns: Sequence[str], where: str) -> list[str]:
+    """The numeric item-table columns named by ``patterns`` (exact names or globs such as
+    ``audio_*``), in table order.
+
+    Raises:
+        DataError: a pattern that matches no numeric column (the message lists them).
+    """
+    numeric = [str(c) for c in ([] if table is None else table.columns) if table[c].dtype.kind in "iuf"]
+    chosen: list[str] = []
+    for pattern in patterns:
+        matched = [c for c in numeric if fnmatch.fnmatchcase(c, pattern)]
+        if not matched:
+            raise DataError(f"{where}: no numeric item column matches {pattern!r}; numeric columns: {numeric}")
+        chosen += [c for c in matched if c not in chosen]
+    return [c for c in numeric if c in chosen]
+
+
+@dataclass(frozen=True)
+class DenseTable:
+    """Items' numeric feature vectors (audio descriptors, a precomputed embedding): the
+    training items that have one first (vocabulary order), then every other item of the
+    side table that has one (cold items). An item has a vector when all its columns are
+    finite.
+
+    Attributes:
+        item_ids: Ids of the items with a vector; ``item_ids[:num_trained]`` are training items.
+        values: One row of raw values per id.
+        names: The feature columns.
+        num_trained: How many rows belong to training items (what normalization is adapted on).
+    """
+
+    item_ids: tuple[str, ...]
+    values: tuple[tuple[float, ...], ...]
+    names: tuple[str, ...]
+    num_trained: int
+
+    @classmethod
+    def from_data(cls, train: Interactions, vocabulary: Vocabulary, patterns: Sequence[str]) -> DenseTable:
+        """The dense features ``patterns`` select from ``train``'s item table.
+
+        Raises:
+            DataError: no item table, no matching numeric column, or no training item
+                with a complete vector.
+        """
+        where = f"{train.name}: dense item features"
+        table = train.items
+        names = dense_columns(table, patterns, where)
+        values = table[names].to_numpy(dtype=np.float64)
+        complete = np.isfinite(values).all(axis=1)
+        ids = table.index.astype(str).to_numpy()
+        row = dict(zip(ids[complete], values[complete]))
+        trained = [i for i in vocabulary.items if i in row]
+        if not trained:
+            raise DataError(f"{where}: no training item has all of {names}")
+        known_ids = set(vocabulary.items)
+        cold = sorted(i for i in row if i not in known_ids)
+        ordered = trained + cold
+        rows = tuple(tuple(float(np.float32(v)) for v in row[i]) for i in ordered)
+        return cls(tuple(ordered), rows, tuple(names), len(trained))
+
+    def to_config(self) -> dict:
+        return {"item_ids": list(self.item_ids), "values": [list(r) for r in self.values],
+                "names": list(self.names), "num_trained": self.num_trained}  # fmt: skip
+
+    @classmethod
+    def from_config(cls, config: dict) -> DenseTable:
+        return cls(
+            tuple(config["item_ids"]), tuple(tuple(r) for r in config["values"]), tuple(config["names"]),
+            int(config["num_trained"]),
+        )  # fmt: skip
+
+
+def histories(train: Interactions, vocabulary: Vocabulary, length: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Per user (vocabulary order), up to ``length`` of their training items and weights.
+
+    An item's weight is ``log1p`` of the interaction's ``weight`` (a play count; 1 when
+    the data has no weights), summed over repeated pairs. Users with more items keep the
+    heaviest ones (then the latest, where there are timestamps).
+
+    Returns:
+        ``(items, weights)``: per user, 1-based item-vocabulary indices and their weights.
+    """
+    frame = train.frame
+    item_position = {item: position + 1 for position, item in enumerate(vocabulary.items)}
+    user_position = {user: position for position, user in enumerate(vocabulary.users)}
+    pairs = pd.DataFrame({
+        "user": frame[USER].map(user_position).to_numpy(),
+        "item": frame[ITEM].map(item_position).to_numpy(),
+        "weight": np.log1p(frame[WEIGHT].to_numpy(np.float64) if WEIGHT in frame.columns else 1.0),
+        "time": frame[TIMESTAMP].to_numpy() if TIMESTAMP in frame.columns else 0,
+    }).dropna(subset=["user", "item"])  # fmt: skip
+    pairs = pairs.groupby(["user", "item"], as_index=False).agg(weight=("weight", "sum"), time=("time", "max"))
+    top = pairs.sort_values(["user", "weight", "time"], ascending=[True, False, False]).groupby("user").head(length)
+    items: list[list[int]] = [[] for _ in vocabulary.users]
+    weights: list[list[float]] = [[] for _ in vocabulary.users]
+    for user, group in top.groupby("user"):
+        items[int(user)] = group["item"].astype(np.int64).tolist()
+        weights[int(user)] = [float(np.float32(w)) for w in group["weight"]]
+    return items, weights

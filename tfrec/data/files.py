@@ -24,6 +24,7 @@ def read_table(
     dtype: dict | None = None,
     required: tuple[str, ...] = (),
     text: str | None = None,
+    quoted: bool | None = None,
 ) -> pd.DataFrame:
     """Reads a delimited file, turning format problems into errors naming file and line.
 
@@ -37,6 +38,8 @@ def read_table(
         required: Fields that may not be empty; a missing value there is reported with
             the file's line number (a truncated line, a wrong separator).
         text: The file's content, when the caller already decoded it.
+        quoted: Whether ``"`` quotes fields (default: for files with a header); False
+            keeps quote characters as text.
     """
     source = io.StringIO(text) if text is not None else path
     try:
@@ -49,7 +52,7 @@ def read_table(
             dtype=dtype if not header else None,
             keep_default_na=False,
             na_values=[""],
-            quoting=csv.QUOTE_MINIMAL if header else csv.QUOTE_NONE,
+            quoting=csv.QUOTE_MINIMAL if (header if quoted is None else quoted) else csv.QUOTE_NONE,
             index_col=False,
             engine="c",
         )

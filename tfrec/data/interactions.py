@@ -12,6 +12,8 @@ import pandas as pd
 from tfrec.errors import DataError
 
 USER, ITEM, RATING, TIMESTAMP = "user_id", "item_id", "rating", "timestamp"
+# How strongly the interaction happened (a play count, a purchase quantity): a number >= 0.
+WEIGHT = "weight"
 _MAX_SHOWN = 5
 
 
@@ -59,11 +61,13 @@ class Interactions:
     """User-item interactions with optional ratings, timestamps and side tables.
 
     The frame is validated and normalized on construction: ``user_id``/``item_id`` become
-    strings, ``rating`` float32, ``timestamp`` int64.
+    strings, ``rating`` and ``weight`` float32, ``timestamp`` int64.
 
     Args:
         frame: One row per interaction with columns ``user_id``, ``item_id`` and
-            optionally ``rating`` and ``timestamp``. Extra columns are kept.
+            optionally ``rating``, ``timestamp`` and ``weight`` (how strongly it happened,
+            e.g. a play count: a number >= 0, the confidence of implicit feedback). Extra
+            columns are kept.
         items: Optional item side table indexed by ``item_id`` (title, text, genres, ...).
         users: Optional user side table indexed by ``user_id``.
         name: A label for messages and metrics (usually the dataset name).
@@ -107,7 +111,7 @@ class Interactions:
         if missing:
             raise DataError(
                 f"{where}: missing column(s) {missing}; required columns are "
-                f"{[USER, ITEM]}, optional {[RATING, TIMESTAMP]}; got {list(frame.columns)}"
+                f"{[USER, ITEM]}, optional {[RATING, TIMESTAMP, WEIGHT]}; got {list(frame.columns)}"
             )
         if len(frame) == 0:
             raise DataError(f"{where}: no interactions (the frame has 0 rows)")
@@ -122,6 +126,12 @@ class Interactions:
                     f"{where}: column {RATING!r} has values beyond float32's range at {_rows(too_big)}"
                 )
             out[RATING] = rating.astype(np.float32)
+        if WEIGHT in out.columns:
+            weight = self._numeric(out[WEIGHT], WEIGHT, where)
+            bad = (weight < 0) | (weight > np.finfo(np.float32).max)
+            if bad.any():
+                raise DataError(f"{where}: column {WEIGHT!r} must hold numbers >= 0 (within float32), not at {_rows(bad)}")
+            out[WEIGHT] = weight.astype(np.float32)
         if TIMESTAMP in out.columns:
             ts = self._numeric(out[TIMESTAMP], TIMESTAMP, where)
             if ts.dtype.kind == "f" and not np.array_equal(ts, np.floor(ts)):
@@ -187,6 +197,11 @@ class Interactions:
         return RATING in self.frame.columns
 
     @property
+    def has_weights(self) -> bool:
+        """Whether the interactions carry weights (e.g. play counts)."""
+        return WEIGHT in self.frame.columns
+
+    @property
     def has_timestamps(self) -> bool:
         """Whether the interactions carry timestamps."""
         return TIMESTAMP in self.frame.columns
@@ -249,5 +264,5 @@ def as_interactions(data: Interactions | pd.DataFrame, what: str = "data") -> In
         return Interactions(data, name=what)
     raise DataError(
         f"{what}: expected tfrec Interactions or a pandas DataFrame with columns "
-        f"{[USER, ITEM]} (optional {[RATING, TIMESTAMP]}), got {type(data).__name__}"
+        f"{[USER, ITEM]} (optional {[RATING, TIMESTAMP, WEIGHT]}), got {type(data).__name__}"
     )

@@ -8,6 +8,8 @@ item table (``title``, ``genres``, ``text``) and, where the dataset has one, a u
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ import pandas as pd
 
 from tfrec.data.download import fetch_archive
 from tfrec.data.files import read_double_colon, read_lines, read_ratings_frame, read_table, with_text
-from tfrec.data.interactions import ITEM, RATING, TIMESTAMP, USER, Interactions
+from tfrec.data.interactions import ITEM, RATING, TIMESTAMP, USER, WEIGHT, Interactions
 from tfrec.errors import DataError, DatasetNotFoundError
 
 ML100K_GENRES = (
@@ -235,6 +237,83 @@ def read_goodbooks_10k(folder: Path) -> Interactions:
     return Interactions(frame, items=items, name="goodbooks-10k")
 
 
+# === Last.fm-2k with Spotify audio features ===
+# The numeric fields of Spotify's audio-features payload.
+AUDIO_FEATURES = (
+    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
+    "instrumentalness", "liveness", "valence", "tempo", "duration_ms", "time_signature",
+)  # fmt: skip
+HETREC = "hetrec2011-lastfm-2k"
+SPOTIFY = "spotify_playlists_audio_features"
+
+
+def artist_key(name: str) -> str:
+    """The artist-name join key: NFKD, combining marks removed, casefolded, trimmed,
+    whitespace collapsed, a leading "the " dropped."""
+    text = "".join(c for c in unicodedata.normalize("NFKD", str(name)) if not unicodedata.combining(c))
+    text = re.sub(r"\s+", " ", text.casefold().strip())
+    return text[4:] if text.startswith("the ") else text
+
+
+def audio_profiles(tracks: pd.DataFrame) -> pd.DataFrame:
+    """Per artist key, the mean and standard deviation (population) of each audio feature
+    over the artist's tracks, and how many tracks there are.
+
+    Args:
+        tracks: Spotify audio-features rows with ``unique_track`` = "artist - title".
+
+    Returns:
+        A frame indexed by :func:`artist_key` with columns ``audio_<feature>``,
+        ``audio_<feature>_std`` and ``tracks_with_audio``.
+    """
+    tracks = tracks.drop_duplicates("unique_track")
+    artist = tracks["unique_track"].astype(str).str.split(" - ", n=1).str[0]
+    values = tracks[list(AUDIO_FEATURES)].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    values["key_"] = artist.map(artist_key).to_numpy()
+    grouped = values.dropna().groupby("key_")
+    mean = grouped.mean().add_prefix("audio_")
+    spread = grouped.std(ddof=0).add_prefix("audio_").add_suffix("_std")
+    out = pd.concat([mean, spread], axis=1)
+    out["tracks_with_audio"] = grouped.size()
+    return out
+
+
+def read_lastfm_2k_audio(folder: Path) -> Interactions:
+    """Reads HetRec 2011 Last.fm-2k joined by artist name with Spotify audio features.
+
+    ``hetrec2011-lastfm-2k/user_artists.dat`` (tab-separated, CRLF) gives the
+    interactions, the play count as ``weight``; ``artists.dat`` the item table (``title``
+    = the artist's name); ``spotify_playlists_audio_features/audio_features_raw.csv`` the
+    tracks, whose artist (``unique_track`` before the first " - ") joins an artist when
+    :func:`artist_key` of both names agree. An artist's audio profile is the mean and
+    spread of its tracks' 13 features (:func:`audio_profiles`, columns ``audio_*``);
+    ``has_audio`` flags the artists that have one (the others keep NaN features and are
+    usable by id-only models). No timestamps: the upstream file has none for plays.
+    """
+    folder = Path(folder)
+    names = ["userID", "artistID", "weight"]
+    plays = read_table(folder / HETREC / "user_artists.dat", sep="\t", names=names, header=True, required=tuple(names))
+    frame = pd.DataFrame({USER: plays["userID"], ITEM: plays["artistID"], WEIGHT: plays["weight"]})
+    artists = read_table(
+        folder / HETREC / "artists.dat", sep="\t", names=["id", "name", "url", "pictureURL"], header=True,
+        required=("id",), quoted=False,
+    )  # fmt: skip
+    tracks = read_table(
+        folder / SPOTIFY / "audio_features_raw.csv", sep=",", names=[*AUDIO_FEATURES, "unique_track"],
+        header=True, required=("unique_track",),
+    )  # fmt: skip
+    profiles = audio_profiles(tracks)
+    items = pd.DataFrame({"item_id": artists["id"], "title": artists["name"].fillna("").astype(str)})
+    keys = items["title"].map(artist_key)
+    joined = profiles.reindex(keys.to_numpy())
+    joined.index = items.index
+    items = pd.concat([items, joined], axis=1)
+    items["has_audio"] = joined["tracks_with_audio"].notna().to_numpy()
+    items["tracks_with_audio"] = joined["tracks_with_audio"].fillna(0).astype(np.int64).to_numpy()
+    items["text"] = items["title"]
+    return Interactions(frame, items=items, name="lastfm-2k-audio")
+
+
 # === Registry ===
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -288,6 +367,12 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("goodbooks-10k", "goodbooks-10k", ("ratings.csv", "books.csv"), read_goodbooks_10k,
                     "https://github.com/zygmuntz/goodbooks-10k/releases/download/v1.0/goodbooks-10k.zip",
                     None, None, "goodbooks-10k: ~6M ratings 1-5 of 10,000 books, titles, authors, tags"),
+        # Two public sources joined by the loader; neither has an official archive here.
+        DatasetSpec("lastfm-2k-audio", "lastfm-2k-audio",
+                    (f"{HETREC}/user_artists.dat", f"{HETREC}/artists.dat", f"{SPOTIFY}/audio_features_raw.csv"),
+                    read_lastfm_2k_audio, None, None, None,
+                    "Last.fm-2k: 92,834 user-artist play counts (weight), 1,892 users, 17,632 artists; "
+                    "Spotify audio features (audio_*) for 1,938 artists"),
     )
 }  # fmt: skip
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tfrec.core.ids import Ids
-from tfrec.data.derived import Catalogue, side_features, user_profiles
+from tfrec.data.derived import Catalogue, DenseTable, histories, side_features, user_profiles
 from tfrec.data.interactions import RATING, Interactions
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
@@ -47,6 +47,10 @@ class ModelData:
         item_features: ``{name: tokens per item}`` side features, aligned with ``items``.
         catalogue: Content models: the items with text (training items first, then cold ones).
         user_profiles: Content models: per user, the words describing their training items.
+        item_dense: Items' numeric feature vectors (training items first, then cold ones).
+        history_items: Per user, the training items (1-based indices into ``items``) a
+            history tower pools, heaviest first.
+        history_weights: Their weights (``log1p`` of the play count, of 1 without counts).
         seed: A seed drawn at build time (from NumPy's global generator) for samplers.
     """
 
@@ -59,6 +63,9 @@ class ModelData:
     item_features: dict = field(default_factory=dict)
     catalogue: Catalogue | None = None
     user_profiles: Ids | None = None
+    item_dense: DenseTable | None = None
+    history_items: Ids | None = None
+    history_weights: Ids | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,11 +75,17 @@ class ModelData:
         object.__setattr__(self, "item_features", _features(self.item_features))
         if self.user_profiles is not None:
             object.__setattr__(self, "user_profiles", Ids(str(p) for p in self.user_profiles))
+        if self.history_items is not None:
+            object.__setattr__(self, "history_items", Ids(tuple(int(i) for i in r) for r in self.history_items))
+            object.__setattr__(self, "history_weights", Ids(tuple(float(w) for w in r) for r in self.history_weights))
         checks = [("user_counts", self.user_counts, self.users), ("item_counts", self.item_counts, self.items)]
         checks += [(f"user feature {k!r}", v, self.users) for k, v in self.user_features.items()]
         checks += [(f"item feature {k!r}", v, self.items) for k, v in self.item_features.items()]
         if self.user_profiles is not None:
             checks.append(("user_profiles", self.user_profiles, self.users))
+        if self.history_items is not None:
+            checks.append(("history_items", self.history_items, self.users))
+            checks.append(("history_weights", self.history_weights, self.users))
         for what, values, ids in checks:
             if values and len(values) != len(ids):
                 raise ValueError(f"{what} has {len(values)} entries for {len(ids)} ids")
@@ -88,6 +101,8 @@ class ModelData:
         item_features: Sequence[str] = (),
         text_tokens: int | None = None,
         profile_length: int | None = None,
+        dense_features: Sequence[str] = (),
+        history_length: int = 0,
         seed: bool = False,
     ) -> ModelData:
         """Derives what model ``model`` asks for from a training split.
@@ -99,6 +114,8 @@ class ModelData:
             user_features, item_features: Side-feature columns (see ``side_features``).
             text_tokens: Build the content catalogue, its text vocabulary this large.
             profile_length: Also each user's text profile of this many words.
+            dense_features: Numeric item columns (names or globs) for ``item_dense``.
+            history_length: Keep each user's heaviest training items, this many (0: none).
             seed: Draw a seed from NumPy's global generator.
 
         Raises:
@@ -116,6 +133,8 @@ class ModelData:
         if profile_length is not None and catalogue is not None:
             trained = catalogue.texts[: catalogue.num_trained]
             profiles = user_profiles(train, vocabulary, trained, catalogue.text_vocabulary, profile_length)
+        dense = DenseTable.from_data(train, vocabulary, dense_features) if dense_features else None
+        history = histories(train, vocabulary, history_length) if history_length else (None, None)
         return cls(
             users=vocabulary.users,
             items=vocabulary.items,
@@ -126,6 +145,9 @@ class ModelData:
             item_features=side_features(train, vocabulary.items, item_features, "item") if item_features else {},
             catalogue=catalogue,
             user_profiles=profiles,
+            item_dense=dense,
+            history_items=history[0],
+            history_weights=history[1],
             seed=int(np.random.randint(0, 2**31 - 1)) if seed else 0,
         )
 
@@ -146,6 +168,9 @@ class ModelData:
                 "text_vocabulary": list(self.catalogue.text_vocabulary),
             },
             "user_profiles": None if self.user_profiles is None else list(self.user_profiles),
+            "item_dense": None if self.item_dense is None else self.item_dense.to_config(),
+            "history_items": None if self.history_items is None else [list(r) for r in self.history_items],
+            "history_weights": None if self.history_weights is None else [list(r) for r in self.history_weights],
             "seed": self.seed,
         }  # fmt: skip
 
@@ -160,4 +185,6 @@ class ModelData:
             config["catalogue"] = Catalogue(
                 tuple(c["item_ids"]), tuple(c["texts"]), int(c["num_trained"]), tuple(c["text_vocabulary"])
             )
+        if config.get("item_dense") is not None:
+            config["item_dense"] = DenseTable.from_config(config["item_dense"])
         return cls(**config)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from tfrec._keras import tf
-from tfrec.data.interactions import ITEM, RATING, USER, Interactions, as_interactions
+from tfrec.data.interactions import ITEM, RATING, USER, WEIGHT, Interactions, as_interactions
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError, TfrecError
 
@@ -103,6 +103,7 @@ def to_dataset(
     cache: bool = True,
     prefetch: bool = True,
     drop_remainder: bool = False,
+    weights: bool = False,
 ) -> tf.data.Dataset:
     """Turns interactions into a batched ``tf.data.Dataset`` of feature dicts.
 
@@ -118,6 +119,7 @@ def to_dataset(
         cache: Cache the batches after the first epoch.
         prefetch: Prefetch batches.
         drop_remainder: Drop the last partial batch.
+        weights: Add each interaction's ``weight`` (e.g. play count) as a float32 feature.
 
     Returns:
         A dataset whose elements are ``{"user_id": string[B], "item_id": string[B], ...}``
@@ -132,6 +134,10 @@ def to_dataset(
     _check_batch(batch_size)
     data = as_interactions(data)
     columns = features(data, item_features=item_features, user_features=user_features)
+    if weights:
+        if not data.has_weights:
+            raise DataError(f"{data.name} has no {WEIGHT!r} column, so it cannot yield weights")
+        columns[WEIGHT] = data.frame[WEIGHT].to_numpy(np.float32)
     if label is not None:
         if label != RATING:
             raise TfrecError(f"label must be 'rating' or None, got {label!r}")

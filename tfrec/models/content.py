@@ -117,11 +117,3 @@ def distinct_tokens(tokens: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     ordered = tf.sort(tokens, axis=1)
     previous = tf.concat([tf.zeros_like(ordered[:, :1]), ordered[:, :-1]], axis=1)
     return ordered, tf.cast((ordered > 0) & (ordered != previous), tf.float32)
-
-
-def id_dropout_mask(index: tf.Tensor, rate: float, training: bool) -> tf.Tensor:
-    """1.0 for known ids, 0.0 for unknown ones and, in training, for a ``rate`` share of rows."""
-    keep = known(index)
-    if training and rate > 0:
-        keep = keep * tf.cast(tf.random.uniform(tf.shape(keep)) >= rate, tf.float32)
-    return keep[:, None]

@@ -13,13 +13,12 @@ from tfrec.models.content import (
     TEXT_RULES,
     content_data,
     distinct_tokens,
-    id_dropout_mask,
     user_and_catalogue,
 )
 from tfrec.models.heads import OBJECTIVE_RULES
 from tfrec.models.registry import TRAINING_RULES, boolean, check, non_negative, positive_int, register
 from tfrec.models.retrieval import RetrievalModel, retrieval_objective
-from tfrec.models.towers import normal_table
+from tfrec.models.towers import id_dropout_mask, normal_table
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from tfrec.models.registry import boolean, one_of, positive
 from tfrec.models.towers import zeros_table
 
 LOSSES = ("softmax", "bpr")
+# How an interaction's weight (a play count) becomes its weight in the loss.
+CONFIDENCES = ("binary", "linear", "log")
 
 # Rules of the retrieval objective's config fields, shared by the retrieval configs.
 OBJECTIVE_RULES = {
@@ -110,7 +112,10 @@ class RetrievalObjective(keras.layers.Layer):
     correction then uses the mixed sampling probability) and ``num_hard_negatives`` keeps
     only the highest-scoring negatives per query. ``bpr`` draws one uniform negative per
     positive and minimises ``-log sigmoid(s_pos - s_neg)`` (Rendle et al., UAI 2009).
-    An L2 penalty ``l2`` applies to the batch's query and candidate embeddings.
+    An L2 penalty ``l2`` applies to the batch's query and candidate embeddings. With
+    ``confidence`` ``linear`` or ``log`` each positive counts in proportion to its
+    interaction weight (``w`` or ``log(1 + w)``, e.g. play counts; Hu et al., ICDM 2008),
+    rescaled to a mean of 1 in each batch so the learning rate keeps its meaning.
 
     Args:
         item_counts: Training interactions per known item (vocabulary order).
@@ -120,6 +125,7 @@ class RetrievalObjective(keras.layers.Layer):
         l2: L2 weight on the batch's embeddings.
         num_hard_negatives: Hardest negatives kept per query (0: all).
         extra_negatives: Uniform negatives added to every batch.
+        confidence: ``binary`` (every positive counts once), ``linear`` or ``log``.
     """
 
     def __init__(
@@ -131,9 +137,13 @@ class RetrievalObjective(keras.layers.Layer):
         l2: float = 0.0,
         num_hard_negatives: int = 0,
         extra_negatives: int = 0,
+        confidence: str = "binary",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if confidence not in CONFIDENCES:
+            raise ValueError(f"confidence must be one of {CONFIDENCES}, got {confidence!r}")
+        self.confidence = confidence
         self.item_counts = Ids(int(c) for c in item_counts)
         counts = np.asarray(list(self.item_counts), dtype=np.float64)
         self.num_items = len(counts)
@@ -160,6 +170,7 @@ class RetrievalObjective(keras.layers.Layer):
         candidates: tf.Tensor,
         item_index: tf.Tensor,
         embed_items: Callable[[tf.Tensor], tf.Tensor],
+        weights: tf.Tensor | None = None,
     ) -> tf.Tensor:
         """The batch's loss (this replica's share of the global-batch mean) plus the L2 penalty.
 
@@ -168,12 +179,18 @@ class RetrievalObjective(keras.layers.Layer):
             candidates: ``[B, d]`` embeddings of the positive items.
             item_index: ``[B]`` the positives' item indices.
             embed_items: Candidate embeddings of item indices (for drawn negatives).
+            weights: ``[B]`` the positives' raw interaction weights (used unless
+                ``confidence`` is ``binary``), or None.
         """
         penalty = l2_penalty(self.l2, queries, candidates)
+        sample_weight = self.sample_weights(weights)
         if self.loss_name == "bpr":
             negatives = embed_items(self.uniform_items(tf.shape(item_index)))
             margin = tf.reduce_sum(queries * (candidates - negatives), axis=1)
-            return -replica_mean(tf.math.log_sigmoid(margin)) + penalty
+            per_example = tf.math.log_sigmoid(margin)
+            if sample_weight is not None:
+                per_example = per_example * sample_weight
+            return -replica_mean(per_example) + penalty
         candidate_ids = item_index
         if self.extra_negatives:
             extra = self.uniform_items([self.extra_negatives])
@@ -191,11 +208,22 @@ class RetrievalObjective(keras.layers.Layer):
             candidates,
             candidate_sampling_probability=probability,
             candidate_ids=candidate_ids,
+            sample_weight=sample_weight,
             compute_metrics=False,
             compute_batch_metrics=False,
         )
         # TFRS sums over the batch; the mean keeps the learning rate independent of it.
         return loss / tf.cast(tf.shape(queries)[0] * replica_count(), tf.float32) + penalty
+
+    def sample_weights(self, weights: tf.Tensor | None) -> tf.Tensor | None:
+        """``[B]`` loss weights of the positives from their raw weights, mean 1 in the batch
+        (None: every positive counts once)."""
+        if self.confidence == "binary" or weights is None:
+            return None
+        weights = tf.maximum(tf.cast(weights, tf.float32), 0.0)
+        if self.confidence == "log":
+            weights = tf.math.log1p(weights)
+        return weights / tf.maximum(tf.reduce_mean(weights), 1e-12)
 
     def get_config(self) -> dict:
         return {
@@ -207,6 +235,7 @@ class RetrievalObjective(keras.layers.Layer):
             "l2": self.l2,
             "num_hard_negatives": self.num_hard_negatives,
             "extra_negatives": self.extra_negatives,
+            "confidence": self.confidence,
         }
 
 

@@ -33,6 +33,9 @@ class IdTower(keras.layers.Layer):
         init_stddev: Standard deviation of the embedding's normal initialisation.
         features: ``{name: tokens per id}``, aligned with ``vocabulary`` (each entry a
             list of strings; empty when the id has none).
+        id_dropout: In training, the share of rows whose id embedding is dropped (the
+            side features and any ``extra`` input stay), so the tower learns to place ids
+            it has never seen from what else it knows of them (DropoutNet's recipe).
 
     Example:
         >>> tower = tfrec.models.IdTower(["a", "b"], embedding_dim=8, hidden_units=[16, 8])
@@ -49,6 +52,7 @@ class IdTower(keras.layers.Layer):
         dropout: float = 0.0,
         init_stddev: float = 0.1,
         features: Mapping[str, Sequence[Sequence[str]]] | None = None,
+        id_dropout: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,6 +63,7 @@ class IdTower(keras.layers.Layer):
         self.activation = activation
         self.dropout = float(dropout)
         self.init_stddev = float(init_stddev)
+        self.id_dropout = float(id_dropout)
         self.features = {
             name: Ids(tuple(map(str, t)) for t in tokens) for name, tokens in (features or {}).items()
         }
@@ -103,9 +108,18 @@ class IdTower(keras.layers.Layer):
         """The side features as plain dicts and lists (Keras wraps attributes it tracks)."""
         return {str(name): [list(row) for row in rows] for name, rows in self.features.items()}
 
-    def from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Tower output for already looked-up indices (0 = OOV)."""
-        x = self.embedding(index) * known(index)[:, None]
+    def from_index(self, index: tf.Tensor, training: bool = False, extra: tf.Tensor | None = None) -> tf.Tensor:
+        """Tower output for already looked-up indices (0 = OOV).
+
+        Args:
+            index: int64[B] indices.
+            training: Training mode (dropout, id dropout).
+            extra: float32[B, embedding_dim] added to the embedding before the dense
+                layers (dense features, a pooled history), or None.
+        """
+        x = self.embedding(index) * id_dropout_mask(index, self.id_dropout, training)
+        if extra is not None:
+            x = x + extra
         for table, embedding in zip(self.feature_tokens, self.feature_embeddings):
             tokens = tf.gather(table, index)  # [B, L], 0 = no token
             present = tf.cast(tokens > 0, tf.float32)[:, :, None]
@@ -128,7 +142,16 @@ class IdTower(keras.layers.Layer):
             "dropout": self.dropout,
             "init_stddev": self.init_stddev,
             "features": self.plain_features(),
+            "id_dropout": self.id_dropout,
         }
+
+
+def id_dropout_mask(index: tf.Tensor, rate: float, training: bool) -> tf.Tensor:
+    """``[B, 1]``: 1.0 for known ids, 0.0 for unknown ones and, in training, for a ``rate`` share of rows."""
+    keep = known(index)
+    if training and rate > 0:
+        keep = keep * tf.cast(tf.random.uniform(tf.shape(keep)) >= rate, tf.float32)
+    return keep[:, None]
 
 
 def normal_table(rows: int, width: int, name: str, stddev: float = 0.05) -> keras.layers.Embedding:

@@ -192,7 +192,9 @@ def dense_columns(table: pd.DataFrame | None, patterns: Sequence[str], where: st
     for pattern in patterns:
         matched = [c for c in numeric if fnmatch.fnmatchcase(c, pattern)]
         if not matched:
-            raise DataError(f"{where}: no numeric item column matches {pattern!r}; numeric columns: {numeric}")
+            raise DataError(
+                f"{where}: no numeric item column matches {pattern!r}; numeric columns: {numeric}"
+            )
         chosen += [c for c in matched if c not in chosen]
     return [c for c in numeric if c in chosen]
 
@@ -252,7 +254,9 @@ class DenseTable:
         )  # fmt: skip
 
 
-def histories(train: Interactions, vocabulary: Vocabulary, length: int) -> tuple[list[list[int]], list[list[float]]]:
+def histories(
+    train: Interactions, vocabulary: Vocabulary, length: int
+) -> tuple[list[list[int]], list[list[float]]]:
     """Per user (vocabulary order), up to ``length`` of their training items and weights.
 
     An item's weight is ``log1p`` of the interaction's ``weight`` (a play count; 1 when
@@ -271,8 +275,14 @@ def histories(train: Interactions, vocabulary: Vocabulary, length: int) -> tuple
         "weight": np.log1p(frame[WEIGHT].to_numpy(np.float64) if WEIGHT in frame.columns else 1.0),
         "time": frame[TIMESTAMP].to_numpy() if TIMESTAMP in frame.columns else 0,
     }).dropna(subset=["user", "item"])  # fmt: skip
-    pairs = pairs.groupby(["user", "item"], as_index=False).agg(weight=("weight", "sum"), time=("time", "max"))
-    top = pairs.sort_values(["user", "weight", "time"], ascending=[True, False, False]).groupby("user").head(length)
+    pairs = pairs.groupby(["user", "item"], as_index=False).agg(
+        weight=("weight", "sum"), time=("time", "max")
+    )
+    top = (
+        pairs.sort_values(["user", "weight", "time"], ascending=[True, False, False])
+        .groupby("user")
+        .head(length)
+    )
     items: list[list[int]] = [[] for _ in vocabulary.users]
     weights: list[list[float]] = [[] for _ in vocabulary.users]
     for user, group in top.groupby("user"):

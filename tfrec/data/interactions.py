@@ -130,7 +130,9 @@ class Interactions:
             weight = self._numeric(out[WEIGHT], WEIGHT, where)
             bad = (weight < 0) | (weight > np.finfo(np.float32).max)
             if bad.any():
-                raise DataError(f"{where}: column {WEIGHT!r} must hold numbers >= 0 (within float32), not at {_rows(bad)}")
+                raise DataError(
+                    f"{where}: column {WEIGHT!r} must hold numbers >= 0 (within float32), not at {_rows(bad)}"
+                )
             out[WEIGHT] = weight.astype(np.float32)
         if TIMESTAMP in out.columns:
             ts = self._numeric(out[TIMESTAMP], TIMESTAMP, where)

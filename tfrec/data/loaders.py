@@ -67,9 +67,7 @@ def read_movielens_100k(folder: Path) -> Interactions:
                 path = folder / f"{name}.{part}"
                 if not path.exists():
                     raise DatasetNotFoundError(f"fold {name!r} needs {path}, which does not exist")
-                parts.append(
-                    data.with_frame(read_ratings_frame(path, "\t"), f"movielens-100k/{name}.{part}")
-                )
+                parts.append(data.with_frame(read_ratings_frame(path, "\t"), f"movielens-100k/{name}.{part}"))
             return parts[0], parts[1]
 
         return read
@@ -292,7 +290,9 @@ def read_lastfm_2k_audio(folder: Path) -> Interactions:
     """
     folder = Path(folder)
     names = ["userID", "artistID", "weight"]
-    plays = read_table(folder / HETREC / "user_artists.dat", sep="\t", names=names, header=True, required=tuple(names))
+    plays = read_table(
+        folder / HETREC / "user_artists.dat", sep="\t", names=names, header=True, required=tuple(names)
+    )
     frame = pd.DataFrame({USER: plays["userID"], ITEM: plays["artistID"], WEIGHT: plays["weight"]})
     artists = read_table(
         folder / HETREC / "artists.dat", sep="\t", names=["id", "name", "url", "pictureURL"], header=True,

@@ -76,9 +76,16 @@ class ModelData:
         if self.user_profiles is not None:
             object.__setattr__(self, "user_profiles", Ids(str(p) for p in self.user_profiles))
         if self.history_items is not None:
-            object.__setattr__(self, "history_items", Ids(tuple(int(i) for i in r) for r in self.history_items))
-            object.__setattr__(self, "history_weights", Ids(tuple(float(w) for w in r) for r in self.history_weights))
-        checks = [("user_counts", self.user_counts, self.users), ("item_counts", self.item_counts, self.items)]
+            object.__setattr__(
+                self, "history_items", Ids(tuple(int(i) for i in r) for r in self.history_items)
+            )
+            object.__setattr__(
+                self, "history_weights", Ids(tuple(float(w) for w in r) for r in self.history_weights)
+            )
+        checks = [
+            ("user_counts", self.user_counts, self.users),
+            ("item_counts", self.item_counts, self.items),
+        ]
         checks += [(f"user feature {k!r}", v, self.users) for k, v in self.user_features.items()]
         checks += [(f"item feature {k!r}", v, self.items) for k, v in self.item_features.items()]
         if self.user_profiles is not None:
@@ -141,8 +148,12 @@ class ModelData:
             user_counts=vocabulary.user_counts,
             item_counts=vocabulary.item_counts,
             ratings=stats,
-            user_features=side_features(train, vocabulary.users, user_features, "user") if user_features else {},
-            item_features=side_features(train, vocabulary.items, item_features, "item") if item_features else {},
+            user_features=side_features(train, vocabulary.users, user_features, "user")
+            if user_features
+            else {},
+            item_features=side_features(train, vocabulary.items, item_features, "item")
+            if item_features
+            else {},
             catalogue=catalogue,
             user_profiles=profiles,
             item_dense=dense,

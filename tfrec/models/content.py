@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tfrec._keras import keras, tf
-from tfrec.core.ids import id_lookup, known
+from tfrec.core.ids import id_lookup
 from tfrec.data.derived import Catalogue
 from tfrec.data.interactions import Interactions
 from tfrec.data.model_data import ModelData

@@ -30,7 +30,9 @@ class CatalogueFeatures(keras.layers.Layer):
         output_dim: Width of the projection.
     """
 
-    def __init__(self, table: DenseTable | dict, trained_items: Sequence[str], output_dim: int, **kwargs) -> None:
+    def __init__(
+        self, table: DenseTable | dict, trained_items: Sequence[str], output_dim: int, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         # === Config ===
         self.table = table if isinstance(table, DenseTable) else DenseTable.from_config(table)

@@ -42,7 +42,9 @@ class RetrievalModel(Recommender):
             weights=features.get(WEIGHT),
         )
 
-    def training_queries(self, user_index: tf.Tensor, item_index: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def training_queries(
+        self, user_index: tf.Tensor, item_index: tf.Tensor, training: bool = False
+    ) -> tf.Tensor:
         """The query embeddings of a training batch's users, whose positives are ``item_index``
         (a history tower leaves each positive out of its own user's history)."""
         return self.query_from_index(user_index, training=training)

@@ -108,7 +108,9 @@ class IdTower(keras.layers.Layer):
         """The side features as plain dicts and lists (Keras wraps attributes it tracks)."""
         return {str(name): [list(row) for row in rows] for name, rows in self.features.items()}
 
-    def from_index(self, index: tf.Tensor, training: bool = False, extra: tf.Tensor | None = None) -> tf.Tensor:
+    def from_index(
+        self, index: tf.Tensor, training: bool = False, extra: tf.Tensor | None = None
+    ) -> tf.Tensor:
         """Tower output for already looked-up indices (0 = OOV).
 
         Args:

@@ -14,7 +14,15 @@ from tfrec.data.pipeline import to_dataset
 from tfrec.models.capabilities import FeatureCandidates, HistoryQueries
 from tfrec.models.features import CatalogueFeatures, HistoryPool, history_weights
 from tfrec.models.heads import CONFIDENCES, OBJECTIVE_RULES
-from tfrec.models.registry import TRAINING_RULES, check, non_negative, one_of, positive, positive_int, register
+from tfrec.models.registry import (
+    TRAINING_RULES,
+    check,
+    non_negative,
+    one_of,
+    positive,
+    positive_int,
+    register,
+)
 from tfrec.models.retrieval import RetrievalModel, retrieval_objective
 from tfrec.models.towers import IdTower
 
@@ -85,7 +93,10 @@ class TwoTowerConfig:
                 "hidden_units": (lambda v: all(positive_int(u) for u in v), "positive integers"),
                 "user_features": (lambda v: all(isinstance(f, str) and f for f in v), "column names"),
                 "item_features": (lambda v: all(isinstance(f, str) and f for f in v), "column names"),
-                "dense_features": (lambda v: all(isinstance(f, str) and f for f in v), "column names or globs"),
+                "dense_features": (
+                    lambda v: all(isinstance(f, str) and f for f in v),
+                    "column names or globs",
+                ),
                 "history_length": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
                 "id_dropout": (lambda v: non_negative(v) and v < 1, "a number in [0, 1)"),
                 "confidence": one_of(*CONFIDENCES),
@@ -154,7 +165,9 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
         )  # fmt: skip
         self.history_pool = None
         if with_history:
-            self.history_pool = HistoryPool(d.history_items, d.history_weights, c.embedding_dim, name="history")
+            self.history_pool = HistoryPool(
+                d.history_items, d.history_weights, c.embedding_dim, name="history"
+            )
             self.history_pool.build_projection(self.candidate_tower.output_dim)
         self.objective = retrieval_objective(
             c, d.item_counts, num_hard_negatives=c.num_hard_negatives, extra_negatives=c.extra_negatives,
@@ -194,7 +207,9 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
     def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self._query(index, None, training)
 
-    def training_queries(self, user_index: tf.Tensor, item_index: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def training_queries(
+        self, user_index: tf.Tensor, item_index: tf.Tensor, training: bool = False
+    ) -> tf.Tensor:
         return self._query(user_index, item_index, training)
 
     def _query(self, index: tf.Tensor, positives: tf.Tensor | None, training: bool) -> tf.Tensor:
@@ -204,7 +219,9 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
             items, weights = self.history_pool.of_users(index)
             if positives is not None:
                 weights = weights * tf.cast(items != positives[:, None], tf.float32)
-            extra = self.history_pool.pool(items, weights, lambda i: self.candidate_from_index(i, training=training))
+            extra = self.history_pool.pool(
+                items, weights, lambda i: self.candidate_from_index(i, training=training)
+            )
         return self.query_tower.from_index(index, training, extra=extra)
 
     # === Capabilities (active with dense features / a history) ===

@@ -43,6 +43,11 @@ def citeulike_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def lastfm_dir() -> Path:
+    return shared_folder("lastfm-2k-audio")
+
+
+@pytest.fixture(scope="session")
 def ml100k(ml100k_dir: Path) -> tfrec.data.Interactions:
     return tfrec.datasets.load("movielens-100k", ml100k_dir)
 

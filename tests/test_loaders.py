@@ -6,10 +6,12 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tfrec
 from tfrec.data import loaders
+from tfrec.data.loaders import AUDIO_FEATURES
 from tfrec.errors import DataError, DatasetNotFoundError
 
 
@@ -59,6 +61,55 @@ def test_tfrec_data_dir_root(ml100k_dir, monkeypatch) -> None:
     monkeypatch.setenv("TFREC_DATA_DIR", str(ml100k_dir.parent))
     assert len(tfrec.datasets.load("movielens-100k")) == 100_000
     assert tfrec.datasets.locations()["movielens-100k"] == str(ml100k_dir)
+
+
+def test_lastfm_2k_audio_counts_match_its_provenance(lastfm_dir) -> None:
+    data = tfrec.datasets.load("lastfm-2k-audio", lastfm_dir)
+    assert (len(data), data.num_users, data.num_items) == (92_834, 1_892, 17_632)
+    assert data.has_weights and not data.has_ratings and not data.has_timestamps
+    weight = data.frame["weight"]
+    assert (weight.min(), weight.median(), weight.max()) == (1, 260, 352_698)
+    items = data.items
+    with_audio = items.index[items["has_audio"]]
+    assert len(with_audio) == 1_938 and len([c for c in items.columns if c.startswith("audio_")]) == 26
+    played = data.frame["item_id"].isin(with_audio)
+    assert played.sum() == 53_055
+    assert round(weight[played].sum() / weight.sum(), 3) == 0.684
+    assert items.loc[~items["has_audio"], "audio_energy"].isna().all()
+    assert items.loc[items["title"] == "Britney Spears", "has_audio"].item()
+
+
+def test_lastfm_2k_audio_upstream_format(tmp_path) -> None:
+    """The exact upstream quirks: CRLF plays, UTF-8 artists with quotes and accents, an
+    ISO-8859-1 readme (not read), artist names joined after normalization."""
+    hetrec, spotify = tmp_path / "hetrec2011-lastfm-2k", tmp_path / "spotify_playlists_audio_features"
+    write(hetrec / "user_artists.dat", "userID\tartistID\tweight\r\n2\t51\t13883\r\n2\t52\t5\r\n3\t53\t1\r\n")
+    write(hetrec / "artists.dat", "id\tname\turl\tpictureURL\n51\tBeyoncé\thttp://x\thttp://y\n"
+          '52\tThe  Beatles\thttp://x\t\n53\tGuns "N" Roses\thttp://x\thttp://y\n')  # fmt: skip
+    write(hetrec / "readme.txt", "Last.fm, Cantador et al.\r\nAmélie\r\n", encoding="latin-1")
+    header = ",".join([*AUDIO_FEATURES[:11], "type", "id", "uri", "track_href", "analysis_url",
+                       "duration_ms", "time_signature", "unique_track"])  # fmt: skip
+
+    def track(energy: float, name: str) -> str:
+        return ",".join(["0.5", str(energy), "1", "-5", "1", *["0.1"] * 5, "120", "audio_features",
+                         "i", "u", "h", "a", "200000", "4", name])  # fmt: skip
+
+    rows = [track(0.2, "BEYONCE - Halo"), track(0.6, "Beyonce - Crazy In Love"), track(0.9, "beatles - Help!"),
+            track(0.4, "Unplayed Artist - Song")]  # fmt: skip
+    write(spotify / "audio_features_raw.csv", header + "\n" + "\n".join(rows) + "\n")
+    data = tfrec.datasets.load("lastfm-2k-audio", tmp_path)
+    assert list(data.frame["weight"]) == [13883.0, 5.0, 1.0]
+    items = data.items
+    assert list(items["title"]) == ["Beyoncé", "The  Beatles", 'Guns "N" Roses']
+    assert list(items["has_audio"]) == [True, True, False]
+    assert items.loc["51", "audio_energy"] == pytest.approx(0.4) and items.loc[
+        "51", "audio_energy_std"
+    ] == pytest.approx(0.2)
+    assert items.loc["52", "audio_energy"] == pytest.approx(0.9) and items.loc["52", "tracks_with_audio"] == 1
+    assert np.isnan(items.loc["53", "audio_energy"])
+    write(hetrec / "artists.dat", "id\tname\turl\tpictureURL\n51\tBeyonc\xe9\tx\ty\n", encoding="latin-1")
+    with pytest.raises(DataError, match=r"artists.dat: not valid utf-8 text .* line 2"):
+        tfrec.datasets.load("lastfm-2k-audio", tmp_path)
 
 
 # === Formats of datasets not in shared (small files in the exact upstream format) ===

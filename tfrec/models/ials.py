@@ -9,7 +9,7 @@ import numpy as np
 
 from tfrec._keras import keras, tf
 from tfrec.core.ids import id_lookup, known
-from tfrec.data.interactions import RATING, Interactions
+from tfrec.data.interactions import RATING, WEIGHT, Interactions
 from tfrec.data.seen import index_pairs
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import TfrecError
@@ -44,8 +44,9 @@ class IALSConfig:
             ``(interactions + unobserved_weight * other side's size) ** nu`` (0: plain L2).
         unobserved_weight: ``alpha_0``, the weight of every (user, item) pair's square,
             applied through the Gramian (the dense matrix is never formed).
-        confidence: How an observed pair's weight comes from its value (its rating, or how
-            many times it occurs): ``binary`` (``alpha``), ``linear`` (``alpha * value``)
+        confidence: How an observed pair's weight comes from its value (its ``weight``,
+            e.g. a play count, where the data has one; else its rating; else how many
+            times it occurs): ``binary`` (``alpha``), ``linear`` (``alpha * value``)
             or ``log`` (``alpha * log(1 + value)``).
         alpha: Scale of the observed pairs' confidence.
         solver: ``cg`` (conjugate-gradient steps warm-started from the current factors,
@@ -101,9 +102,11 @@ def confidences(values: np.ndarray, kind: str, alpha: float) -> np.ndarray:
 
 
 def pair_table(train: Interactions, vocabulary: Vocabulary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct (user index, item index, value) of a split: value = summed ratings, else counts."""
+    """Distinct (user index, item index, value) of a split: value = summed weights (play
+    counts), else summed ratings, else counts."""
     frame = train.frame
-    values = frame[RATING].to_numpy(np.float64) if RATING in frame.columns else None
+    column = WEIGHT if WEIGHT in frame.columns else RATING if RATING in frame.columns else None
+    values = None if column is None else frame[column].to_numpy(np.float64)
     return index_pairs(train, vocabulary.users, vocabulary.items, values)
 
 

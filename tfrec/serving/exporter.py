@@ -54,6 +54,11 @@ SIGNATURE_DOCS = {
     "similar_items": "item_id string[B], k int32 scalar -> item_ids, scores (cosine; the item itself left out)",
     "item_embedding_from_text": "content models: item_text string[B] -> embedding float32[B,d] (cold items)",
     "score_text": "content models: user_id string[B], item_text string[B] -> score float32[B] (cold items)",
+    "item_embedding_from_features": "models with dense item features: features float32[B,F] (raw values, in "
+    "the metadata's dense_features order) -> embedding float32[B,d] (cold items)",
+    "score_features": "models with dense item features: user_id string[B], features float32[B,F] -> score float32[B]",
+    "recommend_from_history": "models with a history tower: history_item_ids string[B,L] ('' pads), "
+    "history_weights float32[B,L] (play counts; 1 without), k -> item_ids, scores; the history's items left out",
 }
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from tfrec._keras import tf
 from tfrec.core.chunks import mask_out, rows_per_chunk
-from tfrec.models.capabilities import TextCandidates
+from tfrec.models.capabilities import FeatureCandidates, HistoryQueries, TextCandidates
 
 # ``k`` is a scalar (every row) or int32[B] (one per row: what TF Serving's batching needs,
 # as every batched input must have the batch dimension).
@@ -65,6 +65,12 @@ class ServingModule(tf.Module):
         ``default_k``; rating and ranking models: ``score``.
         Content models add ``item_embedding_from_text`` (``item_text`` -> ``embedding``)
         and ``score_text`` (``user_id``, ``item_text`` -> ``score``) for cold items.
+        Models with dense item features add ``item_embedding_from_features``
+        (``features`` float32[B, F] raw values -> ``embedding``) and ``score_features``
+        (``user_id``, ``features`` -> ``score``) for cold items; models with a history
+        tower add ``recommend_from_history`` (``history_item_ids`` string[B, L], ""
+        pads; ``history_weights`` float32[B, L], play counts or 1; ``k``) for users
+        given by their history, the history's items left out.
 
     Unknown ids and empty strings go through the OOV path and never fail; ``k < 1``
     fails the request with ``k must be >= 1``. A request with more users (or items, for
@@ -128,6 +134,23 @@ class ServingModule(tf.Module):
             self.item_embedding_from_text = tf.function(self._embed_text, input_signature=[text])
             self.score_text = tf.function(
                 self._score_text, input_signature=[tf.TensorSpec([None], tf.string, "user_id"), text]
+            )
+        self.num_features = len(model.feature_names()) if isinstance(model, FeatureCandidates) else 0
+        if self.num_features:
+            values = tf.TensorSpec([None, self.num_features], tf.float32, "features")
+            self.item_embedding_from_features = tf.function(self._embed_features, input_signature=[values])
+            self.score_features = tf.function(
+                self._score_features, input_signature=[tf.TensorSpec([None], tf.string, "user_id"), values]
+            )
+        self.takes_history = isinstance(model, HistoryQueries) and model.has_history()
+        if self.takes_history:
+            self.recommend_from_history = tf.function(
+                self._recommend_from_history,
+                input_signature=[
+                    tf.TensorSpec([None, None], tf.string, "history_item_ids"),
+                    tf.TensorSpec([None, None], tf.float32, "history_weights"),
+                    K_SPEC,
+                ],
             )
 
     # === Numeric core (no lookups, no strings: XLA-compilable) ===
@@ -316,6 +339,34 @@ class ServingModule(tf.Module):
         queries = self.model.query_from_index(self.model.user_index(user_id))
         return {"score": tf.reduce_sum(queries * self.model.candidate_from_text(item_text), axis=1)}
 
+    def _embed_features(self, features: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Models with dense features: the candidate embedding of items given by their raw vector."""
+        return {"embedding": self.model.candidate_from_features(features)}
+
+    def _score_features(self, user_id: tf.Tensor, features: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Models with dense features: the score of each (user, item given by its vector) pair."""
+        tf.debugging.assert_equal(
+            tf.size(user_id), tf.shape(features)[0], message="user_id and features rows differ"
+        )
+        queries = self.model.query_from_index(self.model.user_index(user_id))
+        return {"score": tf.reduce_sum(queries * self.model.candidate_from_features(features), axis=1)}
+
+    def _recommend_from_history(self, history_item_ids: tf.Tensor, history_weights: tf.Tensor, k: tf.Tensor) -> dict:
+        """History models: top-``k`` catalogue items for users given by their history."""
+        tf.debugging.assert_equal(
+            tf.shape(history_item_ids), tf.shape(history_weights),
+            message="history_item_ids and history_weights shapes differ",
+        )  # fmt: skip
+        items = self.model.item_index(history_item_ids)
+        queries = self.model.query_from_history(items, history_weights)
+        rows = tf.shape(items)[0]
+        k, width = self._k(k, rows, self.max_k)
+        scores = self.model.score_all(queries, self.candidates)
+        in_catalogue = (items > 0) & (items <= self.num_items)  # cold items are not ranked
+        scores = mask_out(scores, tf.where(in_catalogue, items - 1, 0), in_catalogue)
+        top = tf.math.top_k(scores, k=self.max_k)
+        return self._top(top.values, top.indices, k, width)
+
     def signatures(self) -> dict:
         """The concrete functions to save, by signature name."""
         default = self.recommend_default if self.task == "retrieval" else self.score
@@ -325,6 +376,11 @@ class ServingModule(tf.Module):
                 "item_embedding_from_text": self.item_embedding_from_text.get_concrete_function(),
                 "score_text": self.score_text.get_concrete_function(),
             }
+        if self.num_features:
+            text["item_embedding_from_features"] = self.item_embedding_from_features.get_concrete_function()
+            text["score_features"] = self.score_features.get_concrete_function()
+        if self.takes_history:
+            text["recommend_from_history"] = self.recommend_from_history.get_concrete_function()
         return {
             **text,
             "serving_default": default.get_concrete_function(),

@@ -12,7 +12,7 @@ import numpy as np
 
 from tfrec._keras import tf
 from tfrec.errors import TfrecError
-from tfrec.models.capabilities import TextCandidates
+from tfrec.models.capabilities import FeatureCandidates, HistoryQueries, TextCandidates
 
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -58,6 +58,17 @@ def warmup_inputs(model, default_k: int, max_k: int | None = None, row_buckets=(
             ("item_embedding_from_text", {"item_text": texts}),
             ("score_text", {"user_id": user_ids, "item_text": texts}),
         ]
+    if isinstance(model, FeatureCandidates) and model.feature_names():
+        values = model.example_features(2)
+        values = np.concatenate([values, np.zeros((3 - len(values), values.shape[1]), np.float32)])
+        requests += [
+            ("item_embedding_from_features", {"features": values}),
+            ("score_features", {"user_id": user_ids, "features": values}),
+        ]
+    if isinstance(model, HistoryQueries) and model.has_history():
+        history = np.asarray([[items[0], items[1]], [items[2], ""], ["", ""]], dtype=object)
+        plays = np.asarray([[10.0, 1.0], [3.0, 0.0], [0.0, 0.0]], np.float32)
+        requests.append(("recommend_from_history", {"history_item_ids": history, "history_weights": plays, "k": k}))
     return requests
 
 

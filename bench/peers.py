@@ -37,23 +37,30 @@ class FactorAdapter(Scorer):
         return self._rows(item_ids, self._items, self._item_factors)
 
 
-def user_items(train: Interactions, vocabulary: Vocabulary) -> sp.csr_matrix:
-    """The binary users x items matrix of a training split, in vocabulary order."""
+def user_items(train: Interactions, vocabulary: Vocabulary, values: np.ndarray | None = None) -> sp.csr_matrix:
+    """The users x items matrix of a training split, in vocabulary order: binary, or
+    ``values`` per interaction (e.g. ``log1p`` of play counts, which ``implicit``'s ALS
+    turns into the confidence ``1 + alpha * value``)."""
     users = {u: i for i, u in enumerate(vocabulary.users)}
     items = {v: i for i, v in enumerate(vocabulary.items)}
     rows = train.frame["user_id"].map(users).to_numpy()
     cols = train.frame["item_id"].map(items).to_numpy()
-    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(users), len(items)))
-    matrix.data[:] = 1.0  # repeated pairs count once
+    data = np.ones(len(rows), np.float32) if values is None else np.asarray(values, np.float32)
+    matrix = sp.csr_matrix((data, (rows, cols)), shape=(len(users), len(items)))
+    if values is None:
+        matrix.data[:] = 1.0  # repeated pairs count once
     return matrix
 
 
-def implicit_model(kind: str, train: Interactions, seed: int, **params) -> FactorAdapter:
-    """Fits ``implicit``'s ALS or BPR on a training split and wraps its factors."""
+def implicit_model(
+    kind: str, train: Interactions, seed: int, values: np.ndarray | None = None, **params
+) -> FactorAdapter:
+    """Fits ``implicit``'s ALS or BPR on a training split (``values``: per-interaction
+    matrix entries, binary by default) and wraps its factors."""
     import implicit
 
     vocabulary = Vocabulary.from_interactions(train)
-    matrix = user_items(train, vocabulary)
+    matrix = user_items(train, vocabulary, values)
     if kind == "als":
         model = implicit.cpu.als.AlternatingLeastSquares(random_state=seed, **params)
     else:

@@ -122,6 +122,18 @@ def test_a_cold_items_vector_alone_places_it_first_for_its_group(fitted, data) -
     )
 
 
+def test_compare_on_the_cold_start_protocol_ranks_only_cold_items(fitted, data) -> None:
+    train_data, cold = data
+    test = train_data.with_frame(cold, "cold")
+    same = tfrec.evaluation.compare(
+        fitted, fitted, train_data, test, metric="recall@3", protocol="cold-start"
+    )
+    expected = tfrec.evaluate(fitted, train_data, test, k=[3], protocol="cold-start")
+    assert same["a"] == pytest.approx(expected["recall@3"]) and same["verdict"] == "tie"
+    with pytest.raises(tfrec.TfrecError, match="protocol must be 'full' or 'cold-start'"):
+        tfrec.evaluation.compare(fitted, fitted, train_data, test, protocol="sampled:9")
+
+
 def test_a_new_user_is_served_from_their_history(fitted) -> None:
     group_items = [f"i2_{j}" for j in range(3)]
     index = fitted.item_index(tf.constant([group_items]))
@@ -129,6 +141,12 @@ def test_a_new_user_is_served_from_their_history(fitted) -> None:
     scores = fitted.score_all(query, fitted.catalogue_embeddings()).numpy()[0]
     top = [fitted.item_vocabulary[j] for j in np.argsort(-scores)[:8]]
     assert sum(item.startswith("i2_") for item in top) >= 7, top
+    ids, best = fitted.recommend_from_history([group_items, ["i1_0"]], k=6, weights=[[100.0, 10.0, 1.0], [3.0]])
+    assert ids.shape == (2, 6) and (np.diff(best, axis=1) <= 1e-6).all()
+    assert not set(ids[0]) & set(group_items) and sum(i.startswith("i2_") for i in ids[0]) >= 5
+    assert "i1_0" not in ids[1] and sum(i.startswith("i1_") for i in ids[1]) >= 5
+    with pytest.raises(tfrec.TfrecError, match="one number per history item"):
+        fitted.recommend_from_history([group_items], weights=[[1.0]])
 
 
 def test_training_leaves_each_positive_out_of_its_own_history(fitted) -> None:

@@ -150,7 +150,9 @@ def _full(model, exclude, test, ks, catalogue, chunk_size, per_user: dict | None
     )
 
 
-def _with_unrankable(score, users, num_items, excluded, relevant, missing, user_pos, ks, chunk_size, per_user=None):
+def _with_unrankable(
+    score, users, num_items, excluded, relevant, missing, user_pos, ks, chunk_size, per_user=None
+):
     """Adds test items outside the catalogue as relevant-but-unreachable extra columns."""
     rows = missing[USER].map(user_pos).to_numpy().astype(np.int64)
     extra = np.arange(len(rows)) + num_items
@@ -162,7 +164,9 @@ def _with_unrankable(score, users, num_items, excluded, relevant, missing, user_
         scores = score(chunk)
         return tf.pad(scores, [[0, 0], [0, width - num_items]])
 
-    metrics = rank_metrics(padded, users, width, excluded, relevant, ks, chunk_size=chunk_size, per_user=per_user)
+    metrics = rank_metrics(
+        padded, users, width, excluded, relevant, ks, chunk_size=chunk_size, per_user=per_user
+    )
     for k in ks:  # coverage is over the real catalogue only
         metrics[f"coverage@{k}"] *= width / num_items
     return metrics
@@ -303,12 +307,14 @@ def compare(
     samples: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    protocol: str = "full",
 ) -> dict[str, float | str]:
     """Model ``a`` against model ``b`` on one full-ranking metric, with a paired bootstrap
     interval over users.
 
-    Both rank the same catalogue for the same test users (training items left out); each
-    user's metric difference is resampled ``samples`` times. The verdict is ``better``
+    Both rank the same catalogue for the same test users (``full``: the training
+    catalogue, training items left out; ``cold-start``: only the test items absent from
+    training); each user's metric difference is resampled ``samples`` times. The verdict is ``better``
     (``a`` ahead: the interval is above 0), ``worse`` (below 0) or ``tie``.
 
     Args:
@@ -318,6 +324,7 @@ def compare(
         samples: Bootstrap resamples.
         level: Interval coverage.
         seed: Seed of the resampling.
+        protocol: ``full`` or ``cold-start``.
 
     Returns:
         ``{"metric", "a", "b", "difference", "low", "high", "level", "users", "verdict"}``.
@@ -331,16 +338,24 @@ def compare(
         >>> tfrec.evaluation.compare(model, tfrec.evaluation.Popularity(split.train), split.train, split.test)
     """
     train, test = as_interactions(train, "train"), as_interactions(test, "test")
-    if list(a.item_vocabulary) != list(b.item_vocabulary):
-        raise TfrecError("compare(): the two models rank different catalogues")
+    if protocol not in ("full", "cold-start"):
+        raise TfrecError(f"compare(): protocol must be 'full' or 'cold-start', got {protocol!r}")
     name, _, cut = metric.partition("@")
     if name not in (*METRICS, "mrr") or (name != "mrr") != bool(cut) or (cut and not cut.isdigit()):
         raise TfrecError(f"compare(): metric must be one of {list(METRICS)} with @K, or mrr; got {metric!r}")
-    catalogue = list(a.item_vocabulary)
+    if protocol == "cold-start":
+        catalogue = sorted(set(test.frame[ITEM]) - set(train.frame[ITEM]))
+        if not catalogue:
+            raise DataError("cold-start protocol: the test split has no item absent from training")
+        exclude = train.frame.iloc[:0]
+    else:
+        if list(a.item_vocabulary) != list(b.item_vocabulary):
+            raise TfrecError("compare(): the two models rank different catalogues")
+        catalogue, exclude = list(a.item_vocabulary), train.frame
     values = []
     for model in (a, b):
         per_user: dict = {}
-        _full(model, train.frame, test, (int(cut) if cut else 10,), catalogue, None, per_user=per_user)
+        _full(model, exclude, test, (int(cut) if cut else 10,), catalogue, None, per_user=per_user)
         values.append(per_user[metric])
     difference = values[0] - values[1]
     rng = np.random.default_rng(seed)

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint bench clean notebooks
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --durations=25
+
+# Executes every notebook from notebooks/src/ and stores it with its outputs (reads datasets
+# from $$TFREC_DATA_DIR when set, else downloads them once into ~/.tfrec/datasets).
+notebooks: $(STAMP)
+	$(PY) notebooks/build.py
 
 # Benchmarks need the real data in ../shared/data and the peers (benchmark extras only).
 bench: $(STAMP)

@@ -219,3 +219,15 @@ def test_export_round_trips_the_feature_and_history_signatures(fitted, data, tmp
     finally:
         served.close()
     assert (path / "assets.extra" / "tfrec_metadata.json").read_text().count("f_a") == 1
+
+
+def test_a_deeper_feature_path_is_built_and_survives_its_config(data) -> None:
+    train_data, cold = data
+    model = tfrec.models.build("two_tower", train_data, dense_features=("f_*",), dense_hidden_units=(8,))
+    assert [layer.units for layer in model.item_features.hidden] == [8]
+    copy = type(model).from_config(model.get_config())
+    copy.build_now().set_weights(model.get_weights())
+    vectors = tf.constant(train_data.items[["f_a", "f_b", "f_c", "f_d"]].to_numpy(np.float32)[:5])
+    np.testing.assert_allclose(copy.candidate_from_features(vectors), model.candidate_from_features(vectors), rtol=1e-6)
+    with pytest.raises(tfrec.TfrecError, match="dense_hidden_units"):
+        tfrec.models.build("two_tower", train_data, dense_hidden_units=(0,))

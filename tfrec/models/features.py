@@ -28,16 +28,23 @@ class CatalogueFeatures(keras.layers.Layer):
         table: The items' raw vectors (:class:`tfrec.data.derived.DenseTable`).
         trained_items: The training vocabulary (most popular first).
         output_dim: Width of the projection.
+        hidden_units: ReLU layers between the normalized vector and the (linear) projection.
     """
 
     def __init__(
-        self, table: DenseTable | dict, trained_items: Sequence[str], output_dim: int, **kwargs
+        self,
+        table: DenseTable | dict,
+        trained_items: Sequence[str],
+        output_dim: int,
+        hidden_units: Sequence[int] = (),
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         # === Config ===
         self.table = table if isinstance(table, DenseTable) else DenseTable.from_config(table)
         self.trained_items = Ids(trained_items)
         self.output_dim = int(output_dim)
+        self.hidden_units = [int(u) for u in hidden_units]
         self.num_features = len(self.table.names)
         self.num_trained = len(self.trained_items)
         cold = list(self.table.item_ids[self.table.num_trained :])
@@ -59,23 +66,35 @@ class CatalogueFeatures(keras.layers.Layer):
             mean=trained.mean(axis=0), variance=trained.var(axis=0), name="normalization"
         )
         self.normalization.build((None, self.num_features))
+        self.hidden, width = [], self.num_features
+        for position, units in enumerate(self.hidden_units):
+            layer = keras.layers.Dense(units, activation="relu", name=f"hidden_{position}")
+            layer.build((None, width))
+            self.hidden.append(layer)
+            width = units
         self.projection = keras.layers.Dense(self.output_dim, name="projection")
-        self.projection.build((None, self.num_features))
+        self.projection.build((None, width))
 
     def trained_index(self, index: tf.Tensor) -> tf.Tensor:
         """Catalogue index -> training-vocabulary index (0 for cold and unknown items)."""
         return tf.where(index <= self.num_trained, index, tf.zeros_like(index))
 
+    def project(self, values: tf.Tensor) -> tf.Tensor:
+        """Normalized raw vectors ``[B, F]`` through the hidden layers and the projection."""
+        x = self.normalization(values)
+        for layer in self.hidden:
+            x = layer(x)
+        return self.projection(x)
+
     def from_values(self, values: tf.Tensor) -> tf.Tensor:
         """The projection of raw vectors ``[B, F]``; a row with a non-finite value gives zeros."""
         finite = tf.reduce_all(tf.math.is_finite(values), axis=1, keepdims=True)
         clean = tf.where(finite, values, tf.zeros_like(values))
-        return self.projection(self.normalization(clean)) * tf.cast(finite, tf.float32)
+        return self.project(clean) * tf.cast(finite, tf.float32)
 
     def from_index(self, index: tf.Tensor) -> tf.Tensor:
         """The projection of catalogue items' vectors ``[B, output_dim]`` (zeros where none)."""
-        projected = self.projection(self.normalization(tf.gather(self.values, index)))
-        return projected * tf.gather(self.present, index)[:, None]
+        return self.project(tf.gather(self.values, index)) * tf.gather(self.present, index)[:, None]
 
     def example_values(self, count: int) -> np.ndarray:
         """Up to ``count`` raw vectors of training items (for warmup requests)."""
@@ -87,6 +106,7 @@ class CatalogueFeatures(keras.layers.Layer):
             "table": self.table.to_config(),
             "trained_items": list(self.trained_items),
             "output_dim": self.output_dim,
+            "hidden_units": self.hidden_units,
         }
 
 

@@ -75,6 +75,7 @@ class TwoTowerConfig:
     user_features: tuple[str, ...] = (AUTO,)
     item_features: tuple[str, ...] = (AUTO,)
     dense_features: tuple[str, ...] = ()
+    dense_hidden_units: tuple[int, ...] = ()
     history_length: int = 0
     id_dropout: float = 0.0
     confidence: str = "binary"
@@ -101,6 +102,7 @@ class TwoTowerConfig:
                     lambda v: all(isinstance(f, str) and f for f in v),
                     "column names or globs",
                 ),
+                "dense_hidden_units": (lambda v: all(positive_int(u) for u in v), "positive integers"),
                 "history_length": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
                 "id_dropout": (lambda v: non_negative(v) and v < 1, "a number in [0, 1)"),
                 "confidence": one_of(*CONFIDENCES),
@@ -165,7 +167,7 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
         )
         self.item_features = (
             None if d.item_dense is None
-            else CatalogueFeatures(d.item_dense, d.items, c.embedding_dim, name="item_features")
+            else CatalogueFeatures(d.item_dense, d.items, c.embedding_dim, c.dense_hidden_units, name="item_features")
         )  # fmt: skip
         self.history_pool = None
         if with_history:
@@ -282,8 +284,9 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
             self.item_index(tf.constant(ids.reshape(len(histories), width))), plays
         )
         position = {item: j for j, item in enumerate(catalogue)}
+        candidates = self.catalogue_embeddings()
         return top_k_chunked(
-            lambda rows: self.score_all(tf.gather(queries, rows), self.catalogue_embeddings()),
+            lambda rows: self.score_all(tf.gather(queries, rows), candidates),
             len(histories), catalogue, k, lambda row: [position[i] for i in ids[row] if i in position],
         )  # fmt: skip
 

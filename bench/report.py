@@ -18,7 +18,7 @@ from common import RESULTS, machine
 BENCH = RESULTS.parent
 # Report order: quality first, then speed.
 SCRIPTS = ("mf_quality", "ncf_quality", "content_quality", "ials_quality", "train_speed", "scaling", "eval_speed",
-           "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts")  # fmt: skip
+           "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts", "music")  # fmt: skip
 
 
 def _targets(results: dict) -> list[tuple[str, str, str, str]]:
@@ -179,6 +179,8 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
             ratio = speed["tfrec ials"]["seconds_15_sweeps"] / speed["implicit ALS"]["seconds_15_sweeps"]
             add(f"ials 15-sweep wall time <= {bound}x implicit ALS at {size:,} interactions", ratio, ratio <= bound,
                 "ials_quality", "{:.2f}x")  # fmt: skip
+    for what, verdict, figure in results.get("music", {}).get("verdicts", []):
+        rows.append((f"music (Last.fm-2k + audio): {what}", figure, verdict, "music"))
     return rows
 
 

@@ -38,7 +38,7 @@ def test_committed_outputs_came_from_the_current_sources(name) -> None:
             assert cell.metadata["tfrec"]["source_sha256"] == build.source_sha256(cell.source)
             assert not [o for o in cell.outputs if o.get("output_type") == "error"], f"{name}: an error output"
     images = sum("image/png" in o.get("data", {}) for c in committed.cells for o in c.get("outputs", []))
-    assert images >= 2, f"{name} shows fewer than two plots"
+    assert images >= 1, f"{name} shows no plot"
     assert committed.metadata["tfrec"]["seconds"] > 0
 
 
@@ -53,4 +53,4 @@ def test_notebook_executes_from_scratch(name, monkeypatch) -> None:
     build.execute(notebook)  # raises CellExecutionError naming the failing cell
     print(f"{name}: {time.perf_counter() - start:.0f} s")
     images = sum("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", []))
-    assert images >= 2, f"{name} drew fewer than two plots"
+    assert images >= 1, f"{name} drew no plot"

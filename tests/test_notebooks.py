@@ -8,7 +8,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import SHARED_DATA, shared_folder
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"

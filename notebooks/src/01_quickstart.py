@@ -13,12 +13,15 @@
 # **Run time:** about 25 seconds on 2 CPU cores.
 
 # %%
-import os, tempfile
+import os
+import tempfile
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import matplotlib.pyplot as plt
-import tfrec  # import before anything touches tf.keras (it selects Keras 2)
 import tensorflow as tf
+
+import tfrec  # import before anything touches tf.keras (it selects Keras 2)
 
 tf.keras.utils.set_random_seed(0)  # the same numbers on every run
 

@@ -14,11 +14,12 @@
 # **Run time:** under a minute on 2 CPU cores.
 
 # %%
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import matplotlib.pyplot as plt
-import tfrec  # import before anything touches tf.keras (it selects Keras 2)
 import tensorflow as tf
+
+import tfrec  # import before anything touches tf.keras (it selects Keras 2)
 
 tf.keras.utils.set_random_seed(0)  # the same numbers on every run
 

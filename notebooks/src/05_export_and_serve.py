@@ -12,12 +12,17 @@
 # **Run time:** under a minute on 2 CPU cores.
 
 # %%
-import json, os, tempfile, time
+import json
+import os
+import tempfile
+import time
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import matplotlib.pyplot as plt
-import tfrec  # import before anything touches tf.keras (it selects Keras 2)
 import tensorflow as tf
+
+import tfrec  # import before anything touches tf.keras (it selects Keras 2)
 
 tf.keras.utils.set_random_seed(0)  # the same numbers on every run
 
@@ -36,7 +41,7 @@ model = tfrec.training.train("implicit_mf", split.train, epochs=5, verbose=2).mo
 # %%
 base = os.path.join(tempfile.mkdtemp(), "implicit_mf")
 path = tfrec.export(model, base)
-for root, folders, files in sorted(os.walk(base)):
+for root, _, files in sorted(os.walk(base)):
     depth = root[len(base):].count(os.sep)
     print("  " * depth + (os.path.basename(root) or base) + "/", ", ".join(sorted(files)))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfrec._keras import keras, tf
+from tfrec.core.distribute import PerReplicaData
 from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.models.registry import entry, make_config
 from tfrec.optimizers import CatchUp, LazyAdam
@@ -96,7 +97,8 @@ def train(
 
         model.before_fit(train_data, pretrain)  # e.g. NeuMF's optional pre-training
     model.build_now()  # one call in the default replica context marks it built
-    dataset = model_cls.training_data(train_data, config, seed)
+    with scope():  # a model may deal its data out per replica itself (ials)
+        dataset = model_cls.training_data(train_data, config, seed)
     if steps_per_execution is None:
         # Under a strategy, replicas all-gather sparse gradients whose row counts differ on
         # a last partial batch, which a multi-step graph loop rejects: one step per call.
@@ -116,7 +118,12 @@ def train(
         callbacks.insert(0, RankingMetrics(train_data, validation, k=10, protocol=protocol))
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
-    history = model.fit(dataset, epochs=config.epochs, verbose=verbose, callbacks=callbacks)
+    steps = None
+    if isinstance(dataset, PerReplicaData):  # dealt out per replica by the model (ials)
+        dataset, steps = dataset.dataset, dataset.steps
+    history = model.fit(
+        dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, callbacks=callbacks
+    )
     seconds = time.perf_counter() - start
     return TrainResult(
         model=model,

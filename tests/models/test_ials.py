@@ -72,3 +72,25 @@ def test_confidence_transforms() -> None:
     np.testing.assert_allclose(confidences(values, "binary", 2.0), [2, 2, 2])
     np.testing.assert_allclose(confidences(values, "linear", 2.0), [2, 6, 0])
     np.testing.assert_allclose(confidences(values, "log", 2.0), 2 * np.log1p(values), rtol=1e-6)
+
+
+def test_an_interrupted_fit_resumes_from_its_backup_and_ends_as_an_uninterrupted_one(small, tmp_path) -> None:
+    from tfrec._keras import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt  # as if the process were stopped during the third sweep
+
+    backup = tmp_path / "backup"
+    with pytest.raises(KeyboardInterrupt):
+        train("ials", small, epochs=4, seed=3, verbose=0, backup_dir=backup, callbacks=[Interrupt()])
+    resumed = train("ials", small, epochs=4, seed=3, verbose=0, backup_dir=backup)
+    assert resumed.epochs_run == [2, 3]  # the two finished sweeps were not run again
+    whole = train("ials", small, epochs=4, seed=3, verbose=0)
+    np.testing.assert_allclose(
+        resumed.model.user_factors.numpy(), whole.model.user_factors.numpy(), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        resumed.model.item_factors.numpy(), whole.model.item_factors.numpy(), atol=1e-5
+    )

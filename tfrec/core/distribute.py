@@ -1,8 +1,26 @@
-"""Losses under ``tf.distribute``: per-replica shares of global-batch means."""
+"""Losses under ``tf.distribute``: per-replica shares of global-batch means; data a model
+deals out per replica itself."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from tfrec._keras import tf
+
+
+@dataclass(frozen=True)
+class PerReplicaData:
+    """A dataset a model distributes itself (one element per replica and step, repeated
+    without end) and the steps of one epoch: ``model.fit(data.dataset,
+    steps_per_epoch=data.steps, ...)``, which is what ``tfrec.training.train`` does.
+
+    Attributes:
+        dataset: The strategy's distributed dataset.
+        steps: Steps per epoch.
+    """
+
+    dataset: tf.distribute.DistributedDataset
+    steps: int
 
 
 def replica_mean(values: tf.Tensor) -> tf.Tensor:

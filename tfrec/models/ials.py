@@ -8,15 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfrec._keras import keras, tf
+from tfrec.core.distribute import PerReplicaData
 from tfrec.core.ids import id_lookup, known
 from tfrec.data.interactions import RATING, WEIGHT, Interactions
 from tfrec.data.seen import index_pairs
 from tfrec.data.vocabulary import Vocabulary
-from tfrec.errors import TfrecError
+from tfrec.models.heads import CONFIDENCES
 from tfrec.models.recommender import Recommender
 from tfrec.models.registry import check, non_negative, one_of, positive, positive_int, register
 
-CONFIDENCES = ("binary", "linear", "log")
 SOLVERS = ("cg", "cholesky")
 # Padded (row, neighbour) slots per training step: small enough that a step's gathered
 # neighbour factors stay in cache (bench/ials_quality.py), large enough to amortize a step.
@@ -172,8 +172,13 @@ class IALS(Recommender):
     needs no optimizer. The towers are the factor tables, so evaluation, ``recommend`` and
     the export work as for every factorization model. Unknown ids get zero factors.
 
-    Not yet under a multi-replica ``tf.distribute`` strategy (the row batches would need
-    sharding and the solved rows an all-gather): building it under one raises.
+    Under a multi-replica ``tf.distribute`` strategy (``MirroredStrategy``,
+    ``MultiWorkerMirroredStrategy``) each step gives every replica its own batch of rows
+    of the same side (:meth:`training_data` deals them out per input pipeline); each
+    replica solves its rows against its copy of the fixed side (the Gramian computed from
+    that copy), the solved rows are all-gathered and every replica writes all of them,
+    so the factor tables stay identical everywhere and a sweep solves each row once, as
+    on one device.
 
     Example:
         >>> model = tfrec.models.build("ials", split.train)
@@ -185,8 +190,6 @@ class IALS(Recommender):
 
     def __init__(self, config: IALSConfig | None = None, data=None, **kwargs) -> None:
         super().__init__(config, data, **kwargs)
-        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            raise TfrecError("ials does not train under a multi-replica tf.distribute strategy yet")
         c = self.config
         self.embedding_dim, self.regularization = c.embedding_dim, c.regularization
         self.regularization_exponent, self.unobserved_weight = c.regularization_exponent, c.unobserved_weight
@@ -209,7 +212,12 @@ class IALS(Recommender):
             trainable=False,
         )
         # The fixed side's Gramian (with the unknown row left out), refreshed each half sweep.
-        self.gramian = self.add_weight(name="gramian", shape=(d, d), initializer="zeros", trainable=False)
+        self.gramian = self.add_weight(
+            name="gramian",
+            shape=(d, d),
+            initializer="zeros",
+            trainable=False,
+        )
         self.loss_tracker = keras.metrics.Mean("loss")
 
     def _normal(self) -> keras.initializers.Initializer:
@@ -245,30 +253,83 @@ class IALS(Recommender):
         super().compile(optimizer=optimizer or "sgd", **kwargs)
 
     def train_step(self, data) -> dict[str, tf.Tensor]:
-        """Solves one batch of rows of the side ``data["side"]`` names (0 users, 1 items)."""
+        """Solves one batch of rows of the side ``data["side"]`` names (0 users, 1 items).
+
+        The solve only reads the variables; the writes come after it, outside any
+        conditional, so under a multi-replica strategy every replica writes every
+        replica's rows (all-gathered) to its copy of the tables.
+        """
         users_side = tf.equal(data["side"], 0)
-        objective = tf.cond(
+        x, gramian, objective = tf.cond(
             users_side,
             lambda: self._solve(self.user_factors, self.item_factors, data),
             lambda: self._solve(self.item_factors, self.user_factors, data),
         )
-        self.loss_tracker.update_state(objective)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            self._write(users_side, data["rows"], x, gramian)
+        else:  # every replica's rows, written to every copy from the cross-replica context
+            # tf.identity places the input's rows on this replica's device (a gather needs one).
+            rows, x = context.all_gather(tf.identity(data["rows"]), axis=0), context.all_gather(x, axis=0)
+            context.merge_call(self._write_everywhere, args=(users_side, rows, x, gramian))
+        # The mean objective of the batch's real rows (row 0 pads the per-replica batches);
+        # an empty batch does not count, so the epoch's figure is the one-device figure.
+        real = tf.cast(data["rows"] > 0, tf.float32)
+        count = tf.reduce_sum(real)
+        batch_mean = tf.reduce_sum(objective * real) / tf.maximum(count, 1.0)
+        self.loss_tracker.update_state(batch_mean, sample_weight=tf.minimum(count, 1.0))
         return {"loss": self.loss_tracker.result()}
 
     def test_step(self, data) -> dict[str, tf.Tensor]:
         return {"loss": self.loss_tracker.result()}
 
-    def _solve(self, solved: tf.Variable, fixed: tf.Variable, data: dict[str, tf.Tensor]) -> tf.Tensor:
-        """Solves rows ``data["rows"]`` of ``solved``; returns their mean objective."""
+    def _write(self, users_side: tf.Tensor, rows: tf.Tensor, x: tf.Tensor, gramian: tf.Tensor) -> None:
+        """Writes solved rows to their side's table (the other side gets an empty update)."""
+        users = tf.where(users_side, tf.shape(rows)[0], 0)
+        self.user_factors.scatter_update(tf.IndexedSlices(x[:users], rows[:users]))
+        self.item_factors.scatter_update(tf.IndexedSlices(x[users:], rows[users:]))
+        self.gramian.assign(gramian)
+
+    def _write_everywhere(self, strategy, users_side, rows, x, gramian) -> None:
+        """Cross-replica context: the (all-gathered, so identical) values of this worker's
+        first replica written to every local copy of the tables."""
+        first = [strategy.experimental_local_results(v)[0] for v in (users_side, rows, x, gramian)]
+        side, rows, x, gramian = first
+        users = tf.where(side, tf.shape(rows)[0], 0)
+        writes = (
+            (
+                self.user_factors,
+                lambda v, r, f: v.scatter_update(tf.IndexedSlices(f, r)),
+                (rows[:users], x[:users]),
+            ),
+            (
+                self.item_factors,
+                lambda v, r, f: v.scatter_update(tf.IndexedSlices(f, r)),
+                (rows[users:], x[users:]),
+            ),
+            (self.gramian, lambda v, g: v.assign(g), (gramian,)),
+        )
+        for variable, write, args in writes:
+            strategy.extended.update(variable, write, args=args)
+
+    def _solve(
+        self, solved: tf.Variable, fixed: tf.Variable, data: dict[str, tf.Tensor]
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """New factors of rows ``data["rows"]`` of ``solved`` (nothing is written).
+
+        Returns:
+            ``(x, gramian, objective)``: the rows' factors, the fixed side's Gramian
+            (recomputed when ``data["fresh"]`` opens a half sweep, else the stored one) and
+            each row's objective.
+        """
         rows, weights, counts = data["rows"], data["weights"], data["counts"]
         table = fixed[1:]  # the unknown row (index 0) is not part of the data
-
-        def refresh():
-            self.gramian.assign(tf.matmul(table, table, transpose_a=True))
-            return tf.constant(0)
-
-        tf.cond(data["fresh"], refresh, lambda: tf.constant(0))
-        gramian = self.unobserved_weight * self.gramian
+        fixed_gramian = tf.cond(
+            data["fresh"],
+            lambda: tf.matmul(table, table, transpose_a=True),
+            lambda: tf.identity(self.gramian),
+        )
+        gramian = self.unobserved_weight * fixed_gramian
         y = tf.gather(fixed, data["neighbours"])  # [B, L, d]; padding has weight 0
         other_size = tf.cast(tf.shape(table)[0], tf.float32)
         reg = self.regularization * tf.pow(
@@ -280,10 +341,9 @@ class IALS(Recommender):
             residual = rhs - self._apply(gramian, y, weights, reg, x)
         else:
             x, residual = self._conjugate_gradient(gramian, y, weights, reg, rhs, tf.gather(solved, rows))
-        solved.scatter_update(tf.IndexedSlices(x, rows))
         # Objective of these rows (the constant sum of c_ui left out): x^T A x - 2 x^T b,
         # = -x^T r - x^T b with r = b - A x, the residual CG keeps (no extra product).
-        return -tf.reduce_mean(tf.reduce_sum(x * (residual + rhs), axis=1))
+        return x, fixed_gramian, -tf.reduce_sum(x * (residual + rhs), axis=1)
 
     @staticmethod
     def _apply(gramian, y, weights, reg, x) -> tf.Tensor:
@@ -315,7 +375,9 @@ class IALS(Recommender):
 
     # === Training data ===
     @classmethod
-    def training_data(cls, train: Interactions, config: IALSConfig, seed: int = 0) -> tf.data.Dataset:
+    def training_data(
+        cls, train: Interactions, config: IALSConfig, seed: int = 0
+    ) -> tf.data.Dataset | PerReplicaData:
         """One sweep per epoch: batches of user rows, then of item rows, with their pairs.
 
         Each element is ``{"side", "fresh", "rows", "neighbours", "weights", "counts"}``:
@@ -324,6 +386,9 @@ class IALS(Recommender):
         confidences (padded with index 0 and weight 0; rows of similar length share a
         batch, see :func:`row_batches`) and its number of interactions. Built once and
         cached; the cardinality is known, so ``train`` runs several steps per graph call.
+        Called under a multi-replica strategy's scope, it returns
+        :class:`tfrec.core.distribute.PerReplicaData` instead (the strategy's distributed
+        dataset, every step one batch per replica, and the steps of a sweep).
         """
         vocabulary = Vocabulary.from_interactions(train)
         users, items, values = pair_table(train, vocabulary)
@@ -347,17 +412,70 @@ class IALS(Recommender):
                 row_batches(rows, others, weights, num_rows, config.batch_size)
             )
         ]
+        strategy = tf.distribute.get_strategy()
+        if strategy.num_replicas_in_sync > 1:
+            return _per_replica(batches, strategy)
+        return (
+            _dataset(batches).apply(tf.data.experimental.assert_cardinality(len(batches))).cache().prefetch(2)
+        )
 
-        def elements():
-            yield from batches
 
-        signature = {
-            "side": tf.TensorSpec([], tf.int32),
-            "fresh": tf.TensorSpec([], tf.bool),
-            "rows": tf.TensorSpec([None], tf.int64),
-            "neighbours": tf.TensorSpec([None, None], tf.int64),
-            "weights": tf.TensorSpec([None, None], tf.float32),
-            "counts": tf.TensorSpec([None], tf.float32),
-        }
-        dataset = tf.data.Dataset.from_generator(elements, output_signature=signature)
-        return dataset.apply(tf.data.experimental.assert_cardinality(len(batches))).cache().prefetch(2)
+SIGNATURE = {
+    "side": tf.TensorSpec([], tf.int32),
+    "fresh": tf.TensorSpec([], tf.bool),
+    "rows": tf.TensorSpec([None], tf.int64),
+    "neighbours": tf.TensorSpec([None, None], tf.int64),
+    "weights": tf.TensorSpec([None, None], tf.float32),
+    "counts": tf.TensorSpec([None], tf.float32),
+}
+
+
+def _dataset(batches: list[dict]) -> tf.data.Dataset:
+    def elements():
+        yield from batches
+
+    return tf.data.Dataset.from_generator(elements, output_signature=SIGNATURE)
+
+
+def _padded(batch: dict, rows: int, width: int, fresh: bool) -> dict:
+    """``batch`` padded to ``rows`` rows of ``width`` neighbours (row 0, weight 0: no-ops)."""
+    grow = rows - len(batch["rows"])
+    pad = ((0, grow), (0, width - batch["neighbours"].shape[1]))
+    return {
+        "side": batch["side"],
+        "fresh": np.bool_(fresh),
+        "rows": np.pad(batch["rows"], (0, grow)),
+        "neighbours": np.pad(batch["neighbours"], pad),
+        "weights": np.pad(batch["weights"], pad),
+        "counts": np.pad(batch["counts"], (0, grow)),
+    }
+
+
+def _per_replica(batches: list[dict], strategy) -> PerReplicaData:
+    """The sweep dealt out to ``R`` replicas: each step gives every replica a batch of the
+    same side, padded to the step's common shape (the solved rows are all-gathered);
+    a side's batches are padded to a multiple of ``R`` with empty batches, and every
+    replica's first batch of a side opens the half sweep (``fresh``)."""
+    replicas = strategy.num_replicas_in_sync
+    steps: list[list[dict]] = []
+    for side in (0, 1):
+        mine = [b for b in batches if int(b["side"]) == side]
+        empty = {"side": np.int32(side), "rows": np.zeros(1, np.int64), "neighbours": np.zeros((1, 1), np.int64),
+                 "weights": np.zeros((1, 1), np.float32), "counts": np.zeros(1, np.float32)}  # fmt: skip
+        mine += [empty] * (-len(mine) % replicas)
+        for start in range(0, len(mine), replicas):
+            group = mine[start : start + replicas]
+            rows = max(len(b["rows"]) for b in group)
+            width = max(b["neighbours"].shape[1] for b in group)
+            steps.append([_padded(b, rows, width, start == 0) for b in group])
+
+    def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = replicas // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        # Consecutive elements go to this pipeline's replicas in turn; Keras does not
+        # restart a distributed dataset each epoch, so it repeats (an epoch is `steps`).
+        return (
+            _dataset([step[first + r] for step in steps for r in range(local)]).cache().repeat().prefetch(2)
+        )
+
+    return PerReplicaData(strategy.distribute_datasets_from_function(dataset), len(steps))

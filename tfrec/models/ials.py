@@ -295,6 +295,8 @@ class IALS(Recommender):
         first replica written to every local copy of the tables."""
         first = [strategy.experimental_local_results(v)[0] for v in (users_side, rows, x, gramian)]
         side, rows, x, gramian = first
+        real = rows > 0  # row 0 pads the per-replica batches: nothing to write
+        rows, x = tf.boolean_mask(rows, real), tf.boolean_mask(x, real)
         users = tf.where(side, tf.shape(rows)[0], 0)
         writes = (
             (

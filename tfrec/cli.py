@@ -74,16 +74,38 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --export-dir: the most items a request gets (default 100)")  # fmt: skip
     train.add_argument("--config", metavar="FILE",
                        help="a config file written by `tfrec tune` (its values; --set overrides them)")  # fmt: skip
-    tune = commands.add_parser("tune", help="search a model's config on a validation part of the training split")
+    stream = train.add_argument_group("streaming from sharded files (instead of --dataset)")
+    stream.add_argument("--data", metavar="GLOB",
+                        help="train on Parquet or CSV shards streamed from disk, e.g. 'logs/part-*.parquet'")  # fmt: skip
+    stream.add_argument("--columns", metavar="MAP",
+                        help="which columns hold what: user=COL,item=COL[,rating=COL][,weight=COL] "
+                        "(default: user_id, item_id)")  # fmt: skip
+    stream.add_argument("--test-fraction", type=float, default=0.1,
+                        help="share of (user, item) pairs the hash split holds out (default 0.1)")  # fmt: skip
+    stream.add_argument(
+        "--min-count", type=int, default=1, help="drop ids with fewer training rows (default 1)"
+    )
+    stream.add_argument("--max-users", type=int, help="keep at most this many most frequent users")
+    stream.add_argument("--max-items", type=int, help="keep at most this many most frequent items")
+    stream.add_argument("--shuffle-buffer", type=int, default=100_000, help="rows in the shuffle buffer")
+    stream.add_argument("--eval-users", type=int, default=2000,
+                        help="evaluate on about this many test users (their rows gathered in one pass)")  # fmt: skip
+    tune = commands.add_parser(
+        "tune", help="search a model's config on a validation part of the training split"
+    )
     _data_arguments(tune)
     tune.add_argument("--validation", metavar="SPEC",
                       help="split of the training part to score trials on (default: random:0.1 for rating "
                       "models, leave-last-out otherwise)")  # fmt: skip
-    tune.add_argument("--trials", type=int, default=20, help="trials to run (default: 20; added to a resumed study)")
+    tune.add_argument(
+        "--trials", type=int, default=20, help="trials to run (default: 20; added to a resumed study)"
+    )
     tune.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="hold a config field fixed (repeatable)")  # fmt: skip
-    tune.add_argument("--output", help="folder for study.db and best_config.json (default: runs/tune-MODEL-DATASET)")
+    tune.add_argument(
+        "--output", help="folder for study.db and best_config.json (default: runs/tune-MODEL-DATASET)"
+    )
     export = commands.add_parser("export", help="export a saved model (.keras) to TF Serving's layout")
     export.add_argument("model_path", help="a model saved with model.save(...) (e.g. runs/X/model.keras)")
     export.add_argument("--export-dir", required=True, help="base directory, e.g. exports/two_tower")
@@ -130,8 +152,6 @@ def _models() -> int:
     return 0
 
 
-
-
 def _train(args: argparse.Namespace) -> int:
     import tfrec
     from tfrec.data import split as split_data
@@ -142,6 +162,8 @@ def _train(args: argparse.Namespace) -> int:
 
     checks.bounded(args.seed, "--seed", 0, 2**32 - 1)
     checks.bounded(args.max_k, "--max-k", 1)
+    if args.data is not None:
+        return _train_streaming(args)
     if args.data_dir and args.dataset is None:
         raise UserError("argument --data-dir: name the dataset too (--dataset NAME; see `tfrec datasets`)")
     args.dataset = args.dataset or "synthetic"
@@ -168,7 +190,9 @@ def _train(args: argparse.Namespace) -> int:
     key = checks.run_key(args, overrides, spec)
     checks.check_resume(backup, key)
     held = f" / {len(parts.validation):,} validation" if parts.validation is not None else ""
-    print(f"data: {data.summary()}; split {parts.spec}: {len(parts.train):,} train{held} / {len(parts.test):,} test")
+    print(
+        f"data: {data.summary()}; split {parts.spec}: {len(parts.train):,} train{held} / {len(parts.test):,} test"
+    )
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     try:
@@ -243,6 +267,94 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_streaming(args: argparse.Namespace) -> int:
+    """``tfrec train MODEL --data GLOB``: scan, train from the stream, evaluate on a sample, export."""
+    import tfrec
+    from tfrec.data import streaming
+    from tfrec.models.registry import config_to_dict
+    from tfrec.training import train_streaming
+
+    clash = [flag for flag, value in (("--dataset", args.dataset), ("--data-dir", args.data_dir),
+             ("--split", args.split), ("--validation", args.validation)) if value]  # fmt: skip
+    if clash:
+        raise UserError(f"argument --data: streamed data takes --test-fraction, not {clash[0]}")
+    checks.bounded(args.min_count, "--min-count", 1)
+    checks.bounded(args.shuffle_buffer, "--shuffle-buffer", 0)
+    checks.bounded(args.eval_users, "--eval-users", 1)
+    if not 0.0 < args.test_fraction < 1.0:
+        raise UserError(
+            f"argument --test-fraction: must be between 0 and 1 (exclusive), got {args.test_fraction}"
+        )
+    overrides = {
+        **checks.config_file(args.config, args.model),
+        **checks.overrides(args.set, args.epochs, args.batch_size),
+    }
+    config = tfrec.models.make_config(args.model, **overrides)
+    ks = checks.ks(args.k)
+    strategy = checks.strategy(args.strategy)
+    output = Path(args.output or Path("runs") / f"{args.model}-stream")
+    checks.check_writable(output, "--output")
+    if args.export_dir:
+        checks.check_writable(Path(args.export_dir), "--export-dir")
+    shards = streaming.Shards.of(args.data, args.columns)
+    summary = streaming.scan(
+        shards, test_fraction=args.test_fraction, min_count=args.min_count, max_users=args.max_users,
+        max_items=args.max_items,
+    )  # fmt: skip
+    print(f"data: {len(shards.files)} {shards.format} shards; {summary.train_rows:,} train / "
+          f"{summary.test_rows:,} test rows; {len(summary.users):,} users, {len(summary.items):,} items kept")  # fmt: skip
+    output.mkdir(parents=True, exist_ok=True)
+    summary.write(output / "vocabulary")
+    result = train_streaming(
+        args.model, shards, summary=summary, shuffle_buffer=args.shuffle_buffer, seed=args.seed,
+        strategy=strategy, backup_dir=output / "backup",
+        verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2), **overrides,
+    )  # fmt: skip
+    backup = output / "backup"
+    if backup.is_dir() and not any(backup.iterdir()):
+        backup.rmdir()
+    model_path = output / "model.keras"
+    result.model.save(model_path)
+    train_rows, test_rows = streaming.sample_for_evaluation(
+        shards, summary, users=args.eval_users, seed=args.seed
+    )
+    metrics = {}
+    if len(test_rows):
+        metrics = tfrec.evaluate(
+            result.model, train_rows, test_rows, k=ks, protocol=args.protocol, seed=args.seed
+        )
+    report = {
+        "model": args.model,
+        "data": args.data,
+        "columns": dict(shards.columns),
+        "split": f"hash:{args.test_fraction:g}",
+        "evaluated_on": f"a sample of {test_rows['user_id'].nunique() if len(test_rows) else 0:,} test users",
+        "config": {**config_to_dict(config), "seed": args.seed},
+        "metrics": metrics,
+        "train_seconds": round(result.train_seconds, 3),
+        "train_examples_per_second": round(result.train_examples_per_second, 1),
+        "epochs_run": result.epochs_run,
+        "vocabulary": str(output / "vocabulary"),
+        "model_path": str(model_path),
+    }
+    path = output / "metrics.json"
+    checks.write_json(path, report)
+    print(f"\n{args.model} streamed from {args.data}, trained in {result.train_seconds:.1f}s "
+          f"({result.train_examples_per_second:,.0f} examples/s); {report['evaluated_on']}:")  # fmt: skip
+    for name, value in metrics.items():
+        shown = f"{int(value):,}" if name == "users" else f"{value:.4f}"
+        print(f"  {name:<14} {shown}")
+    print(f"metrics written to {path}; model saved to {model_path}")
+    if args.export_dir:  # no seen-items table: the training log is not held in memory
+        exported = tfrec.export(result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics,
+                                seen_items=False, max_k=args.max_k)  # fmt: skip
+        report["export_path"] = str(exported)
+        checks.write_json(path, report)
+        print(f"exported and validated: {exported} (without a seen-items table: clients exclude items "
+              "through recommend_excluding)")  # fmt: skip
+    return 0
+
+
 def _tune(args: argparse.Namespace) -> int:
     import tfrec
     from tfrec.data import split as split_data
@@ -293,7 +405,11 @@ def _export(args: argparse.Namespace) -> int:
     except TfrecError as err:
         raise UserError(f"argument model_path: {err}") from err
     target = tfrec.export(
-        model, args.export_dir, args.version, overwrite=args.overwrite, seen_items=not args.no_seen_items,
+        model,
+        args.export_dir,
+        args.version,
+        overwrite=args.overwrite,
+        seen_items=not args.no_seen_items,
         max_k=args.max_k,
     )
     print(f"exported and validated: {target}")

@@ -139,3 +139,96 @@ def _steps_per_execution(dataset: tf.data.Dataset, most: int = 32) -> int:
     """Up to ``most`` steps per graph call, never more than an epoch has (1 if unknown)."""
     steps = int(dataset.cardinality())
     return min(most, steps) if steps > 0 else 1
+
+
+def train_streaming(
+    name: str,
+    shards,
+    *,
+    summary=None,
+    test_fraction: float = 0.0,
+    shuffle_buffer: int = 100_000,
+    seed: int = 0,
+    verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
+    backup_dir: str | os.PathLike | None = None,
+    callbacks: list | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """Trains registered model ``name`` on a log streamed from sharded files.
+
+    The vocabularies and counts come from ``summary`` (:func:`tfrec.data.streaming.scan`,
+    run here when None), the batches from :func:`tfrec.data.streaming.stream` (its
+    training part under the hash split of ``test_fraction``); the log is never held in
+    memory. The models that train from ids and counts alone stream: ``implicit_mf``,
+    ``biased_mf`` (with a mapped rating column) and ``two_tower`` without dense features
+    or a history (each model's ``stream_fields(config)``). Under a multi-replica ``strategy``
+    each input pipeline reads its own share of the files and an epoch is the training
+    rows over the global batch.
+
+    Args:
+        name: Registered model name.
+        shards: :class:`tfrec.data.streaming.Shards`.
+        summary: The log's :class:`~tfrec.data.streaming.LogSummary`, or None to scan.
+        test_fraction: The hash split's test share (rows on that side are not trained on).
+        shuffle_buffer: Rows in the shuffle buffer.
+        seed, verbose, strategy, backup_dir, callbacks, **overrides: As for :func:`train`.
+
+    Raises:
+        TfrecError: the model cannot train from a stream with this config.
+    """
+    from tfrec.data.interactions import RATING, WEIGHT
+    from tfrec.data.streaming import scan, stream
+    from tfrec.errors import TfrecError
+
+    config = make_config(name, **overrides)
+    model_cls = entry(name).model_cls
+    fields = model_cls.stream_fields(config)
+    if fields is None:
+        raise TfrecError(
+            f"{name} with this config cannot train from streamed files (it needs the data in memory: "
+            "side features, dense features, histories or sampled negatives); streaming models: "
+            "implicit_mf, biased_mf, two_tower without dense_features / history_length"
+        )
+    if summary is None:
+        summary = scan(shards, test_fraction=test_fraction)
+    keras.utils.set_random_seed(seed)
+    task = model_cls.task_for(config)
+    label = RATING if task == "rating" else None
+    weights = WEIGHT in fields and WEIGHT in shards.columns
+    options = dict(test_fraction=summary.test_fraction, shuffle_buffer=shuffle_buffer, seed=seed,
+                   label=label, weights=weights)  # fmt: skip
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = model_cls(config, summary.model_data())
+    model.build_now()
+    # An epoch is one pass over the training rows: its steps are known from the scan, so
+    # the stream repeats and Keras counts the steps (several per call on one replica).
+    steps = max(1, -(-summary.train_rows // config.batch_size))
+    if replicas > 1:
+
+        def per_pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            batch = context.get_per_replica_batch_size(config.batch_size)
+            return stream(shards, batch_size=batch, input_context=context, **options).repeat()
+
+        dataset, per_call = strategy.distribute_datasets_from_function(per_pipeline), 1
+    else:
+        dataset, per_call = stream(shards, batch_size=config.batch_size, **options).repeat(), min(32, steps)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model.compile(optimizer=LazyAdam(config.learning_rate), steps_per_execution=per_call)
+    callbacks = list(callbacks or [])
+    if backup_dir is not None:
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+    start = time.perf_counter()
+    history = model.fit(
+        dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, callbacks=callbacks
+    )
+    seconds = time.perf_counter() - start
+    return TrainResult(
+        model=model,
+        config=config,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        train_seconds=seconds,
+        train_examples_per_second=summary.train_rows * max(len(history.epoch), 1) / max(seconds, 1e-9),
+        epochs_run=[int(e) for e in history.epoch],
+    )

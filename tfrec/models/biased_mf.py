@@ -87,6 +87,11 @@ class BiasedMF(Recommender):
         >>> model.fit(tfrec.data.to_dataset(split.train, label="rating"), epochs=5)
     """
 
+    @classmethod
+    def stream_fields(cls, config) -> tuple[str, ...]:
+        """Streams from files: ids (and, for rating models, the rating) are all it trains on."""
+        return ()
+
     def __init__(self, config: BiasedMFConfig | None = None, data=None, **kwargs) -> None:
         super().__init__(config, data, **kwargs)
         c, n_users, n_items = self.config, len(self.data.users), len(self.data.items)

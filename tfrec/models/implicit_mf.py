@@ -66,6 +66,11 @@ class ImplicitMF(RetrievalModel):
         >>> model.recommend(["u1"], k=10)
     """
 
+    @classmethod
+    def stream_fields(cls, config) -> tuple[str, ...]:
+        """Streams from files: ids (and, for rating models, the rating) are all it trains on."""
+        return ()
+
     def __init__(self, config: ImplicitMFConfig | None = None, data=None, **kwargs) -> None:
         super().__init__(config, data, **kwargs)
         c = self.config

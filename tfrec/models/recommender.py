@@ -66,7 +66,9 @@ class Recommender(Scorer, tfrs.Model):
         if isinstance(config, dict):
             return config_from_dict(cls.config_class, config)
         if not isinstance(config, cls.config_class):
-            raise TypeError(f"{cls.__name__} takes a {cls.config_class.__name__}, got {type(config).__name__}")
+            raise TypeError(
+                f"{cls.__name__} takes a {cls.config_class.__name__}, got {type(config).__name__}"
+            )
         return config
 
     @classmethod
@@ -91,6 +93,13 @@ class Recommender(Scorer, tfrs.Model):
         rating models, positive pairs otherwise."""
         label = "rating" if cls.task_for(config) == "rating" else None
         return to_dataset(train, label=label, batch_size=config.batch_size, seed=seed)
+
+    @classmethod
+    def stream_fields(cls, config: Any) -> tuple[str, ...] | None:
+        """The fields a streamed batch carries besides the ids (and a rating model's label)
+        for this config, or None when the model cannot train from a stream of files (it
+        needs the data in memory: side tables, histories, sampled negatives). None by default."""
+        return None
 
     def get_config(self) -> dict:
         return {"config": config_to_dict(self.config), "data": self.data.to_config(), "name": self.name}
@@ -146,7 +155,9 @@ class Recommender(Scorer, tfrs.Model):
         self.seen_items = (
             None
             if train is None
-            else SeenItems.from_interactions(as_interactions(train), self.user_vocabulary, self.item_vocabulary)
+            else SeenItems.from_interactions(
+                as_interactions(train), self.user_vocabulary, self.item_vocabulary
+            )
         )
         return self
 

@@ -181,6 +181,18 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
         )  # fmt: skip
 
     @classmethod
+    def stream_fields(cls, config: TwoTowerConfig) -> tuple[str, ...] | None:
+        """Streams with id towers only (no side or dense features, no history); with a
+        confidence the batches carry the interaction's weight."""
+        if (
+            config.dense_features
+            or config.history_length
+            or set(config.user_features + config.item_features) - {AUTO}
+        ):
+            return None
+        return ("weight",) if config.confidence != "binary" else ()
+
+    @classmethod
     def prepare(cls, train: Interactions, config: TwoTowerConfig) -> ModelData:
         """Vocabularies, counts, the side and dense features and the histories the config asks for."""
         return ModelData.of(

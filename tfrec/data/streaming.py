@@ -1,0 +1,427 @@
+"""Interaction logs larger than memory: sharded Parquet / CSV files read as a stream.
+
+Nothing here holds the whole log. :func:`scan` makes one pass over the shards, chunk by
+chunk, and keeps only per-id counts (the vocabularies, most frequent first, written to
+files that ``StringLookup`` could read) and the rating statistics; :func:`stream` is the
+``tf.data`` pipeline a model trains on (files interleaved, a shuffle buffer, batches).
+
+The train/test split is a hash of the (user, item) pair, ``to_hash_bucket_fast(user
+"\\x1f" item, 10000) < fraction * 10000``: the same TensorFlow op decides it in the scan
+and in the pipeline, so both passes agree without storing anything, and the same pair
+always lands on the same side (a documented preprocessing step could write the two parts
+as separate shards instead; pass ``test_fraction=0`` then).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tfrec._keras import tf
+from tfrec.data.interactions import ITEM, RATING, USER, WEIGHT
+from tfrec.data.model_data import ModelData, RatingStats
+from tfrec.errors import DataError
+
+FORMATS = {".parquet": "parquet", ".csv": "csv"}
+FIELDS = {"user": USER, "item": ITEM, "rating": RATING, "weight": WEIGHT}
+HASH_BUCKETS = 10_000
+CHUNK_ROWS = 262_144
+
+
+@dataclass(frozen=True)
+class Shards:
+    """The files of an interaction log and which of their columns hold what.
+
+    Attributes:
+        pattern: The glob the files came from.
+        files: The matching files, sorted.
+        format: ``parquet`` or ``csv`` (from the extension; one format per log).
+        columns: tfrec field (``user_id``, ``item_id``, optional ``rating``, ``weight``)
+            -> the files' column name.
+    """
+
+    pattern: str
+    files: tuple[str, ...]
+    format: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, pattern: str, columns: Mapping[str, str] | str | None = None) -> Shards:
+        """The shards a glob matches, with a column mapping (``{"user": "uid", ...}`` or
+        the CLI form ``"user=uid,item=song,weight=plays"``; default: columns named
+        ``user_id`` and ``item_id``).
+
+        Raises:
+            DataError: no file matches, mixed or unknown extensions, a bad mapping, or a
+                shard that lacks a mapped column or whose schema differs from the first's.
+        """
+        files = tuple(sorted(glob.glob(str(pattern))))
+        if not files:
+            raise DataError(f"--data {pattern!r} matches no file")
+        kinds = {Path(f).suffix.lower() for f in files}
+        if len(kinds) != 1 or next(iter(kinds)) not in FORMATS:
+            raise DataError(f"{pattern!r}: shards must all be .parquet or all be .csv, got {sorted(kinds)}")
+        shards = cls(str(pattern), files, FORMATS[kinds.pop()], _mapping(columns))
+        shards.check_schemas()
+        return shards
+
+    def check_schemas(self) -> None:
+        """Every shard has the mapped columns, with the first shard's schema."""
+        first = None
+        for path in self.files:
+            names, types = _schema(path, self.format)
+            missing = [c for c in self.columns.values() if c not in names]
+            if missing:
+                raise DataError(f"{path}: no column {missing[0]!r} (mapped by --columns); it has {names}")
+            mapped = {c: types.get(c) for c in self.columns.values()}
+            if first is None:
+                first = (path, mapped)
+            elif mapped != first[1]:
+                raise DataError(f"{path}: its columns {mapped} differ from {first[0]}'s {first[1]}")
+
+    def chunks(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        """``(file, frame)`` chunks of at most ``CHUNK_ROWS`` rows with tfrec's column names,
+        ids as strings; a bad value raises naming the file and row."""
+        rename = {source: name for name, source in self.columns.items()}
+        for path in self.files:
+            start = 0
+            for frame in _read_chunks(path, self.format, list(self.columns.values())):
+                frame = frame.rename(columns=rename)
+                _check_chunk(frame, path, start, header=self.format == "csv")
+                start += len(frame)
+                yield path, frame
+
+
+def _mapping(columns: Mapping[str, str] | str | None) -> dict[str, str]:
+    if columns is None:
+        return {USER: USER, ITEM: ITEM}
+    if isinstance(columns, str):
+        pairs = [part.split("=", 1) for part in columns.split(",") if part.strip()]
+        if any(len(p) != 2 or not p[1].strip() for p in pairs):
+            raise DataError(f"--columns {columns!r}: expected FIELD=COLUMN pairs, e.g. user=uid,item=song")
+        columns = {k.strip(): v.strip() for k, v in pairs}
+    unknown = [k for k in columns if k not in FIELDS and k not in FIELDS.values()]
+    if unknown:
+        raise DataError(f"--columns: unknown field {unknown[0]!r}; fields are {list(FIELDS)}")
+    out = {FIELDS.get(k, k): v for k, v in columns.items()}
+    for needed in (USER, ITEM):
+        out.setdefault(needed, needed)
+    return out
+
+
+def _schema(path: str, fmt: str) -> tuple[list[str], dict[str, str]]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.read_schema(path)
+        except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise DataError(f"{path}: not a readable Parquet file ({err})") from err
+        return list(schema.names), {n: str(t) for n, t in zip(schema.names, schema.types)}
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    return header, {n: "csv" for n in header}
+
+
+def _read_chunks(path: str, fmt: str, columns: list[str]) -> Iterator[pd.DataFrame]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK_ROWS, columns=columns):
+                yield batch.to_pandas()
+        except OSError as err:
+            raise DataError(f"{path}: the Parquet file is corrupt or truncated ({err})") from err
+        return
+    try:
+        yield from pd.read_csv(path, usecols=columns, chunksize=CHUNK_ROWS, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise DataError(f"{path}: cannot read as CSV ({err})") from err
+
+
+def _check_chunk(frame: pd.DataFrame, path: str, start: int, header: bool) -> None:
+    """Ids become strings; ratings and weights numbers; a missing or bad value raises."""
+    where = (
+        (lambda rows: f"{path}: line {start + rows[0] + 2}")
+        if header
+        else (lambda rows: f"{path}: row {start + rows[0]}")
+    )
+    for name in (USER, ITEM):
+        values = frame[name]
+        bad = values.isna().to_numpy() | (values.astype(str).str.len() == 0).to_numpy()
+        if bad.any():
+            raise DataError(f"{where(np.flatnonzero(bad))} has no {name}")
+        frame[name] = values.astype(str)
+    for name in (RATING, WEIGHT):
+        if name in frame.columns:
+            numbers = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
+            bad = ~np.isfinite(numbers) | ((numbers < 0) if name == WEIGHT else False)
+            if bad.any():
+                raise DataError(
+                    f"{where(np.flatnonzero(bad))}: {name} {frame[name].iloc[np.flatnonzero(bad)[0]]!r} is not a valid number"
+                )
+            frame[name] = numbers.astype(np.float32)
+
+
+def in_test(users, items, fraction: float):
+    """Whether each (user, item) pair is in the test part (a tf bool tensor)."""
+    key = tf.strings.join([tf.strings.as_string(users) if users.dtype != tf.string else users, items], "\x1f")
+    return tf.strings.to_hash_bucket_fast(key, HASH_BUCKETS) < int(round(fraction * HASH_BUCKETS))
+
+
+def _test_mask(frame: pd.DataFrame, fraction: float) -> np.ndarray:
+    if fraction <= 0:
+        return np.zeros(len(frame), bool)
+    users = tf.constant(frame[USER].to_numpy(dtype=object))
+    items = tf.constant(frame[ITEM].to_numpy(dtype=object))
+    return in_test(users, items, fraction).numpy()
+
+
+@dataclass(frozen=True)
+class LogSummary:
+    """What one pass over a log's training part learned: the vocabularies (most frequent
+    first, after ``min_count`` and the size caps), their counts and the rating statistics.
+
+    Attributes:
+        users, items: Kept ids.
+        user_counts, item_counts: Their training interactions.
+        train_rows, test_rows: Rows on each side of the hash split.
+        ratings: Training ratings' statistics (when a rating column is mapped).
+        test_fraction: The split it was computed with.
+    """
+
+    users: tuple[str, ...]
+    items: tuple[str, ...]
+    user_counts: tuple[int, ...]
+    item_counts: tuple[int, ...]
+    train_rows: int
+    test_rows: int
+    ratings: RatingStats | None
+    test_fraction: float
+
+    def model_data(self) -> ModelData:
+        """The :class:`ModelData` a model is built from (ids and counts; rating statistics)."""
+        return ModelData(
+            users=self.users, items=self.items, user_counts=self.user_counts, item_counts=self.item_counts,
+            ratings=self.ratings,
+        )  # fmt: skip
+
+    def write(self, folder: str | Path) -> Path:
+        """Writes ``users.tsv`` / ``items.tsv`` (id, count; most frequent first) and
+        ``summary.json`` to ``folder``; returns it."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, ids, counts in (
+            ("users", self.users, self.user_counts),
+            ("items", self.items, self.item_counts),
+        ):
+            pd.DataFrame({"id": ids, "count": counts}).to_csv(folder / f"{name}.tsv", sep="\t", index=False)
+        info = {"train_rows": self.train_rows, "test_rows": self.test_rows, "test_fraction": self.test_fraction,
+                "ratings": None if self.ratings is None else vars(self.ratings)}  # fmt: skip
+        (folder / "summary.json").write_text(json.dumps(info, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def read(cls, folder: str | Path) -> LogSummary:
+        """The summary :meth:`write` wrote."""
+        folder = Path(folder)
+        tables = [pd.read_csv(folder / f"{n}.tsv", sep="\t", dtype={"id": str}, keep_default_na=False)
+                  for n in ("users", "items")]  # fmt: skip
+        info = json.loads((folder / "summary.json").read_text())
+        ratings = None if info["ratings"] is None else RatingStats(**info["ratings"])
+        return cls(
+            tuple(tables[0]["id"]), tuple(tables[1]["id"]), tuple(int(c) for c in tables[0]["count"]),
+            tuple(int(c) for c in tables[1]["count"]), info["train_rows"], info["test_rows"], ratings,
+            info["test_fraction"],
+        )  # fmt: skip
+
+
+def scan(
+    shards: Shards,
+    *,
+    test_fraction: float = 0.0,
+    min_count: int = 1,
+    max_users: int | None = None,
+    max_items: int | None = None,
+) -> LogSummary:
+    """One streaming pass over the training part of a log: vocabularies and statistics.
+
+    Memory grows with the number of distinct ids, never with the number of rows.
+
+    Args:
+        shards: The log.
+        test_fraction: Share of (user, item) pairs the hash split sends to the test part.
+        min_count: Ids with fewer training interactions are left out (they go to the
+            model's OOV bucket).
+        max_users, max_items: Keep at most this many of the most frequent ids.
+
+    Raises:
+        DataError: a bad value (naming file and line), or no training row left.
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    users: Counter = Counter()
+    items: Counter = Counter()
+    train_rows = test_rows = 0
+    total = low = high = None
+    count = 0
+    for _, frame in shards.chunks():
+        test = _test_mask(frame, test_fraction)
+        part = frame[~test]
+        test_rows += int(test.sum())
+        train_rows += len(part)
+        users.update(part[USER].value_counts().to_dict())
+        items.update(part[ITEM].value_counts().to_dict())
+        if RATING in part.columns and len(part):
+            values = part[RATING].to_numpy(np.float64)
+            total = (total or 0.0) + float(values.sum())
+            low = float(values.min()) if low is None else min(low, float(values.min()))
+            high = float(values.max()) if high is None else max(high, float(values.max()))
+            count += len(values)
+    if not train_rows:
+        raise DataError(f"{shards.pattern}: no training rows (test_fraction {test_fraction})")
+    kept_users = _kept(users, min_count, max_users)
+    kept_items = _kept(items, min_count, max_items)
+    ratings = None if total is None else RatingStats(total / count, low, high, count)
+    return LogSummary(
+        tuple(u for u, _ in kept_users), tuple(i for i, _ in kept_items), tuple(c for _, c in kept_users),
+        tuple(c for _, c in kept_items), train_rows, test_rows, ratings, float(test_fraction),
+    )  # fmt: skip
+
+
+def _kept(counts: Counter, min_count: int, most: int | None) -> list[tuple[str, int]]:
+    ordered = sorted(((k, c) for k, c in counts.items() if c >= min_count), key=lambda kc: (-kc[1], kc[0]))
+    return ordered[:most] if most else ordered
+
+
+def stream(
+    shards: Shards,
+    *,
+    part: str = "train",
+    test_fraction: float = 0.0,
+    batch_size: int = 1024,
+    shuffle_buffer: int = 100_000,
+    seed: int = 0,
+    label: str | None = None,
+    weights: bool = False,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """The ``tf.data`` pipeline over one part of a log: ``{"user_id", "item_id"[, "weight"]}``
+    batches (``(features, rating)`` with ``label="rating"``).
+
+    Files are read in blocks by an interleave (four files at a time), blocks pass the hash
+    split, a shuffle buffer of ``shuffle_buffer`` rows mixes them (reshuffled each epoch), and
+    batches are prefetched; memory is the buffers, whatever the log's size. With an
+    ``input_context`` (``strategy.distribute_datasets_from_function``) each input
+    pipeline reads its own share of the files.
+    """
+    if part not in ("train", "test"):
+        raise DataError(f"part must be 'train' or 'test', got {part!r}")
+    fields = [USER, ITEM] + [n for n in (RATING, WEIGHT) if n in shards.columns]
+    if label is not None and label not in shards.columns:
+        raise DataError(f"{shards.pattern}: no {label!r} column mapped (--columns {label}=...)")
+    files = tf.data.Dataset.from_tensor_slices(list(shards.files))
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if part == "test" and test_fraction <= 0:
+        raise DataError("part='test' needs test_fraction > 0")
+    reader = _csv_reader(shards, fields) if shards.format == "csv" else _parquet_reader(shards, fields)
+
+    def this_part(rows):  # the hash split, on a block of rows at once
+        if test_fraction <= 0:
+            return rows
+        keep = tf.equal(in_test(rows[USER], rows[ITEM], test_fraction), part == "test")
+        return {name: tf.boolean_mask(values, keep) for name, values in rows.items()}
+
+    def blocks(path):
+        return reader(path).map(this_part)
+
+    rows = files.interleave(blocks, cycle_length=min(4, len(shards.files)), num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True).unbatch()  # fmt: skip
+    if shuffle_buffer:
+        rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+    def element(r):
+        features = {USER: r[USER], ITEM: r[ITEM]}
+        if weights:
+            features[WEIGHT] = r[WEIGHT]
+        return (features, r[label]) if label else features
+
+    return rows.batch(batch_size).map(element, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _csv_reader(shards: Shards, fields: list[str]):
+    names, _ = _schema(shards.files[0], "csv")
+    sources = [shards.columns[f] for f in fields]
+    order = sorted(range(len(fields)), key=lambda j: names.index(sources[j]))  # CsvDataset keeps file order
+    defaults = [tf.constant("", tf.string) if fields[j] in (USER, ITEM) else tf.constant(0.0, tf.float32)
+                for j in order]  # fmt: skip
+
+    def read(path):
+        data = tf.data.experimental.CsvDataset(
+            path, defaults, header=True, select_cols=[names.index(sources[j]) for j in order]
+        )
+        return data.batch(8192).map(lambda *values: {fields[j]: v for j, v in zip(order, values)})
+
+    return read
+
+
+def _parquet_reader(shards: Shards, fields: list[str]):
+    signature = {f: tf.TensorSpec([None], tf.string if f in (USER, ITEM) else tf.float32) for f in fields}
+    columns = {f: shards.columns[f] for f in fields}
+
+    def batches(path):
+        import pyarrow.parquet as pq
+
+        path = path.decode() if isinstance(path, bytes) else str(path)
+        try:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=8192, columns=list(columns.values())):
+                frame = batch.to_pandas()
+                yield {f: (frame[c].astype(str).to_numpy(dtype=object) if f in (USER, ITEM)
+                           else frame[c].to_numpy(np.float32)) for f, c in columns.items()}  # fmt: skip
+        except OSError as err:
+            raise DataError(f"{path}: the Parquet file is corrupt or truncated ({err})") from err
+
+    def read(path):
+        return tf.data.Dataset.from_generator(batches, args=(path,), output_signature=signature)
+
+    return read
+
+
+def sample_for_evaluation(
+    shards: Shards, summary: LogSummary, users: int = 2000, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and test rows of about ``users`` test users (picked by a hash of their
+    id), gathered in one pass: what full-ranking evaluation needs (each sampled user's
+    training items are left out), held in memory for those users only.
+
+    Returns:
+        ``(train_rows, test_rows)`` frames with ``user_id``, ``item_id`` (and rating / weight).
+    """
+    if summary.test_fraction <= 0:
+        raise DataError("evaluation needs a test part: scan and train with test_fraction > 0")
+    share = min(1.0, users / max(len(summary.users), 1))
+    cut = int(np.ceil(share * HASH_BUCKETS))
+    train_parts, test_parts = [], []
+    for _, frame in shards.chunks():
+        ids = tf.constant(frame[USER].to_numpy(dtype=object))
+        picked = (
+            tf.strings.to_hash_bucket_fast(tf.strings.join([ids, str(seed)], "\x1e"), HASH_BUCKETS) < cut
+        ).numpy()
+        chunk = frame[picked]
+        test = _test_mask(chunk, summary.test_fraction)
+        train_parts.append(chunk[~test])
+        test_parts.append(chunk[test])
+    train_rows, test_rows = (
+        pd.concat(train_parts, ignore_index=True),
+        pd.concat(test_parts, ignore_index=True),
+    )
+    return train_rows, test_rows

@@ -155,3 +155,37 @@ def test_the_cli_trains_from_shards_and_refuses_mixed_sources(log, tmp_path, cap
     assert not (tmp_path / "run" / "backup").exists()
     assert main([*argv, "--dataset", "movielens-100k"]) == 2
     assert "streamed data takes --test-fraction, not --dataset" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def data_service():
+    """A tf.data service on 127.0.0.1: a dispatcher and two workers, stopped afterwards."""
+    service = tf.data.experimental.service
+    dispatcher = service.DispatchServer(service.DispatcherConfig(port=0))
+    address = dispatcher.target.split("://")[1]
+    port = address.rsplit(":", 1)[1]
+    workers = [
+        service.WorkerServer(
+            service.WorkerConfig(dispatcher_address=f"127.0.0.1:{port}", worker_address="127.0.0.1:%port%")
+        )
+        for _ in range(2)
+    ]
+    try:
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        for server in (*workers, dispatcher):
+            server._stop()
+
+
+def test_the_tf_data_service_feeds_training_from_its_workers(log, tmp_path, data_service) -> None:
+    shards = streaming.Shards.of(write_shards(log, tmp_path, "csv", parts=4), "user=uid,item=song")
+    served = streaming.stream(shards, test_fraction=FRACTION, batch_size=512, data_service=data_service)
+    rows = sorted((u, i) for b in served for u, i in zip(b["user_id"].numpy(), b["item_id"].numpy()))
+    local = streaming.stream(shards, test_fraction=FRACTION, batch_size=512)
+    assert rows == sorted((u, i) for b in local for u, i in zip(b["user_id"].numpy(), b["item_id"].numpy()))
+    result = train_streaming("implicit_mf", shards, test_fraction=FRACTION, data_service=data_service, epochs=2,
+                             verbose=0)  # fmt: skip
+    assert np.isfinite(result.history["loss"]).all() and result.history["loss"][1] < result.history["loss"][0]
+    parquet = streaming.Shards.of(write_shards(log, tmp_path / "pq", "parquet"), "user=uid,item=song")
+    with pytest.raises(tfrec.DataError, match="cannot run the Python Parquet reader"):
+        streaming.stream(parquet, data_service=data_service)

@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--max-users", type=int, help="keep at most this many most frequent users")
     stream.add_argument("--max-items", type=int, help="keep at most this many most frequent items")
     stream.add_argument("--shuffle-buffer", type=int, default=100_000, help="rows in the shuffle buffer")
+    stream.add_argument("--data-service", metavar="ADDRESS",
+                        help="a tf.data service dispatcher (grpc://host:port) whose workers read the CSV shards")  # fmt: skip
     stream.add_argument("--eval-users", type=int, default=2000,
                         help="evaluate on about this many test users (their rows gathered in one pass)")  # fmt: skip
     tune = commands.add_parser(
@@ -306,7 +308,8 @@ def _train_streaming(args: argparse.Namespace) -> int:
     output.mkdir(parents=True, exist_ok=True)
     summary.write(output / "vocabulary")
     result = train_streaming(
-        args.model, shards, summary=summary, shuffle_buffer=args.shuffle_buffer, seed=args.seed,
+        args.model, shards, summary=summary, shuffle_buffer=args.shuffle_buffer, data_service=args.data_service,
+        seed=args.seed,
         strategy=strategy, backup_dir=output / "backup",
         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2), **overrides,
     )  # fmt: skip

@@ -148,6 +148,7 @@ def train_streaming(
     summary=None,
     test_fraction: float = 0.0,
     shuffle_buffer: int = 100_000,
+    data_service: str | None = None,
     seed: int = 0,
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
@@ -172,6 +173,8 @@ def train_streaming(
         summary: The log's :class:`~tfrec.data.streaming.LogSummary`, or None to scan.
         test_fraction: The hash split's test share (rows on that side are not trained on).
         shuffle_buffer: Rows in the shuffle buffer.
+        data_service: A tf.data service dispatcher (``"grpc://host:port"``) whose workers
+            read and batch the shards (CSV), or None to read them in this process.
         seed, verbose, strategy, backup_dir, callbacks, **overrides: As for :func:`train`.
 
     Raises:
@@ -197,7 +200,7 @@ def train_streaming(
     label = RATING if task == "rating" else None
     weights = WEIGHT in fields and WEIGHT in shards.columns
     options = dict(test_fraction=summary.test_fraction, shuffle_buffer=shuffle_buffer, seed=seed,
-                   label=label, weights=weights)  # fmt: skip
+                   label=label, weights=weights, data_service=data_service)  # fmt: skip
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = model_cls(config, summary.model_data())

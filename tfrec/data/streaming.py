@@ -313,6 +313,7 @@ def stream(
     label: str | None = None,
     weights: bool = False,
     input_context: tf.distribute.InputContext | None = None,
+    data_service: str | None = None,
 ) -> tf.data.Dataset:
     """The ``tf.data`` pipeline over one part of a log: ``{"user_id", "item_id"[, "weight"]}``
     batches (``(features, rating)`` with ``label="rating"``).
@@ -321,7 +322,11 @@ def stream(
     split, a shuffle buffer of ``shuffle_buffer`` rows mixes them (reshuffled each epoch), and
     batches are prefetched; memory is the buffers, whatever the log's size. With an
     ``input_context`` (``strategy.distribute_datasets_from_function``) each input
-    pipeline reads its own share of the files.
+    pipeline reads its own share of the files. With ``data_service`` (a tf.data service
+    dispatcher, ``"grpc://host:port"``) the pipeline runs on the service's workers, the
+    files dealt out among them (``distributed_epoch``: each row read once per pass), and
+    this process only receives batches; the service runs serialized graphs, so it reads
+    CSV shards (Parquet is read by Python code, which it cannot run).
     """
     if part not in ("train", "test"):
         raise DataError(f"part must be 'train' or 'test', got {part!r}")
@@ -333,6 +338,11 @@ def stream(
         files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if part == "test" and test_fraction <= 0:
         raise DataError("part='test' needs test_fraction > 0")
+    if data_service is not None and shards.format != "csv":
+        raise DataError(
+            f"{shards.pattern}: the tf.data service runs the pipeline on its workers and cannot run the "
+            "Python Parquet reader; write the shards as CSV, or read Parquet without the service"
+        )
     reader = _csv_reader(shards, fields) if shards.format == "csv" else _parquet_reader(shards, fields)
 
     def this_part(rows):  # the hash split, on a block of rows at once
@@ -355,7 +365,12 @@ def stream(
             features[WEIGHT] = r[WEIGHT]
         return (features, r[label]) if label else features
 
-    return rows.batch(batch_size).map(element, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = rows.batch(batch_size).map(element, num_parallel_calls=tf.data.AUTOTUNE)
+    if data_service is not None:
+        batches = batches.apply(
+            tf.data.experimental.service.distribute(processing_mode="distributed_epoch", service=data_service)
+        )
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _csv_reader(shards: Shards, fields: list[str]):

@@ -1,5 +1,6 @@
 """tfrec's data layer: the Interactions container, loaders, splits, vocabularies, tf.data."""
 
+from tfrec.data import streaming
 from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.data.model_data import ModelData, RatingStats
 from tfrec.data.pipeline import candidates, features, to_dataset, with_negatives
@@ -30,6 +31,7 @@ __all__ = [
     "leave_last_out",
     "random_split",
     "split",
+    "streaming",
     "temporal_split",
     "to_dataset",
     "with_negatives",

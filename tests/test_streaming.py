@@ -183,9 +183,15 @@ def test_the_tf_data_service_feeds_training_from_its_workers(log, tmp_path, data
     rows = sorted((u, i) for b in served for u, i in zip(b["user_id"].numpy(), b["item_id"].numpy()))
     local = streaming.stream(shards, test_fraction=FRACTION, batch_size=512)
     assert rows == sorted((u, i) for b in local for u, i in zip(b["user_id"].numpy(), b["item_id"].numpy()))
-    result = train_streaming("implicit_mf", shards, test_fraction=FRACTION, data_service=data_service, epochs=2,
-                             verbose=0)  # fmt: skip
-    assert np.isfinite(result.history["loss"]).all() and result.history["loss"][1] < result.history["loss"][0]
+    summary = streaming.scan(shards, test_fraction=FRACTION)
+    result = train_streaming(
+        "implicit_mf", shards, summary=summary, data_service=data_service, epochs=6, verbose=0
+    )
+    assert np.isfinite(result.history["loss"]).all()
+    sample_train, sample_test = streaming.sample_for_evaluation(shards, summary, users=10_000)
+    popularity = tfrec.evaluation.Popularity(tfrec.data.Interactions(sample_train))
+    learned = tfrec.evaluate(result.model, sample_train, sample_test, k=[10])["recall@10"]
+    assert learned > 1.5 * tfrec.evaluate(popularity, sample_train, sample_test, k=[10])["recall@10"]
     parquet = streaming.Shards.of(write_shards(log, tmp_path / "pq", "parquet"), "user=uid,item=song")
     with pytest.raises(tfrec.DataError, match="cannot run the Python Parquet reader"):
         streaming.stream(parquet, data_service=data_service)

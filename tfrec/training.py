@@ -121,6 +121,13 @@ def train(
     steps = None
     if isinstance(dataset, PerReplicaData):  # dealt out per replica by the model (ials)
         dataset, steps = dataset.dataset, dataset.steps
+    return _fit(model, config, dataset, steps, verbose, callbacks, len(train_data), start)
+
+
+def _fit(
+    model, config, dataset, steps: int | None, verbose, callbacks: list, rows: int, start: float
+) -> TrainResult:
+    """``model.fit`` for the config's epochs, timed from ``start``; ``rows`` examples an epoch."""
     history = model.fit(
         dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, callbacks=callbacks
     )
@@ -130,7 +137,7 @@ def train(
         config=config,
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         train_seconds=seconds,
-        train_examples_per_second=len(train_data) * max(len(history.epoch), 1) / max(seconds, 1e-9),
+        train_examples_per_second=rows * max(len(history.epoch), 1) / max(seconds, 1e-9),
         epochs_run=[int(e) for e in history.epoch],
     )
 
@@ -222,16 +229,4 @@ def train_streaming(
     callbacks = list(callbacks or [])
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
-    start = time.perf_counter()
-    history = model.fit(
-        dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, callbacks=callbacks
-    )
-    seconds = time.perf_counter() - start
-    return TrainResult(
-        model=model,
-        config=config,
-        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-        train_seconds=seconds,
-        train_examples_per_second=summary.train_rows * max(len(history.epoch), 1) / max(seconds, 1e-9),
-        epochs_run=[int(e) for e in history.epoch],
-    )
+    return _fit(model, config, dataset, steps, verbose, callbacks, summary.train_rows, time.perf_counter())

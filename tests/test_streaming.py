@@ -155,6 +155,13 @@ def test_the_cli_trains_from_shards_and_refuses_mixed_sources(log, tmp_path, cap
     assert not (tmp_path / "run" / "backup").exists()
     assert main([*argv, "--dataset", "movielens-100k"]) == 2
     assert "streamed data takes --test-fraction, not --dataset" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["train", "gmf", "--data", "logs/part-*.csv", "--columns", "user=uid,item=song"]) == 2
+    streamed = capsys.readouterr()
+    assert (
+        "gmf with this config cannot train from streamed files" in streamed.err
+        and "data:" not in streamed.out
+    )
 
 
 @pytest.fixture()

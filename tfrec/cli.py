@@ -290,6 +290,14 @@ def _train_streaming(args: argparse.Namespace) -> int:
         **checks.overrides(args.set, args.epochs, args.batch_size),
     }
     config = tfrec.models.make_config(args.model, **overrides)
+    if tfrec.models.entry(args.model).model_cls.stream_fields(config) is None:  # before reading any file
+        raise UserError(
+            f"argument --data: {args.model} with this config cannot train from streamed files; streaming "
+            "models: implicit_mf, biased_mf, two_tower without dense_features / history_length"
+        )
+    for flag, value in (("--max-users", args.max_users), ("--max-items", args.max_items)):
+        if value is not None:
+            checks.bounded(value, flag, 1)
     ks = checks.ks(args.k)
     strategy = checks.strategy(args.strategy)
     output = Path(args.output or Path("runs") / f"{args.model}-stream")

@@ -250,21 +250,8 @@ def _train(args: argparse.Namespace) -> int:
             "split": args.validation,
             "metrics": {k[4:]: v[-1] for k, v in result.history.items() if k.startswith("val_") and v},
         }
-    path = output / "metrics.json"
-    checks.write_json(path, report)
-    print(f"\n{args.model} on {args.dataset} ({spec}), trained in {result.train_seconds:.1f}s "
-          f"({result.train_examples_per_second:,.0f} examples/s)")  # fmt: skip
-    _print_metrics(metrics)
-    print(f"metrics written to {path}; model saved to {model_path}")
-    if args.export_dir:
-        exported = tfrec.export(
-            result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics,
-            seen_items=not args.no_seen_items, max_k=args.max_k,
-        )  # fmt: skip
-        report["export_path"] = str(exported)
-        checks.write_json(path, report)
-        print(f"exported and validated: {exported}")
-    return 0
+    headline = f"{args.model} on {args.dataset} ({spec})"
+    return _report(args, output, report, result, headline, seen_items=not args.no_seen_items)
 
 
 def _train_streaming(args: argparse.Namespace) -> int:
@@ -346,26 +333,38 @@ def _train_streaming(args: argparse.Namespace) -> int:
         "vocabulary": str(output / "vocabulary"),
         "model_path": str(model_path),
     }
-    path = output / "metrics.json"
+    # No seen-items table in an export: the training log is not held in memory.
+    headline = f"{args.model} streamed from {args.data}; {report['evaluated_on']}"
+    return _report(args, output, report, result, headline, seen_items=False)
+
+
+def _report(
+    args: argparse.Namespace, output: Path, report: dict, result, headline: str, seen_items: bool
+) -> int:
+    """Writes ``metrics.json``, prints the metrics and, with ``--export-dir``, exports."""
+    import tfrec
+
+    path, metrics = output / "metrics.json", report["metrics"]
     checks.write_json(path, report)
-    print(f"\n{args.model} streamed from {args.data}, trained in {result.train_seconds:.1f}s "
-          f"({result.train_examples_per_second:,.0f} examples/s); {report['evaluated_on']}:")  # fmt: skip
-    _print_metrics(metrics)
-    print(f"metrics written to {path}; model saved to {model_path}")
-    if args.export_dir:  # no seen-items table: the training log is not held in memory
-        exported = tfrec.export(result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics,
-                                seen_items=False, max_k=args.max_k)  # fmt: skip
-        report["export_path"] = str(exported)
-        checks.write_json(path, report)
-        print(f"exported and validated: {exported} (without a seen-items table: clients exclude items "
-              "through recommend_excluding)")  # fmt: skip
-    return 0
-
-
-def _print_metrics(metrics: dict) -> None:
+    print(
+        f"\n{headline}: trained in {result.train_seconds:.1f}s ({result.train_examples_per_second:,.0f} examples/s)"
+    )
     for name, value in metrics.items():
         shown = f"{int(value):,}" if name == "users" else f"{value:.4f}"
         print(f"  {name:<14} {shown}")
+    print(f"metrics written to {path}; model saved to {report['model_path']}")
+    if args.export_dir:
+        exported = tfrec.export(
+            result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics, seen_items=seen_items,
+            max_k=args.max_k,
+        )  # fmt: skip
+        report["export_path"] = str(exported)
+        checks.write_json(path, report)
+        without = (
+            "" if seen_items else " (without a seen-items table: clients exclude through recommend_excluding)"
+        )
+        print(f"exported and validated: {exported}{without}")
+    return 0
 
 
 def _tune(args: argparse.Namespace) -> int:

@@ -124,27 +124,29 @@ class HistoryPool(keras.layers.Layer):
         items: Per user (vocabulary order), 1-based item indices.
         weights: Their weights, aligned with ``items``.
         output_dim: Width of the projection (the query tower's embedding width).
+        input_dim: Width of the item embeddings it pools.
     """
 
     def __init__(
-        self, items: Sequence[Sequence[int]], weights: Sequence[Sequence[float]], output_dim: int, **kwargs
+        self,
+        items: Sequence[Sequence[int]],
+        weights: Sequence[Sequence[float]],
+        output_dim: int,
+        input_dim: int,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.items = Ids(tuple(int(i) for i in row) for row in items)
         self.item_weights = Ids(tuple(float(w) for w in row) for row in weights)
-        self.output_dim = int(output_dim)
+        self.output_dim, self.input_dim = int(output_dim), int(input_dim)
         self.length = max(1, max((len(r) for r in self.items), default=1))
         table = np.zeros((len(self.items) + 1, self.length), np.int64)
         mass = np.zeros((len(self.items) + 1, self.length), np.float32)
         for row, (values, w) in enumerate(zip(self.items, self.item_weights), start=1):
             table[row, : len(values)], mass[row, : len(w)] = values, w
         self.item_table, self.weight_table = tf.constant(table), tf.constant(mass)
-        self.projection = None
-
-    def build_projection(self, input_dim: int) -> None:
-        """Creates the projection from item embeddings of width ``input_dim``."""
         self.projection = keras.layers.Dense(self.output_dim, use_bias=False, name="projection")
-        self.projection.build((None, int(input_dim)))
+        self.projection.build((None, self.input_dim))
 
     def of_users(self, user_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Known users' histories ``(items int64[B, L], weights float32[B, L])`` (empty for unknown)."""
@@ -169,6 +171,7 @@ class HistoryPool(keras.layers.Layer):
             "items": [list(r) for r in self.items],
             "weights": [list(r) for r in self.item_weights],
             "output_dim": self.output_dim,
+            "input_dim": self.input_dim,
         }
 
 

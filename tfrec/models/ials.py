@@ -283,36 +283,37 @@ class IALS(Recommender):
     def test_step(self, data) -> dict[str, tf.Tensor]:
         return {"loss": self.loss_tracker.result()}
 
-    def _write(self, users_side: tf.Tensor, rows: tf.Tensor, x: tf.Tensor, gramian: tf.Tensor) -> None:
-        """Writes solved rows to their side's table (the other side gets an empty update)."""
+    def _write(
+        self, users_side: tf.Tensor, rows: tf.Tensor, x: tf.Tensor, gramian: tf.Tensor, update=None
+    ) -> None:
+        """Writes solved rows to their side's table (the other side gets an empty update)
+        and the Gramian; ``update(variable, write, args)`` applies a write (default: to the
+        variable itself)."""
+        update = update or (lambda variable, write, args: write(variable, *args))
         users = tf.where(users_side, tf.shape(rows)[0], 0)
-        self.user_factors.scatter_update(tf.IndexedSlices(x[:users], rows[:users]))
-        self.item_factors.scatter_update(tf.IndexedSlices(x[users:], rows[users:]))
-        self.gramian.assign(gramian)
+
+        def scatter(variable, index, values):
+            return variable.scatter_update(tf.IndexedSlices(values, index))
+
+        update(self.user_factors, scatter, (rows[:users], x[:users]))
+        update(self.item_factors, scatter, (rows[users:], x[users:]))
+        update(self.gramian, lambda variable, value: variable.assign(value), (gramian,))
 
     def _write_everywhere(self, strategy, users_side, rows, x, gramian) -> None:
         """Cross-replica context: the (all-gathered, so identical) values of this worker's
         first replica written to every local copy of the tables."""
-        first = [strategy.experimental_local_results(v)[0] for v in (users_side, rows, x, gramian)]
-        side, rows, x, gramian = first
+        side, rows, x, gramian = [
+            strategy.experimental_local_results(v)[0] for v in (users_side, rows, x, gramian)
+        ]
         real = rows > 0  # row 0 pads the per-replica batches: nothing to write
         rows, x = tf.boolean_mask(rows, real), tf.boolean_mask(x, real)
-        users = tf.where(side, tf.shape(rows)[0], 0)
-        writes = (
-            (
-                self.user_factors,
-                lambda v, r, f: v.scatter_update(tf.IndexedSlices(f, r)),
-                (rows[:users], x[:users]),
-            ),
-            (
-                self.item_factors,
-                lambda v, r, f: v.scatter_update(tf.IndexedSlices(f, r)),
-                (rows[users:], x[users:]),
-            ),
-            (self.gramian, lambda v, g: v.assign(g), (gramian,)),
+        self._write(
+            side,
+            rows,
+            x,
+            gramian,
+            lambda variable, write, args: strategy.extended.update(variable, write, args=args),
         )
-        for variable, write, args in writes:
-            strategy.extended.update(variable, write, args=args)
 
     def _solve(
         self, solved: tf.Variable, fixed: tf.Variable, data: dict[str, tf.Tensor]

@@ -172,9 +172,12 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
         self.history_pool = None
         if with_history:
             self.history_pool = HistoryPool(
-                d.history_items, d.history_weights, c.embedding_dim, name="history"
+                d.history_items,
+                d.history_weights,
+                c.embedding_dim,
+                self.candidate_tower.output_dim,
+                name="history",
             )
-            self.history_pool.build_projection(self.candidate_tower.output_dim)
         self.objective = retrieval_objective(
             c, d.item_counts, num_hard_negatives=c.num_hard_negatives, extra_negatives=c.extra_negatives,
             confidence=c.confidence,

@@ -486,6 +486,39 @@ def test_malformed_tf_config_is_one_line(monkeypatch, capsys, tmp_path, tf_confi
     assert len(err.splitlines()) == 1 and fragment in err, err
 
 
+PS_CLUSTER = {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"], "ps": ["127.0.0.1:3"]}
+
+
+@pytest.mark.parametrize("argv, tf_config, fragment", [
+    (["train", "gmf", "--strategy", "parameter-server"], {"cluster": {"worker": ["127.0.0.1:2"]},
+     "task": {"type": "worker", "index": 0}}, "TF_CONFIG needs cluster.ps"),
+    (["train", "gmf", "--strategy", "parameter-server"], {"cluster": PS_CLUSTER,
+     "task": {"type": "worker", "index": 0}}, "this process is TF_CONFIG's worker, expected chief"),
+    (["train", "ials", "--strategy", "parameter-server"], {"cluster": PS_CLUSTER,
+     "task": {"type": "chief", "index": 0}}, "ials cannot train under parameter servers"),
+    (["train", "bayesian_mf", "--strategy", "parameter-server"], {"cluster": PS_CLUSTER,
+     "task": {"type": "chief", "index": 0}}, "bayesian_mf cannot train under parameter servers"),
+    (["train", "gmf", "--min-shard-bytes", "1024"], None, "--min-shard-bytes: only with --strategy parameter-server"),
+    (["train", "gmf", "--strategy", "parameter-server", "--min-shard-bytes", "0"], {"cluster": PS_CLUSTER,
+     "task": {"type": "chief", "index": 0}}, "--min-shard-bytes: must be an integer in [1,"),
+    (["cluster-task"], None, "cluster-task: set TF_CONFIG"),
+    (["cluster-task"], {"cluster": PS_CLUSTER, "task": {"type": "chief", "index": 0}},
+     "this process is TF_CONFIG's chief, expected worker or ps"),
+], ids=["no-servers", "not-the-chief", "ials", "bayesian_mf", "shard-bytes-alone", "shard-bytes-0",
+        "task-without-config", "task-is-chief"])  # fmt: skip
+def test_parameter_server_refusals_are_one_line(monkeypatch, capsys, tmp_path, argv, tf_config, fragment) -> None:
+    """Refused before any data is read or any server is contacted (the addresses are unused ports)."""
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 # === Property-based: the parsers never fail in an unexplained way ===
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

@@ -57,11 +57,15 @@ def _parser() -> argparse.ArgumentParser:
                        help="lazy optimizer applies embedding rows' skipped momentum steps (better on sparse data)")  # fmt: skip
     train.add_argument(
         "--strategy",
-        choices=("default", "mirrored", "multi-worker"),
+        choices=("default", "mirrored", "multi-worker", "parameter-server"),
         default="default",
         help="tf.distribute strategy: default (one device), mirrored (this host's GPUs or devices), "
-        "multi-worker (the hosts TF_CONFIG names)",
+        "multi-worker (the hosts TF_CONFIG names), parameter-server (this process the chief of the "
+        "TF_CONFIG cluster; its workers and servers run `tfrec cluster-task`)",
     )
+    train.add_argument("--min-shard-bytes", type=int,
+                       help="parameter-server: split a table over the servers in parts of at least this "
+                       "many bytes (default 262144)")  # fmt: skip
     train.add_argument(
         "--export-dir", help="export the trained model here (TF Serving layout DIR/<version>/)"
     )
@@ -116,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--no-seen-items", action="store_true",
                         help="leave the users' training items out (recommend then ranks every item)")  # fmt: skip
     export.add_argument("--max-k", type=int, default=100, help="the most items a request gets (default 100)")
+    commands.add_parser(
+        "cluster-task",
+        help="serve as the parameter-server cluster's worker or server that TF_CONFIG names, until stopped",
+    )
     validate = commands.add_parser("validate", help="check an export through TF Serving's signature path")
     validate.add_argument("export_dir", help="a version directory (exports/NAME/VERSION) or a base directory")
     recommend = commands.add_parser("recommend", help="top-k items for a user, answered by an export")
@@ -178,7 +186,7 @@ def _train(args: argparse.Namespace) -> int:
     ks = checks.ks(args.k)
     if args.protocol is not None:
         tfrec.evaluation.parse_protocol(args.protocol)
-    strategy = checks.strategy(args.strategy)
+    strategy = checks.strategy(args.strategy, args.min_shard_bytes, args.model)
     output = Path(args.output or Path("runs") / f"{args.model}-{args.dataset}")
     checks.check_writable(output, "--output")
     if args.export_dir:
@@ -286,7 +294,7 @@ def _train_streaming(args: argparse.Namespace) -> int:
         if value is not None:
             checks.bounded(value, flag, 1)
     ks = checks.ks(args.k)
-    strategy = checks.strategy(args.strategy)
+    strategy = checks.strategy(args.strategy, args.min_shard_bytes, args.model)
     output = Path(args.output or Path("runs") / f"{args.model}-stream")
     checks.check_writable(output, "--output")
     if args.export_dir:
@@ -345,10 +353,15 @@ def _report(
     import tfrec
 
     path, metrics = output / "metrics.json", report["metrics"]
+    if result.placement:  # the parameter servers each table's parts lived on
+        report["placement"] = result.placement
     checks.write_json(path, report)
     print(
         f"\n{headline}: trained in {result.train_seconds:.1f}s ({result.train_examples_per_second:,.0f} examples/s)"
     )
+    for table, devices in result.placement.items():
+        tasks = ", ".join(device.split("/")[1][4:] + " " + device.split("/")[3][5:] for device in devices)
+        print(f"  {table}: {len(devices)} parts on parameter servers ({tasks})")
     for name, value in metrics.items():
         shown = f"{int(value):,}" if name == "users" else f"{value:.4f}"
         print(f"  {name:<14} {shown}")
@@ -476,6 +489,19 @@ def version_dir(path: Path) -> Path:
     return path / str(found[-1])
 
 
+def _cluster_task(args: argparse.Namespace) -> int:
+    """``tfrec cluster-task``: this process serves as a parameter-server cluster's worker or server."""
+    import signal
+
+    from tfrec.core.distribute import serve_cluster_task
+
+    task = checks.cluster_config(os.environ.get("TF_CONFIG"), "tfrec cluster-task", ("worker", "ps"))
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops the server (it waits in C++)
+    serve_cluster_task(ready=lambda address: print(
+        f"tfrec: {task} serving on {address} (stop with Ctrl-C)", flush=True))  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the process exit code."""
     parser = _parser()
@@ -488,7 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not argv:
             parser.print_usage(sys.stderr)
             raise UserError(
-                "name a command: datasets, models, train, tune, export, validate, recommend (see --help)"
+                "name a command: datasets, models, train, tune, export, validate, recommend, cluster-task "
+                "(see --help)"
             )
         args = parser.parse_args(argv)
         if args.command == "datasets":
@@ -497,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models()
         commands = {
             "train": _train, "tune": _tune, "export": _export, "validate": _validate, "recommend": _recommend,
+            "cluster-task": _cluster_task,
         }  # fmt: skip
         return commands[args.command](args)
     except (UserError, TfrecError) as err:

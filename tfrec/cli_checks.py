@@ -122,37 +122,54 @@ def write_json(path: Path, report: dict) -> None:
     os.replace(tmp, path)
 
 
-def strategy(name: str):
+def strategy(name: str, min_shard_bytes: int | None = None, model: str | None = None):
     """The tf.distribute strategy named on the command line (None: the default one)."""
+    if min_shard_bytes is not None:
+        if name != "parameter-server":
+            raise UserError("argument --min-shard-bytes: only with --strategy parameter-server")
+        bounded(min_shard_bytes, "--min-shard-bytes", 1)
     if name == "default":
         return None
+    flag = f"argument --strategy {name}"
     if name == "multi-worker":
-        check_tf_config(os.environ.get("TF_CONFIG"))
+        cluster_config(os.environ.get("TF_CONFIG"), flag, ("worker", "chief"), needs=("worker",))
+    if name == "parameter-server":
+        cluster_config(os.environ.get("TF_CONFIG"), flag, ("chief",), needs=("worker", "ps"))
     from tfrec._keras import tf
+    from tfrec.core import distribute
+    from tfrec.training import check_parameter_servers
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if model is not None:
+        check_parameter_servers(model)  # before the strategy connects to the cluster
+    return distribute.parameter_server_strategy(
+        **({} if min_shard_bytes is None else {"min_shard_bytes": min_shard_bytes})
+    )
 
 
-def check_tf_config(text: str | None) -> None:
-    """TF_CONFIG must name a cluster with workers and this process's task in it."""
-    flag = "argument --strategy multi-worker"
+def cluster_config(text: str | None, flag: str, tasks: tuple[str, ...], needs: tuple[str, ...] = ()) -> str:
+    """Checks TF_CONFIG: a cluster with the ``needs`` jobs ('host:port' lists) and this
+    process's task, one of ``tasks``, in it; returns the task as ``"worker 0"``."""
     if not text:
-        raise UserError(f"{flag}: set TF_CONFIG to the cluster and this worker's task")
+        raise UserError(f"{flag}: set TF_CONFIG to the cluster and this process's task")
     try:
         config = json.loads(text)
     except ValueError as err:
         raise UserError(f"{flag}: TF_CONFIG is not valid JSON: {err}") from err
     cluster = config.get("cluster") if isinstance(config, dict) else None
     task = config.get("task") if isinstance(config, dict) else None
-    workers = cluster.get("worker") if isinstance(cluster, dict) else None
-    if (
-        not isinstance(workers, list)
-        or not workers
-        or not all(isinstance(w, str) and ":" in w for w in workers)
-    ):
-        raise UserError(f"{flag}: TF_CONFIG needs cluster.worker, a list of 'host:port' addresses")
+    cluster = cluster if isinstance(cluster, dict) else {}
+    for job in needs:
+        addresses = cluster.get(job)
+        if (
+            not isinstance(addresses, list)
+            or not addresses
+            or not all(isinstance(a, str) and ":" in a for a in addresses)
+        ):
+            raise UserError(f"{flag}: TF_CONFIG needs cluster.{job}, a list of 'host:port' addresses")
     if (
         not isinstance(task, dict)
         or task.get("type") not in cluster
@@ -161,6 +178,9 @@ def check_tf_config(text: str | None) -> None:
         raise UserError(f"{flag}: TF_CONFIG needs task.type (e.g. 'worker') and an integer task.index")
     if not 0 <= task["index"] < len(cluster[task["type"]]):
         raise UserError(f"{flag}: TF_CONFIG task.index {task['index']} is outside cluster.{task['type']}")
+    if task["type"] not in tasks:
+        raise UserError(f"{flag}: this process is TF_CONFIG's {task['type']}, expected {' or '.join(tasks)}")
+    return f"{task['type']} {task['index']}"
 
 
 def ks(text: str) -> tuple[int, ...]:

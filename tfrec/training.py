@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfrec._keras import keras, tf
-from tfrec.core.distribute import PerReplicaData
+from tfrec.core.distribute import PerReplicaData, is_parameter_server, placement
 from tfrec.data.interactions import Interactions, as_interactions
+from tfrec.errors import TfrecError
 from tfrec.models.registry import entry, make_config
 from tfrec.optimizers import CatchUp, LazyAdam
 
@@ -26,6 +27,7 @@ class TrainResult:
     train_seconds: float
     train_examples_per_second: float
     epochs_run: list[int] = dataclasses.field(default_factory=list)
+    placement: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 def train(
@@ -57,7 +59,11 @@ def train(
         verbose: Keras ``fit`` verbosity (progress bars).
         strategy: A ``tf.distribute`` strategy to build and train under
             (``MirroredStrategy`` for the GPUs of one host, ``MultiWorkerMirroredStrategy``
-            across hosts, ``TPUStrategy``); ``batch_size`` is then the global batch.
+            across hosts, ``TPUStrategy``); ``batch_size`` is then the global batch. Under
+            ``ParameterServerStrategy`` (:func:`tfrec.core.distribute.parameter_server_strategy`)
+            each worker takes its share of the batches, the tables may be split over the
+            servers, and the result holds the trained tables gathered into one model
+            (``for_serving``) and where their parts lived (``placement``).
         backup_dir: Checkpoint the model and optimizer here after every epoch
             (Keras ``BackupAndRestore``); a run started again with the same directory
             resumes from the last finished epoch. Removed when training completes.
@@ -85,6 +91,8 @@ def train(
     train_data = as_interactions(train_data, "train_data")
     keras.utils.set_random_seed(seed)
     model_cls = entry(name).model_cls
+    if is_parameter_server(strategy):
+        check_parameter_servers(name)
 
     def scope():
         return strategy.scope() if strategy is not None else contextlib.nullcontext()
@@ -97,12 +105,20 @@ def train(
 
         model.before_fit(train_data, pretrain)  # e.g. NeuMF's optional pre-training
     model.build_now()  # one call in the default replica context marks it built
-    with scope():  # a model may deal its data out per replica itself (ials)
-        dataset = model_cls.training_data(train_data, config, seed)
+    steps = None
+    if is_parameter_server(strategy):
+        dataset, steps = _per_worker(model_cls, train_data, config, seed)
+    else:
+        with scope():  # a model may deal its data out per replica itself (ials)
+            dataset = model_cls.training_data(train_data, config, seed)
     if steps_per_execution is None:
-        # Under a strategy, replicas all-gather sparse gradients whose row counts differ on
-        # a last partial batch, which a multi-step graph loop rejects: one step per call.
-        steps_per_execution = _steps_per_execution(dataset) if strategy is None else 1
+        # Under a mirrored strategy, replicas all-gather sparse gradients whose row counts
+        # differ on a last partial batch, which a multi-step graph loop rejects: one step
+        # per call. A parameter-server worker runs its steps alone: several per call.
+        if strategy is None or is_parameter_server(strategy):
+            steps_per_execution = min(32, steps) if steps else _steps_per_execution(dataset)
+        else:
+            steps_per_execution = 1
     with scope():
         if model_cls.gradient_trained:
             optimizer = LazyAdam(config.learning_rate, catch_up=catch_up)
@@ -118,10 +134,27 @@ def train(
         callbacks.insert(0, RankingMetrics(train_data, validation, k=10, protocol=protocol))
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
-    steps = None
     if isinstance(dataset, PerReplicaData):  # dealt out per replica by the model (ials)
         dataset, steps = dataset.dataset, dataset.steps
-    return _fit(model, config, dataset, steps, verbose, callbacks, len(train_data), start)
+    return _gathered(_fit(model, config, dataset, steps, verbose, callbacks, len(train_data), start), strategy)
+
+
+def _gathered(result: TrainResult, strategy) -> TrainResult:
+    """Under parameter servers: the trained tables gathered from the servers into one
+    model (what saving, evaluation and export read) and where their parts lived."""
+    if is_parameter_server(strategy):
+        result.placement, result.model = placement(result.model), result.model.for_serving()
+    return result
+
+
+def check_parameter_servers(name: str) -> None:
+    """Refuses a model that cannot train under parameter servers (only gradient-trained
+    models do: ``ials`` solves its rows and ``bayesian_mf`` samples them)."""
+    if not entry(name).model_cls.gradient_trained:
+        raise TfrecError(
+            f"{name} cannot train under parameter servers (it solves or samples its tables instead of "
+            "taking gradient steps); use the mirrored or multi-worker strategy"
+        )
 
 
 def _fit(
@@ -140,6 +173,22 @@ def _fit(
         train_examples_per_second=rows * max(len(history.epoch), 1) / max(seconds, 1e-9),
         epochs_run=[int(e) for e in history.epoch],
     )
+
+
+def _per_worker(model_cls, train_data: Interactions, config, seed: int):
+    """The training batches for ``ParameterServerStrategy`` workers, and an epoch's steps.
+
+    Every worker builds the model's batches in the same seeded order, keeps every
+    n-th of them (n workers) and repeats without end; the coordinator hands the
+    epoch's steps to whichever worker is free, so one epoch covers each batch about once.
+    """
+    steps = int(model_cls.training_data(train_data, config, seed).cardinality())
+
+    def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        batches = model_cls.training_data(train_data, config, seed)
+        return batches.shard(context.num_input_pipelines, context.input_pipeline_id).repeat()
+
+    return keras.utils.experimental.DatasetCreator(per_worker), steps
 
 
 def _steps_per_execution(dataset: tf.data.Dataset, most: int = 32) -> int:
@@ -189,7 +238,6 @@ def train_streaming(
     """
     from tfrec.data.interactions import RATING, WEIGHT
     from tfrec.data.streaming import scan, stream
-    from tfrec.errors import TfrecError
 
     config = make_config(name, **overrides)
     model_cls = entry(name).model_cls
@@ -208,6 +256,14 @@ def train_streaming(
     weights = WEIGHT in fields and WEIGHT in shards.columns
     options = dict(test_fraction=summary.test_fraction, shuffle_buffer=shuffle_buffer, seed=seed,
                    label=label, weights=weights, data_service=data_service)  # fmt: skip
+    if is_parameter_server(strategy):
+        check_parameter_servers(name)
+    servers = is_parameter_server(strategy)
+    if servers and shards.format != "csv":
+        raise TfrecError(
+            f"{shards.pattern}: parameter-server workers run the input pipeline themselves and cannot run "
+            "the Python Parquet reader; write the shards as CSV (paths the workers can read)"
+        )
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = model_cls(config, summary.model_data())
@@ -215,7 +271,13 @@ def train_streaming(
     # An epoch is one pass over the training rows: its steps are known from the scan, so
     # the stream repeats and Keras counts the steps (several per call on one replica).
     steps = max(1, -(-summary.train_rows // config.batch_size))
-    if replicas > 1:
+    if servers:  # each worker streams its share of the files; a step is one worker batch
+
+        def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return stream(shards, batch_size=config.batch_size, input_context=context, **options).repeat()
+
+        dataset, per_call = keras.utils.experimental.DatasetCreator(per_worker), 1
+    elif replicas > 1:
 
         def per_pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
             batch = context.get_per_replica_batch_size(config.batch_size)
@@ -229,4 +291,5 @@ def train_streaming(
     callbacks = list(callbacks or [])
     if backup_dir is not None:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
-    return _fit(model, config, dataset, steps, verbose, callbacks, summary.train_rows, time.perf_counter())
+    result = _fit(model, config, dataset, steps, verbose, callbacks, summary.train_rows, time.perf_counter())
+    return _gathered(result, strategy)

@@ -1,8 +1,9 @@
 """Losses under ``tf.distribute``: per-replica shares of global-batch means; data a model
-deals out per replica itself."""
+deals out per replica itself; parameter servers: the strategy, the tasks, split tables."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from tfrec._keras import tf
@@ -43,3 +44,89 @@ def l2_penalty(weight: float, *rows: tf.Tensor) -> tf.Tensor:
     if not weight:
         return tf.zeros([])
     return weight * replica_mean(tf.add_n([tf.reduce_sum(tf.square(r), axis=1) for r in rows]))
+
+
+# === Parameter servers ===
+
+MIN_SHARD_BYTES = 256 << 10
+
+
+def parameter_server_strategy(
+    min_shard_bytes: int = MIN_SHARD_BYTES, cluster_resolver=None
+) -> tf.distribute.experimental.ParameterServerStrategy:
+    """``ParameterServerStrategy`` over the cluster ``TF_CONFIG`` names, this process its
+    coordinator (``chief``), with every variable of ``2 * min_shard_bytes`` or more split
+    by rows into up to one part per parameter server (``MinSizePartitioner``): embedding
+    tables larger than one machine live spread over the servers, and workers read and
+    update only the rows a batch touches.
+
+    Args:
+        min_shard_bytes: Smallest part a variable is split into.
+        cluster_resolver: The cluster; None reads ``TF_CONFIG``.
+    """
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")  # a lost task fails calls, not hangs them
+    resolver = cluster_resolver or tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    servers = len(resolver.cluster_spec().as_dict().get("ps", []))
+    partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+        min_shard_bytes=int(min_shard_bytes), max_shards=max(servers, 1)
+    )
+    return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+
+
+def is_parameter_server(strategy) -> bool:
+    """Whether ``strategy`` is a ``ParameterServerStrategy`` (workers fed by a coordinator)."""
+    return isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy)
+
+
+def serve_cluster_task(cluster_resolver=None, ready=None) -> None:
+    """Runs this process as the worker or parameter server ``TF_CONFIG`` names, until it
+    is stopped (a ``tf.distribute.Server`` the coordinator sends work and variables to).
+
+    Args:
+        cluster_resolver: The cluster; None reads ``TF_CONFIG``.
+        ready: Called with the task's address once it serves.
+    """
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+    resolver = cluster_resolver or tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    job, index = resolver.task_type, int(resolver.task_id or 0)
+    spec = resolver.cluster_spec()
+    server = tf.distribute.Server(
+        spec, job_name=job, task_index=index, protocol=resolver.rpc_layer or "grpc", start=True
+    )
+    if ready is not None:
+        ready(spec.task_address(job, index))
+    server.join()
+
+
+def dense_weights(model) -> list:
+    """``model.get_weights()`` with each variable split over parameter servers gathered
+    into one array, in the order an unsharded copy of the model lists its weights."""
+    values, seen = [], set()
+    for variable in model.weights:
+        container = getattr(variable, "_sharded_container", None)
+        if container is None:
+            values.append(variable.numpy())
+            continue
+        sharded = container()
+        if id(sharded) not in seen:
+            seen.add(id(sharded))
+            values.append(tf.concat([part.read_value() for part in sharded.variables], axis=0).numpy())
+    return values
+
+
+def placement(model) -> dict[str, list[str]]:
+    """The parameter-server devices holding each part of every split variable, by the
+    variable's path through the model's layers (``{"query_tower/embedding/embeddings":
+    [".../job:ps/replica:0/task:1/device:CPU:0", ...]}``); empty when none is split."""
+    parts: dict[str, list[str]] = {}
+
+    def walk(layer, path: str) -> None:
+        for variable in layer._trainable_weights + layer._non_trainable_weights:
+            if getattr(variable, "_sharded_container", None) is not None:  # one part of a split variable
+                name = f"{path}/{variable.name.split('/part_')[0]}".lstrip("/")
+                parts.setdefault(name, []).append(variable.device)
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            walk(child, f"{path}/{child.name}")
+
+    walk(model, "")
+    return parts

@@ -9,6 +9,7 @@ import tensorflow_recommenders as tfrs
 
 from tfrec._keras import tf
 from tfrec.core.chunks import in_batches
+from tfrec.core.distribute import dense_weights
 from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.data.model_data import ModelData
 from tfrec.data.pipeline import to_dataset
@@ -126,7 +127,7 @@ class Recommender(Scorer, tfrs.Model):
         """A copy holding only what inference reads (what the export saves): uncompiled, so
         no optimizer slots; the same weights and seen-items table."""
         copy = type(self)(self.config, self.data, name=self.name)  # no JSON round trip of the ids
-        copy.set_weights(self.get_weights())
+        copy.set_weights(dense_weights(self))  # tables split over parameter servers: gathered
         copy.seen_items = self.seen_items
         return copy.build_now()
 

@@ -17,7 +17,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -88,12 +87,23 @@ def saved_variables(export: Path) -> dict[str, list[int]]:
 def test_cli_trains_with_tables_split_over_two_servers_like_one_process(tmp_path) -> None:
     """`tfrec train --strategy parameter-server`: every embedding table is split over
     both servers, the quality is one process's within 0.03 Recall@10 (2,000 test users;
-    the same data, seed and epochs), and the export is the one-process export's shape."""
+    the same data, seed and epochs), and the export is the one-process export's shape;
+    the same cluster then trains from streamed CSV shards."""
     train = ["-m", "tfrec", "train", "implicit_mf", "--epochs", "3", "--quiet"]
+    servers = ["--strategy", "parameter-server", "--min-shard-bytes", "4096"]
+    import tfrec
+
+    log = tfrec.datasets.synthetic(num_users=500, num_items=300, num_interactions=20000, seed=3).frame
+    (tmp_path / "logs").mkdir()
+    for j in range(2):  # CSV shards the workers stream (each its share of the files)
+        log.iloc[j::2][["user_id", "item_id"]].to_csv(tmp_path / "logs" / f"part-{j}.csv", index=False)
     with local_cluster(tmp_path) as (cluster, _):
-        done = chief(cluster, [*train, "--strategy", "parameter-server", "--min-shard-bytes", "4096",
-                               "--output", "ps", "--export-dir", "exported-ps"], tmp_path)  # fmt: skip
+        done = chief(cluster, [*train, *servers, "--output", "ps", "--export-dir", "exported-ps"], tmp_path)
+        streamed = chief(cluster, [*train, *servers, "--data", "logs/part-*.csv", "--output", "stream"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert streamed.returncode == 0, streamed.stderr[-3000:]
+    report = json.loads((tmp_path / "stream" / "metrics.json").read_text())
+    assert len(report["placement"]) == 2 and report["metrics"]["recall@10"] > 0.1, report
     assert "parts on parameter servers (ps 0, ps 1)" in done.stdout or "(ps 1, ps 0)" in done.stdout, done.stdout
     alone = subprocess.run([sys.executable, *train, "--output", "one", "--export-dir", "exported-one"],
                            env={**os.environ, **QUIET}, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -165,3 +175,62 @@ def test_python_api_splits_tables_and_gathers_them_back(tmp_path) -> None:
     assert report["gathered_same"] and report["gathered_plain"], report
     print(f"two_tower over parameter servers R@10 {report['recall']:.4f}")
     assert report["recall"] > 0.1, report
+
+
+def run_until_epoch(cluster: dict, argv: list[str], folder: Path, epoch: int, then) -> tuple[int, str, str]:
+    """Runs the chief, calls ``then()`` when it starts ``epoch``; returns (code, stdout, stderr)."""
+    process = subprocess.Popen([sys.executable, *argv], env=task_env(cluster, "chief", 0), cwd=folder,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        out = []
+        for line in process.stdout:
+            out.append(line)
+            if line.startswith(f"Epoch {epoch}/"):
+                then()
+                break
+        rest, err = process.communicate(timeout=180)
+        return process.returncode, "".join(out) + rest, err
+    finally:
+        process.kill()
+
+
+def test_a_lost_worker_is_survived_and_a_lost_server_resumes_from_the_backup(tmp_path) -> None:
+    """Faults in the cluster: a worker killed mid-training costs nothing (the coordinator
+    gives its steps to the other worker; one line says so); a parameter server killed
+    mid-training stops the chief with one line naming it and the backup, and the same
+    command on a restarted cluster resumes after the last finished epoch."""
+    train = ["-m", "tfrec", "train", "implicit_mf", "--epochs", "6", "--strategy", "parameter-server",
+             "--min-shard-bytes", "4096"]  # fmt: skip
+    with local_cluster(tmp_path) as (cluster, tasks):
+        code, out, err = run_until_epoch(cluster, [*train, "--output", "w"], tmp_path, 3, tasks["worker 1"].kill)
+    assert code == 0, err[-3000:]
+    assert err.strip().splitlines() == ["tfrec: worker 1 stopped answering; the other workers take its steps"], err
+    assert json.loads((tmp_path / "w" / "metrics.json").read_text())["epochs_run"] == list(range(6))
+
+    with local_cluster(tmp_path) as (cluster, tasks):
+        code, out, err = run_until_epoch(cluster, [*train, "--output", "p"], tmp_path, 4, tasks["ps 1"].kill)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "tfrec: error: parameter server 1 stopped answering during training, so its part of the tables is "
+        "lost; restart it and run the same command again: training resumes from the last finished epoch "
+        "saved in p/backup"
+    ], err
+    assert not (tmp_path / "p" / "metrics.json").exists()
+    with local_cluster(tmp_path) as (cluster, _):
+        done = chief(cluster, [*train, "--output", "p", "--quiet"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = json.loads((tmp_path / "p" / "metrics.json").read_text())["epochs_run"]
+    assert resumed[-1] == 5 and 2 <= resumed[0] <= 4, resumed  # the epochs after the last backup
+
+
+def test_a_cluster_that_never_answers_is_one_error_after_the_wait(monkeypatch) -> None:
+    from tfrec.core.distribute import parameter_server_strategy
+    from tfrec.errors import TfrecError
+
+    ports = free_ports(3)
+    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"], "ps": [f"127.0.0.1:{ports[2]}"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}}))
+    started = time.monotonic()
+    with pytest.raises(TfrecError, match=rf"worker 0 at 127.0.0.1:{ports[1]} \(TF_CONFIG\) did not answer within 2s"):
+        parameter_server_strategy(wait=2)
+    assert time.monotonic() - started < 10

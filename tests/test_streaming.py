@@ -202,3 +202,31 @@ def test_the_tf_data_service_feeds_training_from_its_workers(log, tmp_path, data
     parquet = streaming.Shards.of(write_shards(log, tmp_path / "pq", "parquet"), "user=uid,item=song")
     with pytest.raises(tfrec.DataError, match="cannot run the Python Parquet reader"):
         streaming.stream(parquet, data_service=data_service)
+
+
+def test_a_log_that_repeats_pairs_is_evaluated_once_per_pair(log, tmp_path) -> None:
+    """Real logs repeat (user, item) pairs (replays); the evaluation sample holds each once
+    (a pair is on one side of the hash split)."""
+    repeated = pd.concat([log, log.assign(rating=5.0)], ignore_index=True)
+    shards = streaming.Shards.of(write_shards(repeated, tmp_path, "csv"), "user=uid,item=song,rating=rating")
+    summary = streaming.scan(shards, test_fraction=FRACTION)
+    sample_train, sample_test = streaming.sample_for_evaluation(shards, summary, users=10_000)
+    test = hash_split(log)
+    assert (len(sample_train), len(sample_test)) == (int((~test).sum()), int(test.sum()))
+    pairs = set(zip(log["uid"].astype(str)[test], log["song"].astype(str)[test]))
+    assert set(zip(sample_test["user_id"], sample_test["item_id"])) == pairs
+    tfrec.data.Interactions(sample_train), tfrec.data.Interactions(sample_test)  # valid interactions
+
+
+def test_parameter_server_training_refuses_parquet_before_contacting_the_cluster(
+    log, tmp_path, monkeypatch, capsys
+) -> None:
+    cluster = {"chief": ["127.0.0.1:1"], "worker": ["127.0.0.1:2"], "ps": ["127.0.0.1:3"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}}))
+    pattern = write_shards(log, tmp_path / "logs", "parquet")
+    argv = ["train", "implicit_mf", "--data", pattern, "--columns", "user=uid,item=song",
+            "--strategy", "parameter-server", "--output", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "parameter-server workers run the input pipeline themselves" in err
+    assert not (tmp_path / "run").exists()

@@ -294,12 +294,14 @@ def _train_streaming(args: argparse.Namespace) -> int:
         if value is not None:
             checks.bounded(value, flag, 1)
     ks = checks.ks(args.k)
-    strategy = checks.strategy(args.strategy, args.min_shard_bytes, args.model)
     output = Path(args.output or Path("runs") / f"{args.model}-stream")
     checks.check_writable(output, "--output")
     if args.export_dir:
         checks.check_writable(Path(args.export_dir), "--export-dir")
     shards = streaming.Shards.of(args.data, args.columns)
+    if args.strategy == "parameter-server":  # before connecting to the cluster
+        streaming.check_remote_readable(shards, "parameter-server workers")
+    strategy = checks.strategy(args.strategy, args.min_shard_bytes, args.model)
     summary = streaming.scan(
         shards, test_fraction=args.test_fraction, min_count=args.min_count, max_users=args.max_users,
         max_items=args.max_items,

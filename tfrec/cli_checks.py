@@ -114,8 +114,6 @@ def check_resume(backup: Path, key: dict[str, object]) -> None:
     )
 
 
-
-
 def write_json(path: Path, report: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")

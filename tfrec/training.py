@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfrec._keras import keras, tf
-from tfrec.core.distribute import PerReplicaData, is_parameter_server, placement
+from tfrec.core.distribute import PerReplicaData, cluster_failures, is_parameter_server, placement
 from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.errors import TfrecError
 from tfrec.models.registry import entry, make_config
@@ -161,9 +161,13 @@ def _fit(
     model, config, dataset, steps: int | None, verbose, callbacks: list, rows: int, start: float
 ) -> TrainResult:
     """``model.fit`` for the config's epochs, timed from ``start``; ``rows`` examples an epoch."""
-    history = model.fit(
-        dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, callbacks=callbacks
-    )
+    backups = [c.backup_dir for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)]
+    servers = is_parameter_server(model.distribute_strategy)
+    watch = cluster_failures(*backups[:1]) if servers else contextlib.nullcontext()
+    with watch:
+        history = model.fit(
+            dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, callbacks=callbacks
+        )
     seconds = time.perf_counter() - start
     return TrainResult(
         model=model,
@@ -237,7 +241,7 @@ def train_streaming(
         TfrecError: the model cannot train from a stream with this config.
     """
     from tfrec.data.interactions import RATING, WEIGHT
-    from tfrec.data.streaming import scan, stream
+    from tfrec.data.streaming import check_remote_readable, scan, stream
 
     config = make_config(name, **overrides)
     model_cls = entry(name).model_cls
@@ -256,14 +260,10 @@ def train_streaming(
     weights = WEIGHT in fields and WEIGHT in shards.columns
     options = dict(test_fraction=summary.test_fraction, shuffle_buffer=shuffle_buffer, seed=seed,
                    label=label, weights=weights, data_service=data_service)  # fmt: skip
-    if is_parameter_server(strategy):
-        check_parameter_servers(name)
     servers = is_parameter_server(strategy)
-    if servers and shards.format != "csv":
-        raise TfrecError(
-            f"{shards.pattern}: parameter-server workers run the input pipeline themselves and cannot run "
-            "the Python Parquet reader; write the shards as CSV (paths the workers can read)"
-        )
+    if servers:
+        check_parameter_servers(name)
+        check_remote_readable(shards, "parameter-server workers")
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = model_cls(config, summary.model_data())

@@ -3,10 +3,15 @@ deals out per replica itself; parameter servers: the strategy, the tasks, split 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
+import sys
 from dataclasses import dataclass
 
 from tfrec._keras import tf
+from tfrec.errors import TfrecError
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ MIN_SHARD_BYTES = 256 << 10
 
 
 def parameter_server_strategy(
-    min_shard_bytes: int = MIN_SHARD_BYTES, cluster_resolver=None
+    min_shard_bytes: int = MIN_SHARD_BYTES, cluster_resolver=None, wait: float = 120.0
 ) -> tf.distribute.experimental.ParameterServerStrategy:
     """``ParameterServerStrategy`` over the cluster ``TF_CONFIG`` names, this process its
     coordinator (``chief``), with every variable of ``2 * min_shard_bytes`` or more split
@@ -63,14 +68,102 @@ def parameter_server_strategy(
     Args:
         min_shard_bytes: Smallest part a variable is split into.
         cluster_resolver: The cluster; None reads ``TF_CONFIG``.
+        wait: Seconds to wait for every worker and server to accept connections.
+
+    Raises:
+        TfrecError: a task did not answer within ``wait`` seconds.
     """
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")  # a lost task fails calls, not hangs them
     resolver = cluster_resolver or tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    servers = len(resolver.cluster_spec().as_dict().get("ps", []))
+    tasks = resolver.cluster_spec().as_dict()
+    servers = len(tasks.get("ps", []))
+    _wait_for(tasks, wait)
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
         min_shard_bytes=int(min_shard_bytes), max_shards=max(servers, 1)
     )
-    return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+    try:
+        return tf.distribute.experimental.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as err:
+        raise TfrecError(f"cannot reach the cluster TF_CONFIG names: {_first_line(err)}") from err
+
+
+def _wait_for(tasks: dict, seconds: float) -> None:
+    """Waits until every worker and parameter server accepts a connection."""
+    import socket
+    import time
+
+    deadline, told = time.monotonic() + seconds, False
+    for job in ("worker", "ps"):
+        for index, address in enumerate(tasks.get(job, [])):
+            host, port = address.rsplit(":", 1)
+            while True:
+                try:
+                    socket.create_connection((host, int(port)), timeout=2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TfrecError(
+                            f"{job} {index} at {address} (TF_CONFIG) did not answer within {seconds:.0f}s; "
+                            "start it with `tfrec cluster-task` and the same cluster in its TF_CONFIG"
+                        ) from None
+                    if not told:
+                        print(f"tfrec: waiting for {job} {index} at {address} ...", file=sys.stderr, flush=True)
+                        told = True
+                    time.sleep(0.5)
+
+
+def _first_line(err: Exception) -> str:
+    return (
+        (getattr(err, "message", "") or str(err)).strip().splitlines()[0]
+        if str(err).strip()
+        else type(err).__name__
+    )
+
+
+class _LostWorkers(logging.Filter):
+    """Turns the cluster coordinator's error log into one line per lost worker (it retries
+    that worker's steps on the others); a lost server is the error training stops with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        lost = re.match(r"Worker /job:worker/replica:\d+/task:(\d+) failed", text)
+        if lost and lost.group(1) not in self.lost:
+            self.lost.add(lost.group(1))
+            print(f"tfrec: worker {lost.group(1)} stopped answering; the other workers take its steps",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        return "coordinator" not in os.path.basename(record.pathname)  # the rest: what we say, or the error
+
+
+@contextlib.contextmanager
+def cluster_failures(backup_dir=None):
+    """Around training under parameter servers: a lost worker is one line on stderr (its
+    steps go to the others); a lost parameter server, whose part of the tables is gone,
+    stops training with a :class:`TfrecError` naming it and how to resume."""
+    quiet = _LostWorkers()
+    logger = tf.get_logger()
+    logger.addFilter(quiet)
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
+            tf.errors.DeadlineExceededError) as err:  # fmt: skip
+        text = str(err)
+        server = re.search(r"/job:ps/replica:\d+/task:(\d+)", text)
+        who = f"parameter server {server.group(1)}" if server else "a cluster task"
+        resume = (
+            f"restart it and run the same command again: training resumes from the last finished epoch "
+            f"saved in {backup_dir}"
+            if backup_dir is not None
+            else "restart it and train again"
+        )
+        raise TfrecError(
+            f"{who} stopped answering during training, so its part of the tables is lost; {resume}"
+        ) from err
+    finally:
+        logger.removeFilter(quiet)
 
 
 def is_parameter_server(strategy) -> bool:

@@ -338,11 +338,8 @@ def stream(
         files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if part == "test" and test_fraction <= 0:
         raise DataError("part='test' needs test_fraction > 0")
-    if data_service is not None and shards.format != "csv":
-        raise DataError(
-            f"{shards.pattern}: the tf.data service runs the pipeline on its workers and cannot run the "
-            "Python Parquet reader; write the shards as CSV, or read Parquet without the service"
-        )
+    if data_service is not None:
+        check_remote_readable(shards, "the tf.data service's workers")
     reader = _csv_reader(shards, fields) if shards.format == "csv" else _parquet_reader(shards, fields)
 
     def this_part(rows):  # the hash split, on a block of rows at once
@@ -380,6 +377,17 @@ def stream(
             tf.data.experimental.service.distribute(processing_mode="distributed_epoch", service=data_service)
         )
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def check_remote_readable(shards: Shards, readers: str) -> None:
+    """Refuses shards that only this process can read: input pipelines that run in other
+    processes (``readers``: tf.data service workers, parameter-server workers) read CSV
+    with TensorFlow ops, but cannot run the Python Parquet reader."""
+    if shards.format != "csv":
+        raise DataError(
+            f"{shards.pattern}: {readers} run the input pipeline themselves and cannot run the Python "
+            "Parquet reader; write the shards as CSV"
+        )
 
 
 def _csv_reader(shards: Shards, fields: list[str]):
@@ -428,7 +436,8 @@ def sample_for_evaluation(
     training items are left out), held in memory for those users only.
 
     Returns:
-        ``(train_rows, test_rows)`` frames with ``user_id``, ``item_id`` (and rating / weight).
+        ``(train_rows, test_rows)`` frames with ``user_id``, ``item_id`` (and rating / weight),
+        each (user, item) pair once.
     """
     if summary.test_fraction <= 0:
         raise DataError("evaluation needs a test part: scan and train with test_fraction > 0")
@@ -444,8 +453,10 @@ def sample_for_evaluation(
         test = _test_mask(chunk, summary.test_fraction)
         train_parts.append(chunk[~test])
         test_parts.append(chunk[test])
+    # A log may repeat a (user, item) pair (a replay, a second purchase): evaluation asks
+    # which items a user met, so each pair counts once (the last one read, if rated).
     train_rows, test_rows = (
-        pd.concat(train_parts, ignore_index=True),
-        pd.concat(test_parts, ignore_index=True),
+        pd.concat(parts, ignore_index=True).drop_duplicates([USER, ITEM], keep="last", ignore_index=True)
+        for parts in (train_parts, test_parts)
     )
     return train_rows, test_rows

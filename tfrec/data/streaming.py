@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -333,7 +334,9 @@ def stream(
     fields = [USER, ITEM] + [n for n in (RATING, WEIGHT) if n in shards.columns]
     if label is not None and label not in shards.columns:
         raise DataError(f"{shards.pattern}: no {label!r} column mapped (--columns {label}=...)")
-    files = tf.data.Dataset.from_tensor_slices(list(shards.files))
+    # Absolute paths: the pipeline may run in another process (a tf.data service or
+    # parameter-server worker) whose working directory differs.
+    files = tf.data.Dataset.from_tensor_slices([os.path.abspath(f) for f in shards.files])
     if input_context is not None and input_context.num_input_pipelines > 1:
         files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if part == "test" and test_fraction <= 0:

@@ -9,7 +9,7 @@ import tensorflow_recommenders as tfrs
 
 from tfrec._keras import tf
 from tfrec.core.chunks import in_batches
-from tfrec.core.distribute import dense_weights
+from tfrec.core.parameter_servers import dense_weights
 from tfrec.data.interactions import Interactions, as_interactions
 from tfrec.data.model_data import ModelData
 from tfrec.data.pipeline import to_dataset

@@ -18,7 +18,7 @@ from common import RESULTS, machine
 BENCH = RESULTS.parent
 # Report order: quality first, then speed.
 SCRIPTS = ("mf_quality", "ncf_quality", "content_quality", "ials_quality", "train_speed", "scaling", "eval_speed",
-           "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts", "music", "streaming")  # fmt: skip
+           "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts", "music", "streaming", "parameter_servers")  # fmt: skip
 
 
 def _targets(results: dict) -> list[tuple[str, str, str, str]]:
@@ -181,9 +181,10 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
                 "ials_quality", "{:.2f}x")  # fmt: skip
     for what, verdict, figure in results.get("music", {}).get("verdicts", []):
         rows.append((f"music (Last.fm-2k + audio): {what}", figure, verdict, "music"))
-    for what, figure, verdict in results.get("streaming", {}).get("verdicts", []):
-        if verdict != "-":
-            rows.append((f"streaming: {what}", figure, verdict, "streaming"))
+    for section in ("streaming", "parameter_servers"):
+        for what, figure, verdict in results.get(section, {}).get("verdicts", []):
+            if verdict != "-":
+                rows.append((f"{section.replace('_', ' ')}: {what}", figure, verdict, section))
     return rows
 
 

@@ -13,6 +13,7 @@ import json
 import statistics
 import sys
 
+import highlights
 from common import RESULTS, machine
 
 BENCH = RESULTS.parent
@@ -114,11 +115,13 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
     reference = speed.get("TFRS tutorial, metrics off", {})
     for name in ("two_tower", "implicit_mf"):
         row = speed.get(f"tfrec {name}")
-        if row:
-            ok = row["ratio_vs_tutorial_metrics_off"] >= 3 and row["top100"] >= reference.get("top100", 1)
+        if row and "fit_ratio_same_batch" in row:
+            ratio = min(row["steady_ratio_same_batch"], row["fit_ratio_same_batch"])
+            ok = ratio >= 3 and row["top100"] >= reference.get("top100", 1)
             add(
-                f"{name} training speed >= 3x the TFRS tutorial (metrics off), equal or better top-100",
-                row["ratio_vs_tutorial_metrics_off"],
+                f"{name} training speed >= 3x the TFRS tutorial (metrics off) at the same batch size, "
+                "steady and whole-fit (the lower shown), equal or better top-100",
+                ratio,
                 ok,
                 "train_speed",
                 "{:.2f}x",
@@ -151,12 +154,15 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
     scaling = results.get("scaling", {}).get("results", {})
     if len(scaling) >= 2:
         sizes = sorted(scaling, key=int)
-        small, large = scaling[sizes[0]], scaling[sizes[-1]]
+        small, large = scaling[sizes[-2]], scaling[sizes[-1]]
         for name in large["models"]:
-            per_small = small["models"][name]["train_s"] / small["train_examples"]
-            per_large = large["models"][name]["train_s"] / large["train_examples"]
+            if "second_epoch_s" not in large["models"][name]:
+                continue
+            per_small = small["models"][name]["second_epoch_s"] / small["train_examples"]
+            per_large = large["models"][name]["second_epoch_s"] / large["train_examples"]
             add(
-                f"{name} training time linear in interactions (seconds per example, largest / smallest <= 1.5)",
+                f"{name} training time linear in interactions (second epoch's seconds per example, "
+                f"{int(sizes[-1]):,} / {int(sizes[-2]):,} <= 1.5)",
                 per_large / per_small,
                 per_large / per_small <= 1.5,
                 "scaling",
@@ -222,6 +228,8 @@ def main() -> None:
         + "\n"
     )
     (BENCH / "RESULTS.md").write_text(markdown)
+    readme = BENCH.parent / "README.md"
+    readme.write_text(highlights.with_table(readme.read_text(), highlights.table(results)))
     (BENCH / "results.json").write_text(json.dumps({"assembled": info, "results": results}, indent=2) + "\n")
     print(markdown)
     missed = [line for line in lines if "| MISSED |" in line]

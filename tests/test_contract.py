@@ -114,6 +114,11 @@ class TestModelContract:
             v.name for k, v in held.items() if k not in read
         ]
         assert not [v for v in held.values() if "optimizer" in v.name.lower()]
+        # Beside the model's own tables, the module holds the catalogue's embeddings once
+        # (cosine similarity divides by a norm per item, not by a normalized second copy).
+        own = [v for v in module.variables if not any(v is m for m in module.model.variables)]
+        tables = [v.name for v in own if v.shape.rank == 2]
+        assert tables == ["candidates:0"], tables
 
     def test_export_metadata_holds_no_ids_or_texts(self, fitted, parts) -> None:
         _, model = fitted

@@ -188,7 +188,10 @@ def _per_worker(model_cls, train_data: Interactions, config, seed: int):
     n-th of them (n workers) and repeats without end; the coordinator hands the
     epoch's steps to whichever worker is free, so one epoch covers each batch about once.
     """
-    steps = int(model_cls.training_data(train_data, config, seed).cardinality())
+    batches = model_cls.training_data(train_data, config, seed)
+    steps = int(batches.cardinality())
+    if steps < 0:  # not known from the pipeline's shape: count one epoch
+        steps = int(batches.reduce(0, lambda count, _: count + 1))
 
     def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
         batches = model_cls.training_data(train_data, config, seed)

@@ -108,9 +108,10 @@ class ServingModule(tf.Module):
         candidates = model.catalogue_embeddings()  # in batches: bounded on large catalogues
         _check_finite(model, candidates)
         self.candidates = tf.Variable(candidates, trainable=False, name="candidates")
-        self.unit_candidates = tf.Variable(
-            tf.math.l2_normalize(candidates, axis=1), trainable=False, name="unit_candidates"
-        )
+        # Cosine similarity divides by each item's norm (one float per item) instead of
+        # holding a second, normalized copy of the catalogue.
+        norms = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(candidates), axis=1), 1e-12))
+        self.candidate_norms = tf.Variable(norms, trainable=False, name="candidate_norms")
         self.embedding_dim = int(candidates.shape[1])
         seen = model.seen_items if seen_items else None
         self.seen_pairs = 0 if seen is None else len(seen)
@@ -176,7 +177,7 @@ class ServingModule(tf.Module):
     def similar_core(self, item_index: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
         """Top-``k`` most similar catalogue positions (cosine) for looked-up items."""
         queries = tf.math.l2_normalize(self.model.candidate_from_index(item_index), axis=1)
-        scores = tf.matmul(queries, self.unit_candidates, transpose_b=True)
+        scores = tf.matmul(queries, self.candidates, transpose_b=True) / self.candidate_norms[None, :]
         scores = mask_out(scores, (item_index - 1)[:, None], (item_index > 0)[:, None])
         top = tf.math.top_k(scores, k=k)
         return top.values, top.indices

@@ -478,7 +478,10 @@ def test_cli_train_refuses_before_training(tmp_path, monkeypatch, capsys, argv, 
     ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "needs task.type"),
     ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}', "task.index 3 is outside"),
     ('[1, 2]', "TF_CONFIG needs cluster.worker"),
-], ids=["not-json", "no-workers", "worker-without-port", "no-task", "index-outside", "a-list"])  # fmt: skip
+    ('{"cluster": {"worker": ["127.0.0.1:1"], "chief": 3}, "task": {"type": "chief", "index": 0}}', "needs task.type"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": ["worker"], "index": 0}}', "needs task.type"),
+], ids=["not-json", "no-workers", "worker-without-port", "no-task", "index-outside", "a-list", "job-not-a-list",
+        "type-not-a-string"])  # fmt: skip
 def test_malformed_tf_config_is_one_line(monkeypatch, capsys, tmp_path, tf_config, fragment) -> None:
     monkeypatch.setenv("TF_CONFIG", tf_config)
     assert main(["train", "gmf", "--strategy", "multi-worker", "--output", str(tmp_path / "r")]) == 2

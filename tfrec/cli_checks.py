@@ -170,7 +170,8 @@ def cluster_config(text: str | None, flag: str, tasks: tuple[str, ...], needs: t
             raise UserError(f"{flag}: TF_CONFIG needs cluster.{job}, a list of 'host:port' addresses")
     if (
         not isinstance(task, dict)
-        or task.get("type") not in cluster
+        or not isinstance(task.get("type"), str)
+        or not isinstance(cluster.get(task["type"]), list)
         or not isinstance(task.get("index"), int)
     ):
         raise UserError(f"{flag}: TF_CONFIG needs task.type (e.g. 'worker') and an integer task.index")

@@ -48,7 +48,7 @@ def inputs(signature: str, users: np.ndarray, items: np.ndarray) -> dict[str, tf
         "serving_default": {"user_id": u},
         "recommend": {"user_id": u, "k": k},
         "recommend_including_seen": {"user_id": u, "k": k},
-        "recommend_excluding": {"user_id": u, "k": k, "exclude_item_ids": tf.constant([[items[0]]] * 3)},
+        "recommend_excluding": {"user_id": u, "k": k, "exclude_item_ids": tf.constant([[items[0], "", ""]] * 3)},
         "score": {"user_id": u, "item_id": i},
         "query_embedding": {"user_id": u},
         "item_embedding": {"item_id": i},
@@ -97,7 +97,8 @@ def main() -> None:
         for model_name in ("implicit_mf", "deep_mf"):
             for label, num_users, num_items in SIZES:
                 model = build(model_name, num_users, num_items)
-                path = tfrec.export(model, Path(scratch) / f"{model_name}{num_items}", validate=num_items < 100_000)
+                path = tfrec.export(model, Path(scratch) / f"{model_name}{num_items}", validate=num_items < 100_000,
+                                     exclude_width=3)
                 users = np.asarray(list(model.user_vocabulary), dtype=object)
                 items = np.asarray(list(model.item_vocabulary), dtype=object)
                 result = {}

@@ -99,6 +99,14 @@ def test_train_export_validate_recommend(tmp_path, capsys) -> None:
     assert "user u1:" in out and "user nobody:" in out and "    3. " in out and " i1 " not in out
     assert main(["export", report["model_path"], "--export-dir", str(exports), "--version", "1"]) == 2
     assert "1 already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    # recommend_excluding's width is fixed at export; more ids than it holds: one line.
+    assert main(["export", report["model_path"], "--export-dir", str(exports), "--exclude-width", "1"]) == 0
+    capsys.readouterr()
+    assert main(["recommend", str(exports), "--user", "u1", "--exclude", "i1", "i2"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "tfrec: error: argument --exclude: at most 1 item ids (the export's exclude width; "
+        "export again with a larger --exclude-width)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -112,6 +120,7 @@ def test_train_export_validate_recommend(tmp_path, capsys) -> None:
             "argument --epochs: must be an integer in [1, 1000000], got 0",
         ),
         (["train", "biased_mf", "--set", "embedding_dim"], "argument --set: expected KEY=VALUE"),
+        (["train", "biased_mf", "--exclude-width", "0"], "argument --exclude-width: must be an integer in [1,"),
         (["train", "biased_mf", "--set", "dim=3"], "unknown config field(s) ['dim']"),
         (["train", "biased_mf", "--set", "l2_bias=-1"], "l2_bias=-1.0 is invalid: must be a number >= 0"),
         (["train", "biased_mf", "--split", "shuffle"], "bad split spec 'shuffle'; allowed forms"),

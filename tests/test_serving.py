@@ -28,7 +28,8 @@ def trained(small):
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
     base = tmp_path_factory.mktemp("exports") / "two_tower"
-    return tfrec.export(trained["two_tower"], base, metrics={"recall@10": 0.5})
+    # The README's REST examples are written for an export with --exclude-width 4.
+    return tfrec.export(trained["two_tower"], base, metrics={"recall@10": 0.5}, exclude_width=4)
 
 
 def test_layout_metadata_and_signatures(exported, trained) -> None:
@@ -41,6 +42,7 @@ def test_layout_metadata_and_signatures(exported, trained) -> None:
         "items": len(model.item_vocabulary),
     }
     assert meta["metrics"] == {"recall@10": 0.5} and meta["versions"]["tensorflow"] == tf.__version__
+    assert meta["exclude_width"] == 4
     served = tfrec.serving.ExportedModel(exported)
     assert served.describe() == {
         "serving_default": {"inputs": ["user_id"], "outputs": ["item_ids", "scores"]},
@@ -77,9 +79,13 @@ def test_signatures_answer_like_the_model_including_unknown_ids_and_edge_k(expor
     assert empty["item_ids"].shape == (0, 3)
     top = model.recommend(users[:1], k=4)[0][0]
     excluded = served.run(
-        "recommend_excluding", user_id=users[:1], k=2, exclude_item_ids=[[top[0], top[1], ""]]
+        "recommend_excluding", user_id=users[:1], k=2, exclude_item_ids=[[top[0], top[1], "", ""]]
     )
     assert list(excluded["item_ids"][0].astype(str)) == list(top[2:4])
+    # The exclusion width is fixed at export, so batched requests always share one shape.
+    assert served.input_shape("recommend_excluding", "exclude_item_ids") == [None, 4]
+    with pytest.raises(tfrec.TfrecError, match=r"exclude_item_ids must have shape \[B, 4\], got \[1, 2\]"):
+        served.run("recommend_excluding", user_id=users[:1], k=2, exclude_item_ids=[[top[0], ""]])
     neighbours = served.run("similar_items", item_id=items[:1], k=3)["item_ids"].astype(str)
     np.testing.assert_array_equal(neighbours, model.similar_items(items[:1], k=3)[0])
     embedding = served.run("query_embedding", user_id=users)["embedding"]
@@ -170,9 +176,9 @@ def test_readme_rest_examples_feed_the_real_signatures(exported) -> None:
 @pytest.mark.parametrize("name", ["two_tower", "neumf"])
 def test_large_requests_are_ranked_in_chunks_with_the_same_answer(trained, name, monkeypatch) -> None:
     model = trained[name]
-    whole = ServingModule(model)
+    whole = ServingModule(model, exclude_width=2)
     monkeypatch.setattr(chunks, "SCORES_PER_CHUNK", 4 * len(model.item_vocabulary))
-    chunked = ServingModule(model)
+    chunked = ServingModule(model, exclude_width=2)
     assert (whole.rows_per_chunk, chunked.rows_per_chunk) == (1024, 4)
     users = tf.constant([*list(model.user_vocabulary[:9]), "unknown-user"])  # 10 users: chunks 4, 4, 2
     exclude = tf.constant([[model.item_vocabulary[j % 5], ""] for j in range(10)])
@@ -199,8 +205,8 @@ def test_every_signature_batches_the_way_tf_serving_batches(exported) -> None:
         "recommend": [{"user_id": ["u1", "u2"], "k": [3, 5]}, {"user_id": ["nobody"], "k": [2]}],
         "recommend_including_seen": [{"user_id": ["u1"], "k": [4]}, {"user_id": ["u3", "u4"], "k": [1, 2]}],
         "recommend_excluding": [
-            {"user_id": ["u1"], "k": [3], "exclude_item_ids": [["i1", ""]]},
-            {"user_id": ["u2"], "k": [2], "exclude_item_ids": [["i2", "i3"]]},
+            {"user_id": ["u1"], "k": [3], "exclude_item_ids": [["i1", "", "", ""]]},
+            {"user_id": ["u2"], "k": [2], "exclude_item_ids": [["i2", "i3", "", ""]]},
         ],
         "similar_items": [{"item_id": ["i1", "i2"], "k": [2, 3]}, {"item_id": ["nothing"], "k": [1]}],
         "score": [{"user_id": ["u1"], "item_id": ["i1"]}, {"user_id": ["u2", "x"], "item_id": ["i5", "i6"]}],

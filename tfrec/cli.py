@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --export-dir: leave the users' training items out of the export")  # fmt: skip
     train.add_argument("--max-k", type=int, default=100,
                        help="with --export-dir: the most items a request gets (default 100)")  # fmt: skip
+    train.add_argument("--exclude-width", type=int, default=64,
+                       help="with --export-dir: item ids per row of recommend_excluding (default 64)")  # fmt: skip
     train.add_argument("--config", metavar="FILE",
                        help="a config file written by `tfrec tune` (its values; --set overrides them)")  # fmt: skip
     stream = train.add_argument_group("streaming from sharded files (instead of --dataset)")
@@ -120,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--no-seen-items", action="store_true",
                         help="leave the users' training items out (recommend then ranks every item)")  # fmt: skip
     export.add_argument("--max-k", type=int, default=100, help="the most items a request gets (default 100)")
+    export.add_argument("--exclude-width", type=int, default=64,
+                        help="item ids per row of recommend_excluding (default 64)")  # fmt: skip
     commands.add_parser(
         "cluster-task",
         help="serve as the parameter-server cluster's worker or server that TF_CONFIG names, until stopped",
@@ -172,6 +176,7 @@ def _train(args: argparse.Namespace) -> int:
 
     checks.bounded(args.seed, "--seed", 0, 2**32 - 1)
     checks.bounded(args.max_k, "--max-k", 1)
+    checks.bounded(args.exclude_width, "--exclude-width", 1)
     if args.data is not None:
         return _train_streaming(args)
     if args.data_dir and args.dataset is None:
@@ -371,7 +376,7 @@ def _report(
     if args.export_dir:
         exported = tfrec.export(
             result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics, seen_items=seen_items,
-            max_k=args.max_k,
+            max_k=args.max_k, exclude_width=args.exclude_width,
         )  # fmt: skip
         report["export_path"] = str(exported)
         checks.write_json(path, report)
@@ -423,6 +428,7 @@ def _export(args: argparse.Namespace) -> int:
     import tfrec
 
     checks.bounded(args.max_k, "--max-k", 1)
+    checks.bounded(args.exclude_width, "--exclude-width", 1)
     path = Path(args.model_path)
     if not path.is_file():
         raise UserError(f"argument model_path: no file {path}")
@@ -438,6 +444,7 @@ def _export(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         seen_items=not args.no_seen_items,
         max_k=args.max_k,
+        exclude_width=args.exclude_width,
     )
     print(f"exported and validated: {target}")
     return 0
@@ -465,7 +472,13 @@ def _recommend(args: argparse.Namespace) -> int:
             "argument --include-seen: not with --exclude (the export leaves seen items out there)"
         )
     if args.exclude:
-        exclude = np.asarray([args.exclude] * len(args.user), dtype=object)
+        width = served.input_shape("recommend_excluding", "exclude_item_ids")[1]
+        if len(args.exclude) > width:
+            raise UserError(
+                f"argument --exclude: at most {width} item ids (the export's exclude width; "
+                "export again with a larger --exclude-width)"
+            )
+        exclude = np.asarray([args.exclude + [""] * (width - len(args.exclude))] * len(args.user), dtype=object)
         out = served.run("recommend_excluding", user_id=args.user, k=args.k, exclude_item_ids=exclude)
     elif args.include_seen:
         out = served.run("recommend_including_seen", user_id=args.user, k=args.k)

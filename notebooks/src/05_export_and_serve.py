@@ -36,11 +36,13 @@ model = tfrec.training.train("implicit_mf", split.train, epochs=5, verbose=2).mo
 #
 # `tfrec.export(model, base)` writes `base/<version>/` (the next free integer), validates
 # it in a fresh process, and only then renames it into place: TF Serving, watching
-# `base/`, never sees a half-written version.
+# `base/`, never sees a half-written version. `recommend_excluding` takes a fixed number
+# of item ids a row (`exclude_width`, 64 unless set; clients pad with `""`) so that TF
+# Serving can batch any two requests; this export takes 4, to keep the bodies below short.
 
 # %%
 base = os.path.join(tempfile.mkdtemp(), "implicit_mf")
-path = tfrec.export(model, base)
+path = tfrec.export(model, base, exclude_width=4)
 for root, _, files in sorted(os.walk(base)):
     depth = root[len(base):].count(os.sep)
     print("  " * depth + (os.path.basename(root) or base) + "/", ", ".join(sorted(files)))
@@ -71,12 +73,13 @@ pd.DataFrame({
 user, item = model.user_vocabulary[0], model.item_vocabulary[0]
 bodies = {
     "recommend": {"user_id": [user], "k": 5},
-    "recommend_excluding": {"user_id": [user], "k": 5, "exclude_item_ids": [[item, ""]]},
+    "recommend_excluding": {"user_id": [user], "k": 5, "exclude_item_ids": [[item, "", "", ""]]},
     "score": {"user_id": [user, user], "item_id": [item, model.item_vocabulary[1]]},
     "similar_items": {"item_id": [item], "k": 3},
 }
 for signature, inputs in bodies.items():
     print(json.dumps({"signature_name": signature, "inputs": inputs}))
+    served.run(signature, **inputs)
 answer = served.run("recommend", **bodies["recommend"])
 pd.DataFrame({"recommended": titles[answer["item_ids"][0]].to_numpy(), "score": np.round(answer["scores"][0], 3)})
 

@@ -221,6 +221,10 @@ class BayesianMF(Recommender):
         factors = tf.gather(self.item_average, index) * known(index)[:, None]
         return tf.concat([factors, tf.fill(tf.shape(factors[:, :1]), self.mu)], axis=1)
 
+    def catalogue_parts(self) -> list[tf.Tensor]:
+        """The averaged item factors and the global mean."""
+        return [self.item_average, tf.reshape(self.mu, [1, 1])]
+
     # === Forward ===
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         query = self.query_from_index(self.user_lookup(inputs["user_id"]))

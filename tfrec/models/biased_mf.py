@@ -124,6 +124,10 @@ class BiasedMF(Recommender):
         """``[q_i, b_i, 1]`` per item."""
         return self.head.candidate(*self._item_parts(index))
 
+    def catalogue_parts(self) -> list[tf.Tensor]:
+        """The item factors, the item biases and the constant 1."""
+        return [self.item_factors.embeddings, self.head.item_bias.embeddings, tf.ones([1, 1])]
+
     # === Forward ===
     def rating_and_penalty(self, features: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """The predicted rating and the batch rows' count-weighted L2 penalty."""

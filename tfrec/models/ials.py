@@ -242,6 +242,10 @@ class IALS(Recommender):
         """``h_i`` (zero for unknown items)."""
         return tf.gather(self.item_factors, index) * known(index)[:, None]
 
+    def catalogue_parts(self) -> list[tf.Tensor]:
+        """The item factors."""
+        return [self.item_factors]
+
     def call(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.query_from_index(self.user_lookup(inputs["user_id"]))
         candidates = self.candidate_from_index(self.item_lookup(inputs["item_id"]))

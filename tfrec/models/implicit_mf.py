@@ -78,3 +78,7 @@ class ImplicitMF(RetrievalModel):
         self.query_tower = IdTower(self.data.users, name="query_tower", **tower)
         self.candidate_tower = IdTower(self.data.items, name="candidate_tower", **tower)
         self.objective = retrieval_objective(c, self.data.item_counts)
+
+    def catalogue_parts(self) -> list[tf.Tensor]:
+        """The item embedding table."""
+        return [self.candidate_tower.table()]

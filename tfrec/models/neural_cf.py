@@ -103,6 +103,10 @@ class NeuralCF(Recommender):
             parts.append(x)
         return self.output_layer(tf.concat(parts, axis=1))[:, 0]
 
+    def catalogue_parts(self) -> list[tf.Tensor]:
+        """The item embedding table (GMF and MLP columns side by side)."""
+        return [self.candidate_tower.table()]
+
     def score_all(self, queries: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
         """Every user against every item, ``[U, I]`` probabilities, one user at a time."""
         num_items = tf.shape(candidates)[0]

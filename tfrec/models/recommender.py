@@ -216,6 +216,16 @@ class Recommender(Scorer, tfrs.Model):
     def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
         return self.candidate_from_index(self.item_index(item_ids))
 
+    def catalogue_parts(self) -> list[tf.Tensor] | None:
+        """The item side as the tables it is read from, or None (it is computed).
+
+        A dot-product model whose candidate embedding of item index ``i`` is the
+        concatenation of row ``i`` of each part (a one-row part: the same for every item)
+        returns its parts, so an export ranks against its own tables instead of holding a
+        copy of the catalogue. A model with one part may score any way (``score_all``).
+        """
+        return None
+
     def catalogue_embeddings(self) -> tf.Tensor:
         index = np.arange(1, len(self.item_vocabulary) + 1, dtype=np.int64)
         return in_batches(self.candidate_from_index, index)

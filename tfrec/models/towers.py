@@ -104,6 +104,11 @@ class IdTower(keras.layers.Layer):
         self.drop = keras.layers.Dropout(self.dropout)
         self.output_dim = width
 
+    def table(self) -> tf.Variable | None:
+        """The embedding table when the tower's output is its row (no features, no dense
+        layers), else None."""
+        return None if self.features or self.dense else self.embedding.embeddings
+
     def plain_features(self) -> dict[str, list[list[str]]]:
         """The side features as plain dicts and lists (Keras wraps attributes it tracks)."""
         return {str(name): [list(row) for row in rows] for name, rows in self.features.items()}

@@ -225,6 +225,11 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
         extra = self.item_features.from_index(index)
         return self.candidate_tower.from_index(self.item_features.trained_index(index), training, extra=extra)
 
+    def catalogue_parts(self) -> list[tf.Tensor] | None:
+        """The item embedding table, when the candidate tower is just that table."""
+        table = None if self.item_features is not None else self.candidate_tower.table()
+        return None if table is None else [table]
+
     def query_from_index(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self._query(index, None, training)
 

@@ -59,7 +59,8 @@ class ExportedModel:
         return them, not as the ``bytes`` the session yields.
 
         Raises:
-            TfrecError: an unknown signature, or missing/unexpected inputs.
+            TfrecError: an unknown signature, missing/unexpected inputs, or an input of
+                the wrong type or fixed width.
         """
         if signature not in self.signatures:
             raise TfrecError(f"{self.path}: no signature {signature!r}; it has {sorted(self.signatures)}")
@@ -83,9 +84,21 @@ class ExportedModel:
                     array = np.asarray(value, dtype=dtype.as_numpy_dtype)
                 except (TypeError, ValueError) as err:
                     raise TfrecError(f"signature {signature!r}: {key} must be {dtype.name}: {err}") from err
+            shape = self.input_shape(signature, key)
+            if array.ndim == len(shape) and any(w not in (None, g) for w, g in zip(shape, array.shape)):
+                wanted = "[" + ", ".join("B" if d is None else str(d) for d in shape) + "]"
+                raise TfrecError(
+                    f"signature {signature!r}: {key} must have shape {wanted}, got {list(array.shape)}"
+                    + (" (pad each row with \"\")" if array.dtype.kind == "O" else "")
+                )
             feed[spec.inputs[key].name] = array
         fetch = {k: v.name for k, v in spec.outputs.items()}
         return {key: _text(value) for key, value in self._session.run(fetch, feed).items()}
+
+    def input_shape(self, signature: str, name: str) -> list[int | None]:
+        """The shape a signature's input takes (None: any size)."""
+        dims = self.signatures[signature].inputs[name].tensor_shape.dim
+        return [None if d.size < 0 else int(d.size) for d in dims]
 
     def describe(self) -> Mapping[str, dict]:
         """Each signature's input and output names."""

@@ -46,7 +46,9 @@ SIGNATURE_DOCS = {
     "serving_default": "retrieval models: recommend with k fixed at export; rating/ranking models: score",
     "recommend": "user_id string[B], k int32 scalar -> item_ids string[B,k'], scores float32[B,k'], "
     "k'=min(k, catalogue); the user's training items left out ('' / -inf once none are left)",
-    "recommend_excluding": "recommend plus exclude_item_ids string[B,E] ('' pads): more items left out per user",
+    "recommend_excluding": (
+        "recommend plus exclude_item_ids string[B,exclude_width] ('' pads): more items left out per user"
+    ),
     "recommend_including_seen": "recommend without leaving out the user's training items",
     "score": "user_id string[B], item_id string[B] -> score float32[B]",
     "query_embedding": "user_id string[B] -> embedding float32[B,d]",
@@ -248,6 +250,7 @@ def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, floa
         "embedding_dim": module.embedding_dim,
         "serving_default_k": module.default_k,
         "max_k": module.max_k,
+        "exclude_width": module.exclude_width,
         "seen_items": {
             "pairs": module.seen_pairs,
             "bytes": int(module.seen_offsets.numpy().nbytes) + 4 * module.seen_pairs,
@@ -274,6 +277,7 @@ def export(
     validate: bool = True,
     seen_items: bool = True,
     max_k: int = 100,
+    exclude_width: int = 64,
 ) -> Path:
     """Exports a trained model as ``<export_dir>/<version>/``, TF Serving's layout.
 
@@ -294,6 +298,8 @@ def export(
             ``recommend`` leaves them out; False leaves the table out (8 bytes per user
             plus 4 per training pair) and ``recommend`` then ranks every item.
         max_k: The most items a request gets (the XLA cores' fixed width).
+        exclude_width: The item ids per row of ``recommend_excluding`` (fixed, so batched
+            requests share one shape; clients pad with "").
 
     Returns:
         The path of the new version directory.
@@ -313,8 +319,9 @@ def export(
         not isinstance(version, (int, np.integer)) or isinstance(version, bool) or version < 0
     ):
         raise TfrecError(f"export(): version must be a non-negative integer, got {version!r}")
-    if not isinstance(max_k, (int, np.integer)) or isinstance(max_k, bool) or max_k < 1:
-        raise TfrecError(f"export(): max_k must be a positive integer, got {max_k!r}")
+    for field, value in (("max_k", max_k), ("exclude_width", exclude_width)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise TfrecError(f"export(): {field} must be a positive integer, got {value!r}")
     if not isinstance(default_k, (int, np.integer)) or default_k < 1:
         raise TfrecError(f"export(): default_k must be a positive integer, got {default_k!r}")
     try:
@@ -330,7 +337,9 @@ def export(
         4 if validate else 3, "export steps", least=2 if len(model.item_vocabulary) >= 100_000 else 99
     )
     try:
-        module = ServingModule(model.for_serving(), default_k=default_k, seen_items=seen_items, max_k=max_k)
+        module = ServingModule(
+            model.for_serving(), default_k=default_k, seen_items=seen_items, max_k=max_k, exclude_width=exclude_width
+        )
         progress.advance()
         functions = module.signatures()
         aliases = {"tfrec_recommend_top": module.recommend_top, "tfrec_similar_top": module.similar_top}
@@ -341,7 +350,7 @@ def export(
         extra = staging / ASSETS_EXTRA
         extra.mkdir()
         buckets = [b for b in ROW_BUCKETS if b <= module.rows_per_chunk]
-        requests = warmup_inputs(model, default_k, module.max_k, buckets)
+        requests = warmup_inputs(model, default_k, module.max_k, buckets, module.exclude_width)
         write_warmup(extra / WARMUP_FILE, name, requests)
         (extra / BATCHING_FILE).write_text(BATCHING_PARAMETERS)
         (extra / METADATA_FILE).write_text(

@@ -51,7 +51,7 @@ class ServingModule(tf.Module):
         ``k' = min(max(k), max_k)``; a row asking fewer than ``k'`` ends in ``""`` /
         -inf; each user's training items (the seen-items table) are left out.
         ``recommend_excluding``: as ``recommend`` plus ``exclude_item_ids``
-        string[B, E] (pad with ""), more items left out per user.
+        string[B, exclude_width] (pad with ""), more items left out per user.
         ``recommend_including_seen``: as ``recommend`` without leaving out the
         training items (the opt-out).
         Where fewer than ``k'`` items are left for a user, the row ends in ``""`` ids
@@ -83,6 +83,8 @@ class ServingModule(tf.Module):
         default_k: ``k`` of ``serving_default`` for retrieval models.
         max_k: The most items a request can get (the compiled cores' width; capped at the
             catalogue size).
+        exclude_width: How many item ids each row of ``recommend_excluding`` carries (a
+            fixed width, so TF Serving's batching can merge any two requests).
         seen_items: Carry the model's seen-items table (``model.seen_items``, a CSR of
             8 bytes per user + 4 per training pair) so ``recommend`` leaves each user's
             training items out. False exports an empty table (for very large logs).
@@ -92,7 +94,9 @@ class ServingModule(tf.Module):
         >>> module.recommend(tf.constant(["42"]), tf.constant(5))["item_ids"]
     """
 
-    def __init__(self, model, default_k: int = 10, seen_items: bool = True, max_k: int = 100) -> None:
+    def __init__(
+        self, model, default_k: int = 10, seen_items: bool = True, max_k: int = 100, exclude_width: int = 64
+    ) -> None:
         super().__init__(name="tfrec_serving")
         self.model = model
         self.task = model.task
@@ -102,16 +106,28 @@ class ServingModule(tf.Module):
         # The compiled cores rank the top max_k; a request's k is capped at it.
         self.max_k = max(1, min(int(max_k), self.num_items))
         self.max_similar = max(1, min(int(max_k), self.num_items - 1))
+        # recommend_excluding takes exactly this many exclusions per row ("" pads), so
+        # batched requests always share one shape.
+        self.exclude_width = int(exclude_width)
         # Users scored at once: a larger request is ranked in chunks of this many rows.
         self.rows_per_chunk = rows_per_chunk(self.num_items)
         self.catalogue = tf.constant(catalogue, dtype=tf.string)
         candidates = model.catalogue_embeddings()  # in batches: bounded on large catalogues
         _check_finite(model, candidates)
-        self.candidates = tf.Variable(candidates, trainable=False, name="candidates")
+        # The catalogue is held once. A model whose item tables are its candidate embeddings
+        # (``catalogue_parts``) is ranked against those tables in place; any other has its
+        # candidate tower run once here. Either way the columns ranked are item indices
+        # (0, the unknown item, is never returned).
+        self.precomputed = model.catalogue_parts() is None
+        if self.precomputed:
+            unknown = model.candidate_from_index(tf.zeros([1], tf.int64))
+            self.candidates = tf.Variable(
+                tf.concat([unknown, candidates], axis=0), trainable=False, name="candidates"
+            )
         # Cosine similarity divides by each item's norm (one float per item) instead of
         # holding a second, normalized copy of the catalogue.
         norms = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(candidates), axis=1), 1e-12))
-        self.candidate_norms = tf.Variable(norms, trainable=False, name="candidate_norms")
+        self.candidate_norms = tf.Variable(tf.concat([[1.0], norms], axis=0), trainable=False, name="candidate_norms")
         self.embedding_dim = int(candidates.shape[1])
         seen = model.seen_items if seen_items else None
         self.seen_pairs = 0 if seen is None else len(seen)
@@ -127,6 +143,14 @@ class ServingModule(tf.Module):
             self._recommend_top, input_signature=[index, tf.TensorSpec([None, None], tf.int64)], jit_compile=True
         )
         self.similar_top = tf.function(self._similar_top, input_signature=[index], jit_compile=True)
+        self.recommend_excluding = tf.function(
+            self._recommend_excluding,
+            input_signature=[
+                tf.TensorSpec([None], tf.string, "user_id"),
+                K_SPEC,
+                tf.TensorSpec([None, self.exclude_width], tf.string, "exclude_item_ids"),
+            ],
+        )
         # Text signatures exist only for content models (saving traces every tf.function
         # attribute, so they are not class attributes).
         self.takes_text = isinstance(model, TextCandidates)
@@ -169,18 +193,41 @@ class ServingModule(tf.Module):
             ``(scores float32[B, k], positions int32[B, k])``.
         """
         queries = self.model.query_from_index(user_index)
-        scores = self.model.score_all(queries, self.candidates)
-        scores = mask_out(scores, exclude_index - 1, exclude_index > 0)
-        top = tf.math.top_k(scores, k=k)
-        return top.values, top.indices
+        scores = self.catalogue_scores(queries, self.model.score_all)
+        scores = mask_out(scores, exclude_index, exclude_index > 0)
+        return self._top_indices(scores, k)
 
     def similar_core(self, item_index: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
         """Top-``k`` most similar catalogue positions (cosine) for looked-up items."""
         queries = tf.math.l2_normalize(self.model.candidate_from_index(item_index), axis=1)
-        scores = tf.matmul(queries, self.candidates, transpose_b=True) / self.candidate_norms[None, :]
-        scores = mask_out(scores, (item_index - 1)[:, None], (item_index > 0)[:, None])
+        scores = self.catalogue_scores(queries, _dot) / self.candidate_norms[None, :]
+        scores = mask_out(scores, item_index[:, None], (item_index > 0)[:, None])
+        return self._top_indices(scores, k)
+
+    def catalogue_scores(self, queries: tf.Tensor, score_all) -> tf.Tensor:
+        """``float32[B, num_items + 1]``: each query against every item index, column 0 -inf.
+
+        ``score_all(queries, table)`` scores against one table; a catalogue in several
+        parts (a dot-product model's factors and biases) sums each part's dot products
+        with its columns of the query (a one-row part applies to every item).
+        """
+        parts = [self.candidates] if self.precomputed else self.model.catalogue_parts()
+        if len(parts) == 1:
+            scores = score_all(queries, parts[0])
+        else:
+            scores, start = 0.0, 0
+            for part in parts:
+                width = int(part.shape[1])
+                scores += _dot(queries[:, start : start + width], part)
+                start += width
+        unknown = tf.zeros([tf.shape(queries)[0], 1], tf.int64)
+        return mask_out(scores, unknown, tf.ones_like(unknown, tf.bool))
+
+    @staticmethod
+    def _top_indices(scores: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
+        """The top ``k`` scores and their catalogue positions (item index - 1)."""
         top = tf.math.top_k(scores, k=k)
-        return top.values, top.indices
+        return top.values, tf.maximum(top.indices - 1, 0)
 
     def _recommend_top(self, user_index: tf.Tensor, exclude_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return self.recommend_core(user_index, exclude_index, self.max_k)
@@ -275,14 +322,7 @@ class ServingModule(tf.Module):
         """Top-``k`` items for each user, training items included (the opt-out)."""
         return self._recommend(user_id, k, tf.fill([tf.shape(user_id)[0], 0], ""), seen=False)
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, "user_id"),
-            K_SPEC,
-            tf.TensorSpec([None, None], tf.string, "exclude_item_ids"),
-        ]
-    )
-    def recommend_excluding(self, user_id: tf.Tensor, k: tf.Tensor, exclude_item_ids: tf.Tensor) -> dict:
+    def _recommend_excluding(self, user_id: tf.Tensor, k: tf.Tensor, exclude_item_ids: tf.Tensor) -> dict:
         """Top-``k`` items for each user, leaving out that user's ``exclude_item_ids`` ("" pads)."""
         tf.debugging.assert_equal(
             tf.shape(exclude_item_ids)[0], tf.shape(user_id)[0],
@@ -362,11 +402,10 @@ class ServingModule(tf.Module):
         queries = self.model.query_from_history(items, history_weights)
         rows = tf.shape(items)[0]
         k, width = self._k(k, rows, self.max_k)
-        scores = self.model.score_all(queries, self.candidates)
+        scores = self.catalogue_scores(queries, self.model.score_all)
         in_catalogue = (items > 0) & (items <= self.num_items)  # cold items are not ranked
-        scores = mask_out(scores, tf.where(in_catalogue, items - 1, 0), in_catalogue)
-        top = tf.math.top_k(scores, k=self.max_k)
-        return self._top(top.values, top.indices, k, width)
+        scores = mask_out(scores, items, in_catalogue)
+        return self._top(*self._top_indices(scores, self.max_k), k, width)
 
     def signatures(self) -> dict:
         """The concrete functions to save, by signature name."""
@@ -393,6 +432,11 @@ class ServingModule(tf.Module):
             "item_embedding": self.item_embedding.get_concrete_function(),
             "similar_items": self.similar_items.get_concrete_function(),
         }
+
+
+def _dot(queries: tf.Tensor, table: tf.Tensor) -> tf.Tensor:
+    """``[B, d] x [N, d] -> [B, N]``."""
+    return tf.matmul(queries, table, transpose_b=True)
 
 
 def _check_finite(model, candidates: tf.Tensor, batch_size: int = 65_536) -> None:

@@ -4,7 +4,7 @@ export's ``assets.extra/tf_serving_warmup_requests`` (PredictionLog records)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,21 @@ class WarmupError(TfrecError):
     """A warmup request does not run against the export."""
 
 
-def warmup_inputs(model, default_k: int, max_k: int | None = None, row_buckets=()) -> list:
+def warmup_inputs(model, default_k: int, max_k: int, row_buckets: Sequence[int], exclude_width: int) -> list:
     """``(signature, inputs)`` warmup requests: one realistic request per signature (known
-    ids, an unknown id, a small k), one with a per-row k, and ``recommend`` at each batch
-    size of ``row_buckets`` (the sizes the XLA core is compiled for) with k = 1 and
-    ``max_k``."""
+    ids, an unknown id, a small k; ``exclude_width`` exclusions a row), one with a per-row
+    k, and ``recommend`` at each batch size of ``row_buckets`` (the sizes the XLA core is
+    compiled for) with k = 1 and ``max_k``."""
     # Three of each (known ids first, then unknown ones), even for a one-item catalogue.
     users = [*list(model.user_vocabulary[:2]), "unknown-user", "unknown-user-2"][:3]
     items = [*list(model.item_vocabulary[:2]), "unknown-item", "unknown-item-2"][:3]
     k = np.int32(min(5, len(model.item_vocabulary)))
     user_ids = np.asarray(users, dtype=object)
     item_ids = np.asarray(items, dtype=object)
-    exclude = np.asarray([[items[0], ""], [items[1], items[0]], ["", ""]], dtype=object)
+    exclude = np.full((3, exclude_width), "", dtype=object)
+    exclude[0, 0], exclude[1, 0] = items[0], items[1]
+    if exclude_width > 1:
+        exclude[1, 1] = items[0]
     default = (
         {"user_id": user_ids} if model.task == "retrieval" else {"user_id": user_ids, "item_id": item_ids}
     )
@@ -51,7 +54,7 @@ def warmup_inputs(model, default_k: int, max_k: int | None = None, row_buckets=(
     known = list(model.user_vocabulary) or ["unknown-user"]
     for number, size in enumerate(b for b in row_buckets if b > 3):
         batch = np.asarray([known[j % len(known)] for j in range(size)], dtype=object)
-        requests.append(("recommend", {"user_id": batch, "k": np.int32(1 if number % 2 else (max_k or k))}))
+        requests.append(("recommend", {"user_id": batch, "k": np.int32(1 if number % 2 else max_k)}))
     if isinstance(model, TextCandidates):
         texts = np.asarray([*model.example_texts(2), ""], dtype=object)
         requests += [

@@ -249,3 +249,21 @@ def test_every_signature_batches_the_way_tf_serving_batches(exported) -> None:
                     assert got.shape[0] == want.shape[0]
                 else:
                     np.testing.assert_allclose(got[:, :width] if width else got, want, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("width, k", [(1000, 10), (1001, 100), (5000, 7), (300, 100)])
+def test_grouped_top_k_equals_top_k(width, k) -> None:
+    rng = np.random.default_rng(width + k)
+    scores = rng.normal(size=(6, width)).astype(np.float32)
+    scores[0, :] = -np.inf  # nothing left to rank
+    scores[0, 3] = 1.0
+    scores[1, rng.integers(0, width, width // 2)] = -np.inf  # many left out
+    scores[2] = np.round(scores[2], 1)  # ties
+    grouped = tf.function(lambda s: chunks.top_k_grouped(s, k, grouped_from=1), jit_compile=True)
+    values, columns = grouped(tf.constant(scores))
+    want = tf.math.top_k(scores, k=k)
+    np.testing.assert_array_equal(values.numpy(), want.values.numpy())
+    # Columns are the same except among scores equal to the k-th (ties); each holds its value.
+    np.testing.assert_array_equal(np.take_along_axis(scores, columns.numpy(), axis=1), values.numpy())
+    np.testing.assert_array_equal(columns.numpy()[3:], want.indices.numpy()[3:])
+    assert all(len(set(row)) == k for row in columns.numpy()[1:])

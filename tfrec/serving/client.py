@@ -51,6 +51,23 @@ class ExportedModel:
         with self._graph.as_default():
             meta = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(path))
         self.signatures = {k: v for k, v in meta.signature_def.items() if k != "__saved_model_init_op"}
+        self._runners: dict[str, tuple] = {}
+
+    def _runner(self, signature: str) -> tuple:
+        """``(inputs {name: (dtype, shape)}, output names, session callable)``, made once
+        per signature (a callable skips the session's per-call lookup of feeds and fetches)."""
+        if signature not in self._runners:
+            spec = self.signatures[signature]
+            names, outputs = sorted(spec.inputs), sorted(spec.outputs)
+            inputs = {
+                key: (tf.dtypes.as_dtype(spec.inputs[key].dtype), self.input_shape(signature, key)) for key in names
+            }
+            with self._graph.as_default():
+                call = self._session.make_callable(
+                    [spec.outputs[key].name for key in outputs], [spec.inputs[key].name for key in names]
+                )
+            self._runners[signature] = (inputs, outputs, call)
+        return self._runners[signature]
 
     def run(self, signature: str, **inputs: Sequence | np.ndarray | int) -> dict[str, np.ndarray]:
         """Runs one signature with named inputs; returns its named outputs.
@@ -64,14 +81,12 @@ class ExportedModel:
         """
         if signature not in self.signatures:
             raise TfrecError(f"{self.path}: no signature {signature!r}; it has {sorted(self.signatures)}")
-        spec = self.signatures[signature]
-        if set(inputs) != set(spec.inputs):
-            raise TfrecError(
-                f"signature {signature!r} takes inputs {sorted(spec.inputs)}, got {sorted(inputs)}"
-            )
-        feed = {}
-        for key, value in inputs.items():
-            dtype = tf.dtypes.as_dtype(spec.inputs[key].dtype)
+        specs, outputs, call = self._runner(signature)
+        if set(inputs) != set(specs):
+            raise TfrecError(f"signature {signature!r} takes inputs {sorted(specs)}, got {sorted(inputs)}")
+        feed = []
+        for key, (dtype, shape) in specs.items():
+            value = inputs[key]
             if dtype == tf.string:
                 array = np.asarray(value, dtype=object)
                 if not all(isinstance(v, (str, bytes)) for v in array.ravel()):
@@ -84,16 +99,14 @@ class ExportedModel:
                     array = np.asarray(value, dtype=dtype.as_numpy_dtype)
                 except (TypeError, ValueError) as err:
                     raise TfrecError(f"signature {signature!r}: {key} must be {dtype.name}: {err}") from err
-            shape = self.input_shape(signature, key)
             if array.ndim == len(shape) and any(w not in (None, g) for w, g in zip(shape, array.shape)):
                 wanted = "[" + ", ".join("B" if d is None else str(d) for d in shape) + "]"
                 raise TfrecError(
                     f"signature {signature!r}: {key} must have shape {wanted}, got {list(array.shape)}"
-                    + (" (pad each row with \"\")" if array.dtype.kind == "O" else "")
+                    + (' (pad each row with "")' if array.dtype.kind == "O" else "")
                 )
-            feed[spec.inputs[key].name] = array
-        fetch = {k: v.name for k, v in spec.outputs.items()}
-        return {key: _text(value) for key, value in self._session.run(fetch, feed).items()}
+            feed.append(array)
+        return {key: _text(value) for key, value in zip(outputs, call(*feed))}
 
     def input_shape(self, signature: str, name: str) -> list[int | None]:
         """The shape a signature's input takes (None: any size)."""

@@ -343,6 +343,8 @@ def export(
         progress.advance()
         functions = module.signatures()
         aliases = {"tfrec_recommend_top": module.recommend_top, "tfrec_similar_top": module.similar_top}
+        if module.narrow_k < module.max_k:
+            aliases["tfrec_recommend_top_narrow"] = module.recommend_top_narrow
         tf.saved_model.save(
             module, str(staging), signatures=functions, options=tf.saved_model.SaveOptions(function_aliases=aliases)
         )

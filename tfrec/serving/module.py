@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfrec._keras import tf
-from tfrec.core.chunks import mask_out, rows_per_chunk
+from tfrec.core.chunks import mask_out, rows_per_chunk, top_k_grouped
 from tfrec.models.capabilities import FeatureCandidates, HistoryQueries, TextCandidates
 
 # ``k`` is a scalar (every row) or int32[B] (one per row: what TF Serving's batching needs,
@@ -16,15 +16,19 @@ K_SPEC = tf.TensorSpec(None, tf.int32, "k")
 # Batch sizes and exclusion widths the XLA core is compiled for (requests are padded up).
 ROW_BUCKETS = (1, 4, 16, 64, 256, 1024)
 WIDTH_BUCKETS = (0, 16, 64, 256, 1024, 4096)
+# Requests for at most this many items run a second, narrower compiled core (a top-k's
+# cost grows with k: on 2 CPU cores 256 x 3.7K scores take ~1.8 ms at k = 10, ~7.7 at 100).
+NARROW_K = 10
 
 
 def _bucket(size: tf.Tensor, buckets: tuple[int, ...]) -> tf.Tensor:
     """The smallest bucket holding ``size``; past the last, ``size`` rounded up to a multiple of it."""
     size = tf.cast(size, tf.int32)
-    table = tf.constant(buckets, tf.int32)
-    fits = tf.boolean_mask(table, table >= size)
     last = buckets[-1]
-    return tf.cond(tf.size(fits) > 0, lambda: tf.reduce_min(fits), lambda: (size + last - 1) // last * last)
+    table = tf.constant(buckets, tf.int32)
+    # Arithmetic, not a tf.cond: each conditional is a function call on every request.
+    beyond = (size + last - 1) // last * last
+    return tf.reduce_min(tf.where(table >= size, table, tf.maximum(beyond, last)))
 
 
 def _pad_to(values: tf.Tensor, axis: int, size: tf.Tensor) -> tf.Tensor:
@@ -43,7 +47,8 @@ class ServingModule(tf.Module):
     :meth:`recommend_core` / :meth:`similar_core` (numeric ops only), saved as the
     functions ``recommend_top`` / ``similar_top`` compiled with XLA (``jit_compile=True``,
     ``_XlaMustCompile`` in the SavedModel) at a fixed ``max_k``, which the signatures
-    slice to the requested ``k``.
+    slice to the requested ``k``; requests for at most :data:`NARROW_K` items run
+    ``recommend_top_narrow``, the same core compiled at that width.
 
     Signatures (all ``tensorflow/serving/predict``, named inputs and outputs):
         ``recommend``: ``user_id`` string[B], ``k`` int32 scalar or int32[B] (per row)
@@ -139,9 +144,13 @@ class ServingModule(tf.Module):
         # exporter names them in SaveOptions.function_aliases for TPU converters): integer
         # indices in, the top max_k out; signatures look ids up around them.
         index = tf.TensorSpec([None], tf.int64)
-        self.recommend_top = tf.function(
-            self._recommend_top, input_signature=[index, tf.TensorSpec([None, None], tf.int64)], jit_compile=True
-        )
+        excluded = tf.TensorSpec([None, None], tf.int64)
+        self.recommend_top = tf.function(self._recommend_top, input_signature=[index, excluded], jit_compile=True)
+        self.narrow_k = min(NARROW_K, self.max_k)
+        if self.narrow_k < self.max_k:
+            self.recommend_top_narrow = tf.function(
+                self._recommend_top_narrow, input_signature=[index, excluded], jit_compile=True
+            )
         self.similar_top = tf.function(self._similar_top, input_signature=[index], jit_compile=True)
         self.recommend_excluding = tf.function(
             self._recommend_excluding,
@@ -226,11 +235,14 @@ class ServingModule(tf.Module):
     @staticmethod
     def _top_indices(scores: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
         """The top ``k`` scores and their catalogue positions (item index - 1)."""
-        top = tf.math.top_k(scores, k=k)
-        return top.values, tf.maximum(top.indices - 1, 0)
+        values, columns = top_k_grouped(scores, k)
+        return values, tf.maximum(columns - 1, 0)
 
     def _recommend_top(self, user_index: tf.Tensor, exclude_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return self.recommend_core(user_index, exclude_index, self.max_k)
+
+    def _recommend_top_narrow(self, user_index: tf.Tensor, exclude_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.recommend_core(user_index, exclude_index, self.narrow_k)
 
     def _similar_top(self, item_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return self.similar_core(item_index, self.max_similar)
@@ -273,7 +285,14 @@ class ServingModule(tf.Module):
         if seen:
             excluded = tf.concat([self._seen(users), excluded], axis=1)
         k, width = self._k(k, tf.shape(users)[0], self.max_k)
-        return self._top(*self._in_chunks(self.recommend_top, users, excluded), k, width)
+        if self.narrow_k == self.max_k:
+            return self._top(*self._in_chunks(self.recommend_top, users, excluded), k, width)
+        found = tf.cond(
+            width <= self.narrow_k,
+            lambda: self._in_chunks(self.recommend_top_narrow, users, excluded),
+            lambda: self._in_chunks(self.recommend_top, users, excluded),
+        )
+        return self._top(*found, k, width)
 
     def _ids(self, positions: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
         """Catalogue ids of top-k positions; ``""`` where the score is -inf (nothing left)."""

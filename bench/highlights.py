@@ -105,11 +105,17 @@ def _cold(r: dict) -> tuple[str, str, str]:
     c = r["content_quality"]["results"]["cold"]
     a, b = c["citeulike-t"], c["movielens-latest-small"]
     oracle = "popularity among cold items (oracle counts)"
+
+    def verdict(v: dict) -> str:
+        return f"{v['difference']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}]: {v['verdict']}"
+
+    va, vb = a["verdict"], b["verdict"]
     return (
         "item cold start R@20 (`cold-items:0.2`, only cold items ranked; bench/content_quality.py)",
-        f"`hybrid` {a['hybrid']['recall@20']:.3f} CiteULike-t, {b['hybrid']['recall@20']:.3f} ml-latest-small",
-        f"popularity among the cold items (oracle counts) {a[oracle]['recall@20']:.3f} / {b[oracle]['recall@20']:.3f}; "
-        f"random {a['random']['recall@20']:.3f} / {b['random']['recall@20']:.3f}",
+        f"`{va['model']}` {va['a']:.3f} CiteULike-t, `{vb['model']}` {vb['a']:.3f} ml-latest-small",
+        f"best non-oracle baseline: {va['baseline']} {va['b']:.3f} ({verdict(va)}) / {vb['baseline']} {vb['b']:.3f} "
+        f"({verdict(vb)}); oracle ceiling (cold items' test counts) {a[oracle]['recall@20']:.3f} / "
+        f"{b[oracle]['recall@20']:.3f}",
     )
 
 

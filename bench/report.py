@@ -2,7 +2,10 @@
 
 Reads what the scripts wrote to bench/results/ and copies it: each section keeps the
 machine, versions, commit, date and seed of the run that produced it (nothing is
-recomputed or edited here). A summary of the targets is derived from the JSON figures.
+recomputed or edited here). A summary of the targets is derived from the JSON figures,
+and each target's figure is compared with the last commit's bench/results.json: a move
+beyond noise without a reason in bench/drift_explained.json fails the report, as a
+MISSED target does.
 
 Usage: python bench/report.py   (run by `make bench` after the scripts)
 """
@@ -10,7 +13,9 @@ Usage: python bench/report.py   (run by `make bench` after the scripts)
 from __future__ import annotations
 
 import json
+import re
 import statistics
+import subprocess
 import sys
 
 import highlights
@@ -92,16 +97,16 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
         add("two_tower top-100 accuracy >= 0.31 (TFRS setting)", top, top >= 0.31, "ncf_quality")
     content = results.get("content_quality", {}).get("results", {})
     for dataset, models in content.get("cold", {}).items():
-        baseline = max(v["recall@20"] for k, v in models.items() if k.startswith(("random", "popularity")))
-        best = max(("content_tower", "hybrid"), key=lambda n: models[n]["recall@20"])
-        ratio = models[best]["recall@20"] / baseline
-        add(
-            f"cold start {dataset}: best text model R@20 / best baseline >= 1.5 (a wide margin)",
-            ratio,
-            ratio >= 1.5,
+        if "verdict" not in models:  # results from before the non-oracle baselines
+            continue
+        v = models["verdict"]  # met only when the interval's low end clears 1.5x the baseline
+        rows.append((
+            f"cold start {dataset}: best text model R@20 >= 1.5x the best non-oracle baseline ({v['model']} vs "
+            f"{v['baseline']}, 95% paired interval)",
+            f"{v['a'] / max(v['b'], 1e-12):.2f}x, {v['difference']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}]",
+            "met" if v["low"] >= 0.5 * v["b"] else "MISSED",
             "content_quality",
-            "{:.2f}x",
-        )
+        ))  # fmt: skip
     for dataset, models in content.get("warm", {}).items():
         gap = models["hybrid"]["recall@10"] - models["two_tower"]["recall@10"]
         add(
@@ -194,6 +199,48 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+# Drift beyond these is not noise: quality figures (at most 1.5, no unit) by more than 0.02
+# (the CI quality tier's margin), anything else (seconds, ratios, ms) by more than 30%.
+QUALITY_DRIFT, OTHER_DRIFT = 0.02, 0.30
+EXPLAINED = BENCH / "drift_explained.json"
+
+
+def _number(figure: str) -> float | None:
+    found = re.search(r"[-+]?\d[\d,]*\.?\d*", figure)
+    return None if found is None else float(found.group().replace(",", ""))
+
+
+def _committed() -> dict:
+    """The results in the last commit's bench/results.json (rerunning this report does not
+    make a drift go away), or the file on disk outside a git checkout."""
+    shown = subprocess.run(
+        ["git", "show", "HEAD:bench/results.json"], cwd=BENCH, capture_output=True, text=True, check=False
+    )
+    if shown.returncode == 0:
+        return json.loads(shown.stdout)["results"]
+    path = BENCH / "results.json"
+    return json.loads(path.read_text())["results"] if path.exists() else {}
+
+
+def drift(before: dict, after: dict, explained: dict) -> list[tuple[str, str, str, str]]:
+    """(target, before, after, explanation or "UNEXPLAINED") for each target whose figure
+    moved beyond noise between the committed results and these."""
+    old = {row[0]: row[1] for row in _targets(before)}
+    moved = []
+    for what, figure, _, _ in _targets(after):
+        if what not in old:
+            continue
+        a, b = _number(old[what]), _number(figure)
+        if a is None or b is None or old[what] == figure:
+            continue
+        quality = max(abs(a), abs(b)) <= 1.5 and not figure.rstrip().endswith(("x", "s", "ms", "GiB"))
+        if (abs(b - a) > QUALITY_DRIFT) if quality else (abs(b - a) > OTHER_DRIFT * max(abs(a), 1e-12)):
+            note = explained.get(what, {})
+            reason = note.get("reason") if note.get("figure") == figure else None
+            moved.append((what, old[what], figure, reason or "UNEXPLAINED"))
+    return moved
+
+
 def main() -> None:
     results, sections = {}, []
     for name in SCRIPTS:
@@ -206,6 +253,9 @@ def main() -> None:
         # One level deeper under this report's headings.
         sections.append("\n".join("#" + line if line.startswith("#") else line for line in body.splitlines()))
     info = machine()
+    committed = _committed()
+    explained = json.loads(EXPLAINED.read_text()) if EXPLAINED.exists() else {}
+    moved = drift(committed, results, explained)
     targets = _targets(results)
     lines = ["| target | figure | verdict | from |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets]
@@ -223,7 +273,17 @@ def main() -> None:
         + runs
         + "\n\n## Targets\n\n"
         + "\n".join(lines)
-        + "\n\n"
+        + "\n\n## Drift from the previously committed results\n\n"
+        + (
+            f"Figures that moved by more than {QUALITY_DRIFT} (quality) or {OTHER_DRIFT:.0%} (other) against the "
+            "bench/results.json this report replaced; each needs a reason in bench/drift_explained.json "
+            "(for that exact figure) or `make bench` fails.\n\n"
+            "| target | before | after | explanation |\n|---|---|---|---|\n"
+            + "".join(f"| {a} | {b} | {c} | {d} |\n" for a, b, c, d in moved)
+            if moved
+            else "None beyond noise.\n"
+        )
+        + "\n"
         + "\n\n".join(sections)
         + "\n"
     )
@@ -233,8 +293,12 @@ def main() -> None:
     (BENCH / "results.json").write_text(json.dumps({"assembled": info, "results": results}, indent=2) + "\n")
     print(markdown)
     missed = [line for line in lines if "| MISSED |" in line]
+    unexplained = [row for row in moved if row[3] == "UNEXPLAINED"]
+    for what, before, after, _ in unexplained:
+        print(f"drift: {what}: {before} -> {after} (explain it in {EXPLAINED.name})", file=sys.stderr)
     if missed:  # `make bench` fails on a missed target (the files above are still written)
         print(f"{len(missed)} target(s) MISSED", file=sys.stderr)
+    if missed or unexplained:
         sys.exit(1)
 
 

@@ -67,7 +67,9 @@ def train(
             (``for_serving``) and where their parts lived (``placement``).
         backup_dir: Checkpoint the model and optimizer here after every epoch
             (Keras ``BackupAndRestore``); a run started again with the same directory
-            resumes from the last finished epoch. Removed when training completes.
+            resumes from the last finished epoch, and (without a ``strategy``) trains the
+            later epochs on the same orders, so it ends where an uninterrupted run does.
+            Removed when training completes.
         steps_per_execution: Training steps Keras runs per call into the TensorFlow
             graph. None picks up to 32 (fewer when an epoch is shorter; 1 under a
             ``strategy``): at the default
@@ -138,7 +140,30 @@ def train(
         callbacks.append(keras.callbacks.BackupAndRestore(os.path.abspath(backup_dir)))
     if isinstance(dataset, PerReplicaData):  # dealt out per replica by the model (ials)
         dataset, steps = dataset.dataset, dataset.steps
+    if backup_dir is not None and strategy is None:
+        _skip_finished_epochs(dataset, backup_dir)
     return _gathered(_fit(model, config, dataset, steps, verbose, callbacks, len(train_data), start), strategy)
+
+
+def _skip_finished_epochs(dataset, backup_dir) -> None:
+    """Draws the epoch orders that a backup's finished epochs used, so a resumed run trains
+    each later epoch on the order an uninterrupted run would have.
+
+    Each pass over a training dataset draws that epoch's seeds (``Dataset.random`` with
+    ``rerandomize_each_iteration``) when its iterator is made; making an iterator per
+    finished epoch (read from the backup's ``ckpt_saved_epoch``) advances them alike.
+    One process only: a distributed dataset is rebuilt per worker, so a resumed strategy
+    run restores the weights and draws its later epochs' orders afresh.
+    """
+    found = tf.train.latest_checkpoint(os.path.join(os.path.abspath(backup_dir), "chief"))
+    if found is None:
+        return
+    reader = tf.train.load_checkpoint(found)
+    key = "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE"
+    if not reader.has_tensor(key):
+        return
+    for _ in range(int(reader.get_tensor(key)) + 1):
+        iter(dataset)
 
 
 def _gathered(result: TrainResult, strategy) -> TrainResult:

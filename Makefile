@@ -37,7 +37,7 @@ bench: $(STAMP)
 		&& ../$(PY) ials_quality.py --large \
 		&& ../$(PY) train_speed.py && ../$(PY) scaling.py && ../$(PY) eval_speed.py \
 		&& ../$(PY) serving_speed.py && ../$(PY) gpu_serving.py && ../$(PY) large_catalogue.py && ../$(PY) load_speed.py && ../$(PY) verdicts.py \
-		&& ../$(PY) music.py && ../$(PY) streaming.py && ../$(PY) parameter_servers.py \
+		&& ../$(PY) music.py && ../$(PY) streaming.py && ../$(PY) parameter_servers.py && ../$(PY) defaults.py \
 		&& ../$(PY) report.py
 
 lint: $(STAMP)

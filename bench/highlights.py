@@ -29,10 +29,18 @@ def _interval(v: dict) -> str:
 
 def _ratings(r: dict) -> tuple[str, str, str]:
     folds = r["mf_quality"]["ratings"]
+    tuned = r.get("verdicts", {}).get("ratings")
+    alike = (
+        f"; both tuned alike on validation (bench/verdicts.py): `biased_mf` {tuned['a']:.4f} vs SVD "
+        f"{tuned['b']:.4f}, {_interval(tuned)}"
+        if tuned
+        else ""
+    )
     return (
         "ML-100K u1..u5 mean RMSE (bench/mf_quality.py)",
         f"`bayesian_mf` {_mean_rmse(folds['bayesian_mf']):.4f}; `biased_mf` {_mean_rmse(folds['biased_mf']):.4f}",
-        f"Surprise SVD++ {_mean_rmse(folds['surprise SVD++']):.4f}, SVD {_mean_rmse(folds['surprise SVD']):.4f}",
+        f"Surprise SVD++ {_mean_rmse(folds['surprise SVD++']):.4f}, SVD {_mean_rmse(folds['surprise SVD']):.4f} "
+        f"(library defaults){alike}",
     )
 
 

@@ -24,7 +24,7 @@ from common import RESULTS, machine
 BENCH = RESULTS.parent
 # Report order: quality first, then speed.
 SCRIPTS = ("mf_quality", "ncf_quality", "content_quality", "ials_quality", "train_speed", "scaling", "eval_speed",
-           "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts", "music", "streaming", "parameter_servers")  # fmt: skip
+           "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts", "music", "streaming", "parameter_servers", "defaults")  # fmt: skip
 
 
 def _targets(results: dict) -> list[tuple[str, str, str, str]]:
@@ -70,7 +70,23 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
             "met" if verdict["verdict"] == "better" else "MISSED",
             "verdicts",
         ))  # fmt: skip
-    elif als and ours:
+    rated = results.get("verdicts", {}).get("ratings")
+    if rated:
+        rows.append((
+            "biased_mf RMSE < Surprise SVD, both tuned alike on validation (ML-100K u1..u5 pooled, 95% paired interval)",
+            f"{rated['difference']:+.4f} [{rated['low']:+.4f}, {rated['high']:+.4f}]: {rated['verdict']}",
+            "met" if rated["verdict"] == "better" else "MISSED",
+            "verdicts",
+        ))  # fmt: skip
+    for model, checked in results.get("defaults", {}).get("results", {}).items():
+        default, kept = checked["worst_standing"]["default"], checked["worst_standing"][checked["kept"]]
+        add(
+            f"{model} default holds on validation across datasets (worst standing within 0.01 of {checked['kept']})",
+            default,
+            default >= kept - 0.01,
+            "defaults",
+        )
+    if als and ours and not verdict:
         add(
             "implicit_mf R@10 > implicit ALS (ML-100K leave-last-out)",
             ours[0],

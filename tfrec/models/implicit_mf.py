@@ -33,7 +33,7 @@ class ImplicitMFConfig:
     l2: float = 0.0
     init_stddev: float = 0.1
     learning_rate: float = 5e-3
-    epochs: int = 10
+    epochs: int = 20
     batch_size: int = 256
 
     def __post_init__(self) -> None:

@@ -87,7 +87,7 @@ class TwoTowerConfig:
     num_hard_negatives: int = 0
     extra_negatives: int = 0
     learning_rate: float = 5e-3
-    epochs: int = 5
+    epochs: int = 10
     batch_size: int = 1024
 
     def __post_init__(self) -> None:

@@ -30,14 +30,15 @@ from tfrec.training import train
 DATASETS = {"ml-100k": ("movielens-100k", "ml-100k"), "ml-latest-small": ("movielens-latest-small", "ml-latest-small"),
             "citeulike-t": ("citeulike-t", "citeulike-t")}  # fmt: skip
 RATINGS = {"ml-100k": "fold:u1", "ml-latest-small": "random:0.2"}
-# One field changed at a time from the default ({} is the default itself).
+# One field changed at a time from the default ({} is the default itself; epochs on both
+# sides of it).
 NEIGHBOURS = {
     "biased_mf": [{}, {"embedding_dim": 32}, {"embedding_dim": 128}, {"l2_factors": 0.05}, {"l2_factors": 0.2},
                   {"learning_rate": 2e-3, "epochs": 20}, {"epochs": 15}],
     "implicit_mf": [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"l2": 1e-4}, {"learning_rate": 1e-2},
-                    {"epochs": 20}, {"batch_size": 512}],
-    "two_tower": [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"learning_rate": 1e-2}, {"epochs": 10},
-                  {"batch_size": 512}],
+                    {"epochs": 10}, {"epochs": 40}, {"batch_size": 512}],
+    "two_tower": [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"learning_rate": 1e-2}, {"epochs": 5},
+                  {"epochs": 20}, {"batch_size": 512}],
 }  # fmt: skip
 
 
@@ -53,6 +54,11 @@ def validation_parts(model: str, seed: int) -> dict:
         else:
             parts[label] = split(data, "leave-last-out", seed=seed, validation="leave-last-out")
     return parts
+
+
+def standing(value: float, best: float, metric: str) -> float:
+    """A figure relative to the best on its dataset (1 = the best; lower RMSE is better)."""
+    return best / value if metric == "rmse" else value / max(best, 1e-12)
 
 
 def describe(setting: dict) -> str:
@@ -79,10 +85,7 @@ def main() -> None:
         datasets = list(next(iter(figures.values())))
         best = {d: (min if metric == "rmse" else max)(f[d] for f in figures.values()) for d in datasets}
 
-        def standing(f: dict, d: str) -> float:
-            return best[d] / f[d] if metric == "rmse" else f[d] / max(best[d], 1e-12)
-
-        worst = {s: min(standing(f, d) for d in datasets) for s, f in figures.items()}
+        worst = {s: min(standing(f[d], best[d], metric) for d in datasets) for s, f in figures.items()}
         kept = max(worst, key=lambda s: (round(worst[s], 4), s == "default"))
         results[model] = {"metric": metric, "validation": figures, "worst_standing": worst, "kept": kept}
         for setting, f in figures.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tfrec._keras import tf
 from tfrec.models.heads import OBJECTIVE_RULES
 from tfrec.models.registry import TRAINING_RULES, check, non_negative, positive, positive_int, register
 from tfrec.models.retrieval import RetrievalModel, retrieval_objective

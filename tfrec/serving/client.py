@@ -55,7 +55,7 @@ class ExportedModel:
 
     def _runner(self, signature: str) -> tuple:
         """``(inputs {name: (dtype, shape)}, output names, session callable)``, made once
-        per signature (a callable skips the session's per-call lookup of feeds and fetches)."""
+        per signature and reused by every call."""
         if signature not in self._runners:
             spec = self.signatures[signature]
             names, outputs = sorted(spec.inputs), sorted(spec.outputs)

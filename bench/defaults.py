@@ -19,6 +19,7 @@ Writes bench/results/defaults.{md,json}.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 from common import SHARED_DATA, machine, table, write
@@ -42,13 +43,20 @@ NEIGHBOURS = {
 }  # fmt: skip
 
 
+@functools.cache
+def load(label: str):
+    """A dataset, read once for all the models."""
+    name, folder = DATASETS[label]
+    return tfrec.datasets.load(name, SHARED_DATA / folder)
+
+
 def validation_parts(model: str, seed: int) -> dict:
     """Per dataset, the split whose training part trains and whose validation part scores."""
     parts = {}
-    for label, (name, folder) in DATASETS.items():
+    for label in DATASETS:
         if model == "biased_mf" and label not in RATINGS:
             continue
-        data = tfrec.datasets.load(name, SHARED_DATA / folder)
+        data = load(label)
         if model == "biased_mf":
             parts[label] = split(data, RATINGS[label], seed=seed, validation="random:0.1")
         else:

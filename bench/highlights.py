@@ -23,7 +23,8 @@ def _k(value: float) -> str:
     return f"{value / 1000:.1f}k"
 
 
-def _interval(v: dict) -> str:
+def interval(v: dict) -> str:
+    """A ``compare()`` result as ``difference [low, high]: verdict``."""
     return f"{v['difference']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}]: {v['verdict']}"
 
 
@@ -32,7 +33,7 @@ def _ratings(r: dict) -> tuple[str, str, str]:
     tuned = r.get("verdicts", {}).get("ratings")
     alike = (
         f"; both tuned alike on validation (bench/verdicts.py): `biased_mf` {tuned['a']:.4f} vs SVD "
-        f"{tuned['b']:.4f}, {_interval(tuned)}"
+        f"{tuned['b']:.4f}, {interval(tuned)}"
         if tuned
         else ""
     )
@@ -54,7 +55,7 @@ def _ranking(r: dict) -> tuple[str, str, str]:
         f"`implicit` ALS best of grid {topk['implicit ALS (64 factors, best of grid)'][0]:.4f} (mean of 3 seeds), "
         f"popularity {ncf['popularity']['recall@10']:.4f}, TFRS tutorial "
         f"{ncf['TFRS tutorial two-tower (10 epochs)']['recall@10']:.4f}; ALS's grid point chosen on validation, "
-        f"seed 0: `{pair['first']}` {pair['a']:.4f} vs {pair['b']:.4f}, {_interval(pair)}",
+        f"seed 0: `{pair['first']}` {pair['a']:.4f} vs {pair['b']:.4f}, {interval(pair)}",
     )
 
 
@@ -113,16 +114,12 @@ def _cold(r: dict) -> tuple[str, str, str]:
     c = r["content_quality"]["results"]["cold"]
     a, b = c["citeulike-t"], c["movielens-latest-small"]
     oracle = "popularity among cold items (oracle counts)"
-
-    def verdict(v: dict) -> str:
-        return f"{v['difference']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}]: {v['verdict']}"
-
     va, vb = a["verdict"], b["verdict"]
     return (
         "item cold start R@20 (`cold-items:0.2`, only cold items ranked; bench/content_quality.py)",
         f"`{va['model']}` {va['a']:.3f} CiteULike-t, `{vb['model']}` {vb['a']:.3f} ml-latest-small",
-        f"best non-oracle baseline: {va['baseline']} {va['b']:.3f} ({verdict(va)}) / {vb['baseline']} {vb['b']:.3f} "
-        f"({verdict(vb)}); oracle ceiling (cold items' test counts) {a[oracle]['recall@20']:.3f} / "
+        f"best non-oracle baseline: {va['baseline']} {va['b']:.3f} ({interval(va)}) / {vb['baseline']} {vb['b']:.3f} "
+        f"({interval(vb)}); oracle ceiling (cold items' test counts) {a[oracle]['recall@20']:.3f} / "
         f"{b[oracle]['recall@20']:.3f}",
     )
 
@@ -143,7 +140,7 @@ def _music(r: dict) -> tuple[str, str, str]:
     w, pair = m["warm"], m["paired"][0]
     return (
         "music: Last.fm-2k with audio, warm R@10 (bench/music.py)",
-        f"`two_tower` audio + history {pair['a']:.4f} vs ids only {pair['b']:.4f} ({_interval(pair)}); "
+        f"`two_tower` audio + history {pair['a']:.4f} vs ids only {pair['b']:.4f} ({interval(pair)}); "
         f"cold artists: {m['cold_ratio']:.2f}x the best non-oracle baseline (target 1.5x)",
         f"`implicit` ALS (log plays) {w['implicit ALS (log plays)']['recall@10']:.4f}, `ials` "
         f"{w['ials (log plays)']['recall@10']:.4f}, popularity {w['popularity']['recall@10']:.4f}",
@@ -170,7 +167,7 @@ def _parameter_servers(r: dict) -> tuple[str, str, str]:
     p = r["parameter_servers"]["results"]
     return (
         "parameter servers: 2 workers + 2 servers on 127.0.0.1, ML-100K (bench/parameter_servers.py)",
-        "; ".join(f"`{n}` {v['throughput_ratio']:.2f}x one process's examples/s, R@10 {_interval(v['recall@10'])}"
+        "; ".join(f"`{n}` {v['throughput_ratio']:.2f}x one process's examples/s, R@10 {interval(v['recall@10'])}"
                   for n, v in p.items()),  # fmt: skip
         "one process, same data and config",
     )

@@ -66,7 +66,7 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
     if verdict:  # met only when the paired interval clears zero; a tie is not a win
         rows.append((
             "implicit_mf R@10 > implicit ALS tuned on validation (ML-100K leave-last-out, 95% paired interval)",
-            f"{verdict['difference']:+.4f} [{verdict['low']:+.4f}, {verdict['high']:+.4f}]: {verdict['verdict']}",
+            highlights.interval(verdict),
             "met" if verdict["verdict"] == "better" else "MISSED",
             "verdicts",
         ))  # fmt: skip
@@ -74,7 +74,7 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
     if rated:
         rows.append((
             "biased_mf RMSE < Surprise SVD, both tuned alike on validation (ML-100K u1..u5 pooled, 95% paired interval)",
-            f"{rated['difference']:+.4f} [{rated['low']:+.4f}, {rated['high']:+.4f}]: {rated['verdict']}",
+            highlights.interval(rated),
             "met" if rated["verdict"] == "better" else "MISSED",
             "verdicts",
         ))  # fmt: skip

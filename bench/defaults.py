@@ -2,17 +2,21 @@
 
 For each model, its registered default and neighbours that change one field at a time are
 trained on the training part of each dataset's split and scored on a validation part held
-out of that training part (the test parts are never read). A setting's standing on a
-dataset is its figure relative to the best setting there (Recall@10 / best, or best RMSE /
-RMSE); the setting kept is the one whose worst standing across the datasets is highest
-(one that does well everywhere rather than best on one), the default when it ties.
+out of that training part (the test parts are never read). Each neighbour is compared with
+the default on every dataset by `tfrec.evaluation.compare`: a 95% paired bootstrap interval
+over users (ranking) or ratings (RMSE), and a verdict. A neighbour beats the default when
+it is better beyond noise on at least one dataset and worse beyond noise on none; the
+default holds when no neighbour beats it. Among neighbours that beat it, the one kept has
+the best worst standing (its figure relative to the best setting on each dataset).
 
-- biased_mf (RMSE): ML-100K fold u1 and ml-latest-small `random:0.2`, validation a random
-  10% of the training part.
-- implicit_mf, two_tower (Recall@10, full ranking): ML-100K, ml-latest-small and
+- rating models (RMSE): ML-100K fold u1 and ml-latest-small `random:0.2`, validation a
+  random 10% of the training part.
+- retrieval and ranking models (Recall@10, full ranking): ML-100K, ml-latest-small and
   CiteULike-t `leave-last-out`, validation the leave-last-out of the training part.
+- text models for item cold start (Recall@20, cold-start protocol): CiteULike-t and
+  ml-latest-small `cold-items:0.2`, validation 20% of the training items held out.
 
-Usage: python bench/defaults.py [--models biased_mf,implicit_mf,two_tower] [--seed 0]
+Usage: python bench/defaults.py [--models biased_mf,implicit_mf,...] [--seed 0]
 Writes bench/results/defaults.{md,json}.
 """
 
@@ -30,16 +34,34 @@ from tfrec.training import train
 
 DATASETS = {"ml-100k": ("movielens-100k", "ml-100k"), "ml-latest-small": ("movielens-latest-small", "ml-latest-small"),
             "citeulike-t": ("citeulike-t", "citeulike-t")}  # fmt: skip
-RATINGS = {"ml-100k": "fold:u1", "ml-latest-small": "random:0.2"}
-# One field changed at a time from the default ({} is the default itself; epochs on both
-# sides of it).
+# family: (metric, compare() protocol, {dataset: (split spec, validation spec)})
+FAMILIES = {
+    "rating": ("rmse", None, {"ml-100k": ("fold:u1", "random:0.1"), "ml-latest-small": ("random:0.2", "random:0.1")}),
+    "ranking": ("recall@10", "full", {d: ("leave-last-out", "leave-last-out") for d in DATASETS}),
+    "cold": ("recall@20", "cold-start", {"citeulike-t": ("cold-items:0.2", "cold-items:0.2"),
+                                         "ml-latest-small": ("cold-items:0.2", "cold-items:0.2")}),
+}  # fmt: skip
+# model: (family, settings): one field changed at a time from the default ({} is the
+# default itself; epochs on both sides of it where a run is cheap).
 NEIGHBOURS = {
-    "biased_mf": [{}, {"embedding_dim": 32}, {"embedding_dim": 128}, {"l2_factors": 0.05}, {"l2_factors": 0.2},
-                  {"learning_rate": 2e-3, "epochs": 20}, {"epochs": 15}],
-    "implicit_mf": [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"l2": 1e-4}, {"learning_rate": 1e-2},
-                    {"epochs": 10}, {"epochs": 40}, {"batch_size": 512}],
-    "two_tower": [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"learning_rate": 1e-2}, {"epochs": 5},
-                  {"epochs": 20}, {"batch_size": 512}],
+    "biased_mf": ("rating", [{}, {"embedding_dim": 32}, {"embedding_dim": 128}, {"l2_factors": 0.05},
+                             {"l2_factors": 0.2}, {"learning_rate": 2e-3, "epochs": 20}, {"epochs": 15}]),
+    "implicit_mf": ("ranking", [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"l2": 1e-4},
+                                {"learning_rate": 1e-2}, {"epochs": 10}, {"epochs": 40}, {"batch_size": 512}]),
+    "two_tower": ("ranking", [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"learning_rate": 1e-2},
+                              {"epochs": 5}, {"epochs": 20}, {"batch_size": 512}]),
+    "ials": ("ranking", [{}, {"embedding_dim": 128}, {"regularization": 0.1}, {"unobserved_weight": 0.3},
+                         {"epochs": 5}, {"epochs": 20}]),
+    "deep_mf": ("rating", [{}, {"embedding_dim": 32}, {"l2": 0.02}, {"l2": 0.1}, {"epochs": 5}, {"epochs": 20}]),
+    "content_rating": ("rating", [{}, {"embedding_dim": 64}, {"l2": 0.02}, {"epochs": 5}, {"epochs": 20}]),
+    "bayesian_mf": ("rating", [{}, {"embedding_dim": 50}, {"link_precision": 20.0},
+                               {"epochs": 200, "burn_in": 20}]),
+    "content_tower": ("cold", [{}, {"embedding_dim": 128}, {"temperature": 0.5}, {"learning_rate": 2e-3},
+                               {"epochs": 3}, {"epochs": 10}]),
+    "hybrid": ("cold", [{}, {"temperature": 0.2}, {"id_dropout": 0.5}, {"epochs": 3}, {"epochs": 10}]),
+    "gmf": ("ranking", [{}, {"factors": 64}, {"learning_rate": 3e-3}, {"epochs": 10}]),
+    "mlp": ("ranking", [{}, {"mlp_layers": (128, 64, 32)}, {"learning_rate": 3e-3}, {"epochs": 10}]),
+    "neumf": ("ranking", [{}, {"factors": 64}, {"learning_rate": 3e-3}, {"epochs": 10}, {"pretrain": True}]),
 }  # fmt: skip
 
 
@@ -50,18 +72,11 @@ def load(label: str):
     return tfrec.datasets.load(name, SHARED_DATA / folder)
 
 
-def validation_parts(model: str, seed: int) -> dict:
-    """Per dataset, the split whose training part trains and whose validation part scores."""
-    parts = {}
-    for label in DATASETS:
-        if model == "biased_mf" and label not in RATINGS:
-            continue
-        data = load(label)
-        if model == "biased_mf":
-            parts[label] = split(data, RATINGS[label], seed=seed, validation="random:0.1")
-        else:
-            parts[label] = split(data, "leave-last-out", seed=seed, validation="leave-last-out")
-    return parts
+@functools.cache
+def parts(family: str, label: str, seed: int):
+    """The split whose training part trains and whose validation part scores."""
+    spec, validation = FAMILIES[family][2][label]
+    return split(load(label), spec, seed=seed, validation=validation)
 
 
 def standing(value: float, best: float, metric: str) -> float:
@@ -73,6 +88,43 @@ def describe(setting: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in setting.items()) or "default"
 
 
+def check(model: str, seed: int) -> dict:
+    """One model's default against its neighbours on every dataset of its family."""
+    family, settings = NEIGHBOURS[model]
+    metric, protocol, datasets = FAMILIES[family]
+    figures: dict[str, dict[str, float]] = {}
+    verdicts: dict[str, dict[str, dict]] = {}
+    seconds: dict[str, float] = {}
+    for label in datasets:
+        split_parts = parts(family, label, seed)
+        default = None
+        for setting in settings:
+            start = time.perf_counter()
+            fitted = train(model, split_parts.train, seed=seed, verbose=0, **setting).model
+            name = describe(setting)
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+            if default is None:
+                default = fitted
+                options = {} if protocol is None else {"k": [int(metric.split("@")[1])], "protocol": protocol}
+                value = tfrec.evaluate(fitted, split_parts.train, split_parts.validation, **options)[metric]
+            else:
+                extra = {} if protocol is None else {"protocol": protocol}
+                result = tfrec.evaluation.compare(fitted, default, split_parts.train, split_parts.validation,
+                                                  metric=metric, seed=seed, **extra)  # fmt: skip
+                value = result["a"]
+                verdicts.setdefault(name, {})[label] = {k: result[k] for k in ("difference", "low", "high", "verdict")}
+            figures.setdefault(name, {})[label] = value
+            print(model, label, name, metric, round(value, 4), verdicts.get(name, {}).get(label, {}).get("verdict", ""),
+                  f"{time.perf_counter() - start:.0f}s", flush=True)  # fmt: skip
+    best = {d: (min if metric == "rmse" else max)(f[d] for f in figures.values()) for d in datasets}
+    worst = {s: min(standing(f[d], best[d], metric) for d in datasets) for s, f in figures.items()}
+    beats = [s for s, v in verdicts.items()
+             if any(r["verdict"] == "better" for r in v.values()) and all(r["verdict"] != "worse" for r in v.values())]  # fmt: skip
+    kept = max(beats, key=lambda s: worst[s]) if beats else "default"
+    return {"metric": metric, "datasets": list(datasets), "validation": figures, "against_default": verdicts,
+            "worst_standing": worst, "beat_default": beats, "kept": kept, "train_seconds": seconds}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(NEIGHBOURS))
@@ -80,38 +132,28 @@ def main() -> None:
     args = parser.parse_args()
     results, rows, verdicts = {}, [], []
     for model in args.models.split(","):
-        metric = "rmse" if model == "biased_mf" else "recall@10"
-        figures: dict[str, dict[str, float]] = {}
-        for label, parts in validation_parts(model, args.seed).items():
-            for setting in NEIGHBOURS[model]:
-                start = time.perf_counter()
-                fitted = train(model, parts.train, seed=args.seed, verbose=0, **setting).model
-                value = tfrec.evaluate(fitted, parts.train, parts.validation, k=[10])[metric]
-                figures.setdefault(describe(setting), {})[label] = value
-                print(model, label, describe(setting), metric, round(value, 4),
-                      f"{time.perf_counter() - start:.0f}s", flush=True)  # fmt: skip
-        datasets = list(next(iter(figures.values())))
-        best = {d: (min if metric == "rmse" else max)(f[d] for f in figures.values()) for d in datasets}
-
-        worst = {s: min(standing(f[d], best[d], metric) for d in datasets) for s, f in figures.items()}
-        kept = max(worst, key=lambda s: (round(worst[s], 4), s == "default"))
-        results[model] = {"metric": metric, "validation": figures, "worst_standing": worst, "kept": kept}
-        for setting, f in figures.items():
-            rows.append([model, setting, *(f"{f[d]:.4f}" for d in datasets), *[""] * (3 - len(datasets)),
-                         worst[setting], "kept" if setting == kept else ""])  # fmt: skip
-        verdicts.append([model, metric, kept, worst["default"], worst[kept]])
+        checked = results[model] = check(model, args.seed)
+        for setting, f in checked["validation"].items():
+            against = checked["against_default"].get(setting, {})
+            rows.append([model, setting, *(f"{f[d]:.4f}" + (f" ({against[d]['verdict']})" if d in against else "")
+                                           for d in checked["datasets"]),
+                         *[""] * (3 - len(checked["datasets"])), checked["worst_standing"][setting],
+                         f"{checked['train_seconds'][setting]:.0f}", "kept" if setting == checked["kept"] else ""])  # fmt: skip
+        verdicts.append([model, checked["metric"], ", ".join(checked["datasets"]), len(checked["validation"]) - 1,
+                         ", ".join(checked["beat_default"]) or "none", checked["kept"]])  # fmt: skip
     info = machine()
     markdown = (
         "# Defaults checked on validation parts across datasets\n\n"
         f"Generated by `python bench/defaults.py --models {args.models} --seed {args.seed}` on {info['cpu']} "
         f"({info['cores']} cores), commit {info['commit']}, {info['date']}.\n"
         "Each setting trained on each split's training part and scored on a validation part held out of it "
-        "(test parts never read). Standing = figure relative to the best setting on that dataset; the setting "
-        "kept has the highest worst standing (the default on a tie).\n\n"
-        + table(["model", "setting", "dataset 1", "dataset 2", "dataset 3", "worst standing", ""], rows)
-        + "\nDatasets in order: biased_mf (validation RMSE): ml-100k, ml-latest-small; implicit_mf, two_tower "
-        "(validation Recall@10): ml-100k, ml-latest-small, citeulike-t.\n\n"
-        + table(["model", "metric", "kept", "default's worst standing", "kept's worst standing"], verdicts)
+        "(test parts never read). In brackets: the neighbour against the default on that dataset, 95% paired "
+        "bootstrap interval over users (ranking) or ratings (RMSE): better, worse or tie. A neighbour beats "
+        "the default when it is better on a dataset and worse on none; standing = figure relative to the "
+        "best setting on that dataset. Seconds: training, summed over the datasets.\n\n"
+        + table(["model", "setting", "dataset 1", "dataset 2", "dataset 3", "worst standing", "train s", ""], rows)
+        + "\nDatasets in the order of the second table.\n\n"
+        + table(["model", "metric", "datasets", "neighbours", "beat the default", "kept"], verdicts)
     )
     write("defaults", {"machine": info, "seed": args.seed, "results": results}, markdown)
 

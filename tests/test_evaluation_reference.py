@@ -135,3 +135,30 @@ def test_compare_gives_a_paired_bootstrap_interval_and_a_verdict(small) -> None:
     assert {result["verdict"], flipped["verdict"]} in ({"better", "worse"}, {"tie"})
     with pytest.raises(tfrec.TfrecError, match="metric must be one of"):
         tfrec.evaluation.compare(model, popularity, parts.train, parts.test, metric="auc")
+
+
+def test_compare_on_rating_error_resamples_ratings_paired() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(1, 6, 4000).astype(float)
+    close, far = y + rng.normal(0, 0.5, y.size), y + rng.normal(0, 1.0, y.size)
+    result = tfrec.evaluation.error_difference(y, close, far, samples=500)
+    assert result["a"] == pytest.approx(np.sqrt(np.mean((close - y) ** 2)))
+    assert result["low"] <= result["difference"] <= result["high"] < 0 and result["verdict"] == "better"
+    same = tfrec.evaluation.error_difference(y, close, close, metric="mae")
+    assert same["low"] == same["high"] == 0.0 and same["verdict"] == "tie"
+    noisy = close + rng.normal(0, 0.01, y.size)  # a difference inside the noise
+    assert tfrec.evaluation.error_difference(y, close, noisy, samples=500)["verdict"] == "tie"
+    with pytest.raises(tfrec.TfrecError, match="'rmse' or 'mae'"):
+        tfrec.evaluation.error_difference(y, close, far, metric="auc")
+
+
+def test_compare_rating_models_on_rmse(small) -> None:
+    ratings_split = split(small, "random:0.2", seed=0)
+    good = tfrec.training.train("biased_mf", ratings_split.train, epochs=5, verbose=0).model
+    poor = tfrec.training.train("biased_mf", ratings_split.train, epochs=1, learning_rate=1e-5, verbose=0).model
+    result = tfrec.evaluation.compare(good, poor, ratings_split.train, ratings_split.test, metric="rmse", samples=500)
+    assert result["a"] == pytest.approx(tfrec.evaluate(good, ratings_split.train, ratings_split.test)["rmse"], rel=1e-5)
+    assert result["ratings"] == len(ratings_split.test.frame) and result["verdict"] == "better"
+    implicit = tfrec.training.train("implicit_mf", ratings_split.train, epochs=1, verbose=0).model
+    with pytest.raises(tfrec.TfrecError, match="compares two rating models"):
+        tfrec.evaluation.compare(good, implicit, ratings_split.train, ratings_split.test, metric="rmse")

@@ -11,12 +11,13 @@ from tfrec.evaluation.evaluate import (
     read_ncf_negatives,
 )
 from tfrec.evaluation.ranking import rank_metrics
-from tfrec.evaluation.rating import mae, rmse
+from tfrec.evaluation.rating import error_difference, mae, rmse
 
 __all__ = [
     "PROTOCOLS",
     "check_protocol",
     "compare",
+    "error_difference",
     "Popularity",
     "RankingMetrics",
     "popular_items",

@@ -13,7 +13,7 @@ from tfrec.core.chunks import in_batches
 from tfrec.data.interactions import ITEM, RATING, USER, Interactions, as_interactions
 from tfrec.errors import DataError, TfrecError
 from tfrec.evaluation.ranking import METRICS, check_ks, rank_metrics
-from tfrec.evaluation.rating import mae, rmse
+from tfrec.evaluation.rating import error_difference, mae, rmse
 from tfrec.models.scoring import Scorer
 
 PROTOCOLS = ("full", "sampled:N", "cold-start")
@@ -105,11 +105,11 @@ def _embed_items(model, item_ids: Sequence[str]) -> tf.Tensor:
     return in_batches(model.candidate_embedding, np.asarray(item_ids, dtype=object))
 
 
-def _rating_metrics(model, test: Interactions, batch_size: int) -> dict[str, float]:
+def _predicted_ratings(model, test: Interactions, batch_size: int) -> np.ndarray:
     if not test.has_ratings:
         raise DataError(f"{test.name} has no ratings to evaluate a rating model on")
     frame = test.frame
-    predicted = np.concatenate(
+    return np.concatenate(
         [
             model.score(
                 frame[USER].to_numpy()[s : s + batch_size], frame[ITEM].to_numpy()[s : s + batch_size]
@@ -117,7 +117,11 @@ def _rating_metrics(model, test: Interactions, batch_size: int) -> dict[str, flo
             for s in range(0, len(frame), batch_size)
         ]
     )
-    return {"rmse": rmse(frame[RATING], predicted), "mae": mae(frame[RATING], predicted)}
+
+
+def _rating_metrics(model, test: Interactions, batch_size: int) -> dict[str, float]:
+    predicted = _predicted_ratings(model, test, batch_size)
+    return {"rmse": rmse(test.frame[RATING], predicted), "mae": mae(test.frame[RATING], predicted)}
 
 
 def _full(model, exclude, test, ks, catalogue, chunk_size, per_user: dict | None = None) -> dict[str, float]:
@@ -309,25 +313,28 @@ def compare(
     seed: int = 0,
     protocol: str = "full",
 ) -> dict[str, float | str]:
-    """Model ``a`` against model ``b`` on one full-ranking metric, with a paired bootstrap
-    interval over users.
+    """Model ``a`` against model ``b`` on one metric, with a paired bootstrap interval.
 
-    Both rank the same catalogue for the same test users (``full``: the training
-    catalogue, training items left out; ``cold-start``: only the test items absent from
-    training); each user's metric difference is resampled ``samples`` times. The verdict is ``better``
-    (``a`` ahead: the interval is above 0), ``worse`` (below 0) or ``tie``.
+    Ranking metrics: both rank the same catalogue for the same test users (``full``: the
+    training catalogue, training items left out; ``cold-start``: only the test items
+    absent from training); each user's metric difference is resampled ``samples`` times.
+    Rating error (``rmse``, ``mae``; rating models): both predict every test rating and
+    the ratings are resampled (see :func:`tfrec.evaluation.error_difference`). The verdict
+    is ``better`` (``a`` ahead: a higher metric, or a lower error), ``worse`` or ``tie``.
 
     Args:
         a, b: Scorers (tfrec models, ``Popularity``, peer adapters) with the same catalogue.
         train, test: The split both were evaluated on.
-        metric: A per-user metric of the full protocol (``recall@10``, ``ndcg@20``, ``mrr``...).
+        metric: A per-user metric of the full protocol (``recall@10``, ``ndcg@20``,
+            ``mrr``...), or ``rmse`` / ``mae``.
         samples: Bootstrap resamples.
         level: Interval coverage.
         seed: Seed of the resampling.
         protocol: ``full`` or ``cold-start``.
 
     Returns:
-        ``{"metric", "a", "b", "difference", "low", "high", "level", "users", "verdict"}``.
+        ``{"metric", "a", "b", "difference", "low", "high", "level", "users", "verdict"}``
+        (``ratings`` instead of ``users`` for rating error).
 
     Raises:
         TfrecError: a metric the full protocol does not give per user, or different
@@ -338,11 +345,18 @@ def compare(
         >>> tfrec.evaluation.compare(model, tfrec.evaluation.Popularity(split.train), split.train, split.test)
     """
     train, test = as_interactions(train, "train"), as_interactions(test, "test")
+    if metric in ("rmse", "mae"):
+        if a.task != "rating" or b.task != "rating":
+            raise TfrecError(f"compare(): {metric} compares two rating models, got {a.task} and {b.task}")
+        a_pred, b_pred = (_predicted_ratings(m, test, 8192) for m in (a, b))
+        return error_difference(
+            test.frame[RATING], a_pred, b_pred, metric=metric, samples=samples, level=level, seed=seed
+        )
     if protocol not in ("full", "cold-start"):
         raise TfrecError(f"compare(): protocol must be 'full' or 'cold-start', got {protocol!r}")
     name, _, cut = metric.partition("@")
     if name not in (*METRICS, "mrr") or (name != "mrr") != bool(cut) or (cut and not cut.isdigit()):
-        raise TfrecError(f"compare(): metric must be one of {list(METRICS)} with @K, or mrr; got {metric!r}")
+        raise TfrecError(f"compare(): metric must be one of {list(METRICS)} with @K, mrr, rmse or mae; got {metric!r}")
     if protocol == "cold-start":
         catalogue = sorted(set(test.frame[ITEM]) - set(train.frame[ITEM]))
         if not catalogue:

@@ -27,3 +27,50 @@ def mae(y_true, y_pred) -> float:
     """Mean absolute error."""
     y_true, y_pred = _pair(y_true, y_pred)
     return float(np.mean(np.abs(y_true - y_pred)))
+
+
+def error_difference(
+    y_true, a, b, *, metric: str = "rmse", samples: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, float | str]:
+    """Two sets of predicted ratings compared on one error, with a paired bootstrap
+    interval over ratings.
+
+    Each resample draws the same ratings for both; the interval is of ``error(a) -
+    error(b)``, so a negative difference means ``a`` errs less. The verdict is ``better``
+    (the interval is below 0), ``worse`` (above 0) or ``tie``.
+
+    Args:
+        y_true: The true ratings.
+        a, b: Two predictions of them, in the same order.
+        metric: ``rmse`` or ``mae``.
+        samples: Bootstrap resamples.
+        level: Interval coverage.
+        seed: Seed of the resampling.
+
+    Returns:
+        ``{"metric", "a", "b", "difference", "low", "high", "level", "ratings", "verdict"}``.
+    """
+    if metric not in ("rmse", "mae"):
+        raise TfrecError(f"metric must be 'rmse' or 'mae', got {metric!r}")
+    y_true, a = _pair(y_true, a)
+    _, b = _pair(y_true, b)
+    errors = [(p - y_true) ** 2 if metric == "rmse" else np.abs(p - y_true) for p in (a, b)]
+    finish = np.sqrt if metric == "rmse" else (lambda x: x)
+    rng = np.random.default_rng(seed)
+    differences = []
+    for start in range(0, samples, 256):
+        rows = rng.integers(0, len(y_true), (min(256, samples - start), len(y_true)))
+        differences.append(finish(errors[0][rows].mean(axis=1)) - finish(errors[1][rows].mean(axis=1)))
+    low, high = np.quantile(np.concatenate(differences), [(1 - level) / 2, (1 + level) / 2])
+    first, second = (float(finish(e.mean())) for e in errors)
+    return {
+        "metric": metric,
+        "a": first,
+        "b": second,
+        "difference": first - second,
+        "low": float(low),
+        "high": float(high),
+        "level": level,
+        "ratings": len(y_true),
+        "verdict": "better" if high < 0 else "worse" if low > 0 else "tie",
+    }

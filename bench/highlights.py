@@ -32,11 +32,12 @@ def _ratings(r: dict) -> tuple[str, str, str]:
     folds = r["mf_quality"]["ratings"]
     tuned = r.get("verdicts", {}).get("ratings")
     alike = (
-        f"; both tuned alike on validation (bench/verdicts.py): `biased_mf` {tuned['a']:.4f} vs SVD "
-        f"{tuned['b']:.4f}, {interval(tuned)}"
+        "; tuned alike on validation (bench/verdicts.py): "
+        + "; ".join(f"`biased_mf` {v['a']:.4f} vs {peer.removeprefix('surprise ')} {v['b']:.4f}, {interval(v)}"
+                    for peer, v in tuned.get("against", {"surprise SVD": tuned}).items())
         if tuned
         else ""
-    )
+    )  # fmt: skip
     return (
         "ML-100K u1..u5 mean RMSE (bench/mf_quality.py)",
         f"`bayesian_mf` {_mean_rmse(folds['bayesian_mf']):.4f}; `biased_mf` {_mean_rmse(folds['biased_mf']):.4f}",
@@ -52,10 +53,11 @@ def _ranking(r: dict) -> tuple[str, str, str]:
         "ML-100K leave-last-out R@10 (bench/ncf_quality.py, mf_quality.py, verdicts.py)",
         f"`neumf` pre-trained {ncf['neumf (pre-trained)']['recall@10']:.4f}, `implicit_mf` "
         f"{topk['implicit_mf (softmax, log-Q)'][0]:.4f} (mean of 3 seeds), `two_tower` {ncf['two_tower']['recall@10']:.4f}",
-        f"`implicit` ALS best of grid {topk['implicit ALS (64 factors, best of grid)'][0]:.4f} (mean of 3 seeds), "
+        f"`implicit` ALS {next(v for k, v in topk.items() if k.startswith('implicit ALS'))[0]:.4f} (grid point "
+        "chosen on validation, mean of 3 seeds), "
         f"popularity {ncf['popularity']['recall@10']:.4f}, TFRS tutorial "
-        f"{ncf['TFRS tutorial two-tower (10 epochs)']['recall@10']:.4f}; ALS's grid point chosen on validation, "
-        f"seed 0: `{pair['first']}` {pair['a']:.4f} vs {pair['b']:.4f}, {interval(pair)}",
+        f"{ncf['TFRS tutorial two-tower (10 epochs)']['recall@10']:.4f}; both tuned alike on validation "
+        f"(bench/verdicts.py, seed 0): `{pair['first']}` {pair['a']:.4f} vs ALS {pair['b']:.4f}, {interval(pair)}",
     )
 
 

@@ -1,17 +1,19 @@
-"""Paired verdicts with intervals: tfrec models against `implicit` peers tuned alike.
+"""Paired verdicts with intervals: tfrec models against peers, each tuned alike.
 
-ML-100K, leave-last-out (seed 0). The peers' grid point (the same grids as peers.py) is
-chosen on a validation part of the training split (leave-last-out of the training part),
-never on the test split; the chosen point is then refitted on the whole training part.
-tfrec models run at their registered defaults. Each pair is compared on the test split with
-`tfrec.evaluation.compare`: the Recall@10 / NDCG@10 difference with a 95% paired bootstrap
-interval over users, and a verdict (better / worse / tie).
+Rankings: ML-100K, leave-last-out (seed 0). `implicit` ALS and BPR, implicit_mf and
+two_tower each get a 24-point grid (peers.IMPLICIT_GRIDS and TFREC_GRIDS below) scored by
+Recall@10 on a validation part (the leave-last-out of the training part); the chosen point
+is refitted on the whole training part. tfrec's models are also run at their registered
+defaults. Each pair is compared on the test split with `tfrec.evaluation.compare`: the
+Recall@10 / NDCG@10 difference with a 95% paired bootstrap interval over users, and a
+verdict (better / worse / tie).
 
-Ratings (when scikit-surprise is installed): ML-100K folds u1..u5. biased_mf and Surprise's
-SVD each get the same budget, an 8-point grid scored by RMSE on a validation part (a random
-10% of the fold's training part); the chosen point is refitted on the whole training part
-and scored once on the fold's test part. The verdict pools the five test parts (every
-rating once): the RMSE difference with a 95% paired bootstrap interval over ratings.
+Ratings (when scikit-surprise is installed): ML-100K folds u1..u5. biased_mf, Surprise's
+SVD and SVD++ each get the same budget, an 8-point grid scored by RMSE on a validation part
+(a random 10% of the fold's training part); the chosen point is refitted on the whole
+training part and scored once on the fold's test part. Each verdict pools the five test
+parts (every rating once): the RMSE difference with a 95% paired bootstrap interval over
+ratings (`tfrec.evaluation.error_difference`).
 
 Usage: python bench/verdicts.py [--seed 0]
 Writes bench/results/verdicts.{md,json}.
@@ -23,24 +25,30 @@ import argparse
 
 import numpy as np
 from common import SHARED_DATA, machine, table, write
-from peers import implicit_model
+from peers import IMPLICIT_GRIDS, best_on_validation, implicit_model
 
 import tfrec
 from tfrec.data import split
+from tfrec.evaluation import error_difference, rmse
 from tfrec.training import train
 
-GRIDS = {
-    "implicit ALS": ("als", [{"factors": 64, "regularization": r, "alpha": a, "iterations": 15}
-                             for r in (0.01, 0.1) for a in (1.0, 10.0)]),
-    "implicit BPR": ("bpr", [{"factors": 64, "learning_rate": lr, "regularization": 0.01, "iterations": it}
-                             for lr in (0.01, 0.05) for it in (100, 300)]),
+TFREC_GRIDS = {
+    "implicit_mf": [{"embedding_dim": d, "temperature": t, "learning_rate": lr, "epochs": e}
+                    for d in (32, 64, 128) for t in (0.5, 1.0) for lr in (5e-3, 1e-2) for e in (10, 20)],
+    "two_tower": [{"embedding_dim": d, "temperature": t, "batch_size": b, "epochs": e}
+                  for d in (32, 64, 128) for t in (0.5, 1.0) for b in (512, 1024) for e in (10, 20)],
 }  # fmt: skip
-PAIRS = (("implicit_mf", "implicit ALS"), ("implicit_mf", "implicit BPR"), ("two_tower", "implicit ALS"))
+# (a, b): each tfrec model tuned alike against each peer; then at its defaults.
+PAIRS = (("implicit_mf (tuned)", "implicit ALS"), ("implicit_mf (tuned)", "implicit BPR"),
+         ("two_tower (tuned)", "implicit ALS"), ("implicit_mf (default)", "implicit ALS"),
+         ("two_tower (default)", "implicit ALS"))  # fmt: skip
 RATING_GRIDS = {
     "biased_mf": [{"embedding_dim": d, "l2_factors": l2, "learning_rate": lr, "epochs": e}
-                  for d in (32, 64) for l2 in (0.05, 0.11) for lr, e in ((1e-3, 30), (2e-3, 20))],
+                  for d in (32, 64) for l2 in (0.08, 0.15) for lr, e in ((1e-3, 30), (2e-3, 20))],
     "surprise SVD": [{"n_factors": f, "reg_all": r, "lr_all": lr, "n_epochs": e}
-                     for f in (50, 100) for r in (0.02, 0.05) for lr, e in ((0.005, 20), (0.01, 30))],
+                     for f in (50, 100) for r in (0.05, 0.1) for lr, e in ((0.01, 30), (0.01, 50))],
+    "surprise SVD++": [{"n_factors": f, "reg_all": r, "lr_all": lr, "n_epochs": e}
+                       for f in (20, 50) for r in (0.02, 0.05) for lr, e in ((0.007, 20), (0.005, 30))],
 }  # fmt: skip
 
 
@@ -54,17 +62,14 @@ def rating_predictions(name: str, params: dict, train_part, test_part, seed: int
 
     reader = surprise.Reader(rating_scale=(1, 5))
     trainset = surprise.Dataset.load_from_df(train_part.frame[["user_id", "item_id", "rating"]], reader)
-    algo = surprise.SVD(random_state=seed, **params)
+    algo = (surprise.SVDpp if name == "surprise SVD++" else surprise.SVD)(random_state=seed, **params)
     algo.fit(trainset.build_full_trainset())
     return np.asarray([algo.predict(u, i).est for u, i in zip(frame["user_id"], frame["item_id"])])
 
 
-def rmse(truth: np.ndarray, predicted: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((truth - predicted) ** 2)))
-
-
 def rating_verdict(seed: int, samples: int = 2000) -> dict | None:
-    """biased_mf against Surprise SVD, each tuned on validation parts alike (None without Surprise)."""
+    """biased_mf against Surprise SVD and SVD++, each tuned on validation parts alike (None
+    without Surprise); the top level holds the SVD verdict."""
     try:
         import surprise  # noqa: F401
     except ImportError:
@@ -85,18 +90,13 @@ def rating_verdict(seed: int, samples: int = 2000) -> dict | None:
                                  "test_rmse": rmse(truth[-1], predicted[name][-1])}  # fmt: skip
             print(fold, name, folds[fold][name], flush=True)
     y = np.concatenate(truth)
-    a, b = (np.concatenate(predicted[n]) for n in RATING_GRIDS)
-    rng = np.random.default_rng(seed)
-    differences = []
-    for _ in range(samples):
-        rows = rng.integers(0, len(y), len(y))
-        differences.append(rmse(y[rows], a[rows]) - rmse(y[rows], b[rows]))
-    low, high = np.percentile(differences, [2.5, 97.5])
-    verdict = "better" if high < 0 else "worse" if low > 0 else "tie"  # lower RMSE is better
-    result = {"a": rmse(y, a), "b": rmse(y, b), "difference": rmse(y, a) - rmse(y, b), "low": float(low),
-              "high": float(high), "ratings": len(y), "verdict": verdict}  # fmt: skip
-    print("biased_mf vs surprise SVD", result, flush=True)
-    return {"folds": folds, **result}
+    ours = np.concatenate(predicted["biased_mf"])
+    verdicts = {}
+    for name in RATING_GRIDS:
+        if name != "biased_mf":
+            verdicts[name] = error_difference(y, ours, np.concatenate(predicted[name]), samples=samples, seed=seed)
+            print("biased_mf vs", name, verdicts[name], flush=True)
+    return {"folds": folds, "against": verdicts, **verdicts["surprise SVD"]}
 
 
 def main() -> None:
@@ -107,16 +107,19 @@ def main() -> None:
     parts = split(data, "leave-last-out", seed=args.seed, validation="leave-last-out")
     whole = split(data, "leave-last-out", seed=args.seed)  # the same test part, the whole training part
     models, chosen = {}, {}
-    for label, (kind, grid) in GRIDS.items():
-        def validation_recall(params, kind=kind):
-            model = implicit_model(kind, parts.train, args.seed, **params)
-            return tfrec.evaluate(model, parts.train, parts.validation, k=[10])["recall@10"]
-
-        chosen[label] = max(grid, key=validation_recall)
+    for kind, grid in IMPLICIT_GRIDS.items():
+        label = f"implicit {kind.upper()}"
+        chosen[label] = best_on_validation(lambda p, t, kind=kind: implicit_model(kind, t, args.seed, **p), grid, parts)
         models[label] = implicit_model(kind, whole.train, args.seed, **chosen[label])
         print(label, "chosen on validation:", chosen[label], flush=True)
-    for name in {a for a, _ in PAIRS}:
-        models[name] = train(name, whole.train, seed=args.seed, verbose=0).model
+    for name, grid in TFREC_GRIDS.items():
+        def fit(params, data, name=name):
+            return train(name, data, seed=args.seed, verbose=0, **params).model
+
+        chosen[f"{name} (tuned)"] = best_on_validation(fit, grid, parts)
+        models[f"{name} (tuned)"] = fit(chosen[f"{name} (tuned)"], whole.train)
+        models[f"{name} (default)"] = fit({}, whole.train)
+        print(name, "chosen on validation:", chosen[f"{name} (tuned)"], flush=True)
     rows, payload = [], []
     for a, b in PAIRS:
         for metric in ("recall@10", "ndcg@10"):
@@ -131,7 +134,7 @@ def main() -> None:
         rating_text = "\n## Ratings\n\nscikit-surprise is not installed: the rating verdict was not run.\n"
     else:
         rating_text = (
-            "\n## Ratings: biased_mf against Surprise SVD, tuned alike (ML-100K u1..u5)\n\n"
+            "\n## Ratings: biased_mf against Surprise SVD and SVD++, tuned alike (ML-100K u1..u5)\n\n"
             "Each model's point of its 8-point grid chosen by validation RMSE (a random 10% of each fold's "
             "training part), refitted on the fold's training part, scored once on its test part; pooled over "
             "the five test parts, 95% paired bootstrap over ratings (a negative difference: biased_mf lower).\n\n"
@@ -140,16 +143,17 @@ def main() -> None:
                       r["test_rmse"]] for f, models in ratings["folds"].items() for n, r in models.items()])
             + "\n"
             + table(["a", "b", "a RMSE", "b RMSE", "a - b", "95% interval", "verdict"],
-                    [["biased_mf", "surprise SVD", ratings["a"], ratings["b"], ratings["difference"],
-                      f"[{ratings['low']:+.4f}, {ratings['high']:+.4f}]", ratings["verdict"]]])
+                    [["biased_mf", name, v["a"], v["b"], v["difference"], f"[{v['low']:+.4f}, {v['high']:+.4f}]",
+                      v["verdict"]] for name, v in ratings["against"].items()])
         )  # fmt: skip
     markdown = (
-        "# Paired verdicts: tfrec against `implicit`, tuned alike\n\n"
+        "# Paired verdicts: tfrec against peers, tuned alike\n\n"
         f"Generated by `python bench/verdicts.py --seed {args.seed}` on {info['cpu']} ({info['cores']} cores), "
         f"commit {info['commit']}, {info['date']}.\n"
-        "ML-100K leave-last-out; peers' grid point chosen on a validation part of the training split "
-        f"({', '.join(f'{k}: {v}' for k, v in chosen.items())}), refitted on the whole training part; "
-        "tfrec models at their defaults; 95% paired bootstrap intervals over users.\n\n"
+        "ML-100K leave-last-out; each model's point of its 24-point grid chosen on a validation part of the "
+        "training split (the leave-last-out of the training part), refitted on the whole training part; tfrec's "
+        "models also at their defaults; 95% paired bootstrap intervals over users. Chosen: "
+        f"{'; '.join(f'{k}: ' + ', '.join(f'{f}={v}' for f, v in p.items()) for k, p in chosen.items())}.\n\n"
         + table(["a", "b", "metric", "a value", "b value", "a - b", "95% interval", "verdict"], rows)
         + rating_text
     )

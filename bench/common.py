@@ -108,3 +108,15 @@ def epoch_timer():
             self.seconds.append(time.perf_counter() - self._start)
 
     return EpochTimer()
+
+
+def pooled_rmse(errors: list, seed: int = 0) -> dict:
+    """RMSE over several test parts' errors (predicted - true) pooled, every rating once,
+    with a 95% bootstrap interval over ratings."""
+    import numpy as np
+
+    from tfrec.evaluation.bootstrap import bootstrap_interval
+
+    squared = np.concatenate([np.asarray(e, np.float64) ** 2 for e in errors])
+    low, high = bootstrap_interval([squared], np.sqrt, seed=seed)
+    return {"rmse": float(np.sqrt(squared.mean())), "low": low, "high": high, "ratings": len(squared)}

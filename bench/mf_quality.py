@@ -17,7 +17,7 @@ import argparse
 import time
 
 import numpy as np
-from common import SHARED_DATA, machine, table, write
+from common import SHARED_DATA, machine, pooled_rmse, table, write
 from peers import implicit_peers, seed_mean
 
 import tfrec
@@ -51,7 +51,7 @@ def run_surprise(surprise, algo_cls, parts, seed):
         tfrec.evaluation.rmse(test["rating"], predicted),
         tfrec.evaluation.mae(test["rating"], predicted),
         seconds,
-    )
+    ), predicted - test["rating"].to_numpy(np.float64)
 
 
 def main() -> None:
@@ -65,16 +65,23 @@ def main() -> None:
     surprise, peers = surprise_models()
 
     ratings: dict[str, list[tuple[float, float, float]]] = {}
+    errors: dict[str, list[np.ndarray]] = {}
     for fold in folds:
         parts = split(data, f"fold:{fold}")
+        test = parts.test.frame
         for name in ("biased_mf", "bayesian_mf", "deep_mf"):
             result = train(name, parts.train, seed=args.seed, verbose=0)
             metrics = tfrec.evaluate(result.model, parts.train, parts.test)
             ratings.setdefault(name, []).append((metrics["rmse"], metrics["mae"], result.train_seconds))
+            predicted = result.model.score(test["user_id"].to_numpy(), test["item_id"].to_numpy())
+            errors.setdefault(name, []).append(predicted - test["rating"].to_numpy(np.float64))
             print(fold, name, metrics, f"{result.train_seconds:.1f}s", flush=True)
         for name, algo_cls in peers.items():
-            ratings.setdefault(name, []).append(run_surprise(surprise, algo_cls, parts, args.seed))
+            row, error = run_surprise(surprise, algo_cls, parts, args.seed)
+            ratings.setdefault(name, []).append(row)
+            errors.setdefault(name, []).append(error)
             print(fold, name, ratings[name][-1], flush=True)
+    pooled = {name: pooled_rmse(e, args.seed) for name, e in errors.items()}
 
     parts = split(data, "leave-last-out", seed=args.seed)
     topk: dict[str, tuple[float, float, float]] = {}
@@ -102,9 +109,9 @@ def main() -> None:
     rating_rows = []
     for name, runs in ratings.items():
         array = np.asarray(runs)
-        rating_rows.append(
-            [name, *[float(x) for x in array.mean(axis=0)], ", ".join(f"{r:.4f}" for r in array[:, 0])]
-        )
+        p = pooled[name]
+        rating_rows.append([name, *[float(x) for x in array.mean(axis=0)], ", ".join(f"{r:.4f}" for r in array[:, 0]),
+                            f"{p['rmse']:.4f} [{p['low']:.4f}, {p['high']:.4f}]"])  # fmt: skip
     info = machine()
     markdown = (
         "# Matrix factorization on MovieLens 100K\n\n"
@@ -113,7 +120,7 @@ def main() -> None:
         f"on {info['cpu']} ({info['cores']} cores, {info['memory']}), commit {info['commit']}, {info['date']}.\n"
         f"Versions: {', '.join(f'{k} {v}' for k, v in info['versions'].items())}.\n\n"
         f"## Ratings: folds {args.folds} (mean over folds)\n\n"
-        + table(["model", "RMSE", "MAE", "train s", "RMSE per fold"], rating_rows)
+        + table(["model", "RMSE", "MAE", "train s", "RMSE per fold", "pooled RMSE [95% over ratings]"], rating_rows)
         + ("\nSurprise is not installed: its rows are missing.\n" if surprise is None else "")
         + "\n## Implicit top-K: leave-last-out, full ranking, training items excluded\n\n"
         + f"Mean over training seeds {seeds} (the split is the same); peers: the point of a 24-point grid chosen on a validation part (leave-last-out of the training part).\n\n"
@@ -123,7 +130,7 @@ def main() -> None:
         )
         + "\nDefaults of each tfrec model come from its config dataclass (see `tfrec models`).\n"
     )
-    payload = {"machine": info, "seed": args.seed, "folds": folds, "ratings": ratings, "topk": topk}
+    payload = {"machine": info, "seed": args.seed, "folds": folds, "ratings": ratings, "pooled": pooled, "topk": topk}
     write("mf_quality", payload, markdown)
 
 

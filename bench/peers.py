@@ -201,6 +201,12 @@ class TutorialTwoTower(Scorer):
 def top_k_accuracy(model, test: Interactions, k: int = 100) -> float:
     """TFRS's top-K categorical accuracy: the share of test interactions whose item is among
     the user's top ``k`` of the whole catalogue (training items not excluded)."""
+    return float(top_k_hits(model, test, k).mean())
+
+
+def top_k_hits(model, test: Interactions, k: int = 100) -> np.ndarray:
+    """Per test interaction, 1 when its item is among the user's top ``k`` of the whole
+    catalogue (training items not excluded), else 0 (the terms of ``top_k_accuracy``)."""
     users = np.asarray(sorted(set(test.frame["user_id"])), dtype=object)
     row_of = {u: i for i, u in enumerate(users)}
     catalogue = np.asarray(model.item_vocabulary, dtype=object)
@@ -208,12 +214,12 @@ def top_k_accuracy(model, test: Interactions, k: int = 100) -> float:
     scores = model.score_all(
         model.query_embedding(tf.constant(users)), model.candidate_embedding(tf.constant(catalogue))
     ).numpy()
-    hits = 0
-    for user, item in zip(test.frame["user_id"], test.frame["item_id"]):
+    hits = np.zeros(len(test.frame))
+    for position, (user, item) in enumerate(zip(test.frame["user_id"], test.frame["item_id"])):
         if item in column_of:
             row = scores[row_of[user]]
-            hits += int((row > row[column_of[item]]).sum() < k)
-    return hits / len(test)
+            hits[position] = float((row > row[column_of[item]]).sum() < k)
+    return hits
 
 
 class RandomScores(Scorer):

@@ -162,3 +162,23 @@ def test_compare_rating_models_on_rmse(small) -> None:
     implicit = tfrec.training.train("implicit_mf", ratings_split.train, epochs=1, verbose=0).model
     with pytest.raises(tfrec.TfrecError, match="compares two rating models"):
         tfrec.evaluation.compare(good, implicit, ratings_split.train, ratings_split.test, metric="rmse")
+
+
+def test_interval_bootstraps_one_model_over_users_or_ratings(small) -> None:
+    parts = split(small, "leave-last-out", seed=0)
+    model = tfrec.training.train("implicit_mf", parts.train, epochs=3, verbose=0).model
+    metrics = tfrec.evaluate(model, parts.train, parts.test, k=10)
+    got = tfrec.evaluation.interval(model, parts.train, parts.test, metric="ndcg@10", samples=500)
+    assert got["value"] == pytest.approx(metrics["ndcg@10"]) and got["users"] == metrics["users"]
+    assert got["low"] < got["value"] < got["high"]
+    wider = tfrec.evaluation.interval(model, parts.train, parts.test, metric="ndcg@10", samples=500, level=0.99)
+    assert wider["low"] <= got["low"] and wider["high"] >= got["high"]
+    rated = split(small, "random:0.2", seed=0)
+    rating_model = tfrec.training.train("biased_mf", rated.train, epochs=2, verbose=0).model
+    error = tfrec.evaluation.interval(rating_model, rated.train, rated.test, metric="rmse", samples=500)
+    assert error["value"] == pytest.approx(tfrec.evaluate(rating_model, rated.train, rated.test)["rmse"], rel=1e-5)
+    assert error["low"] < error["value"] < error["high"] and error["ratings"] == len(rated.test.frame)
+    with pytest.raises(tfrec.TfrecError, match="needs a rating model"):
+        tfrec.evaluation.interval(model, parts.train, parts.test, metric="rmse")
+    with pytest.raises(tfrec.TfrecError, match="metric must be one of"):
+        tfrec.evaluation.interval(model, parts.train, parts.test, metric="auc")

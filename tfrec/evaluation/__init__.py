@@ -7,6 +7,7 @@ from tfrec.evaluation.evaluate import (
     check_protocol,
     compare,
     evaluate,
+    interval,
     parse_protocol,
     read_ncf_negatives,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "RankingMetrics",
     "popular_items",
     "evaluate",
+    "interval",
     "mae",
     "parse_protocol",
     "rank_metrics",

@@ -12,6 +12,7 @@ from tfrec._keras import tf
 from tfrec.core.chunks import in_batches
 from tfrec.data.interactions import ITEM, RATING, USER, Interactions, as_interactions
 from tfrec.errors import DataError, TfrecError
+from tfrec.evaluation.bootstrap import bootstrap_interval
 from tfrec.evaluation.ranking import METRICS, check_ks, rank_metrics
 from tfrec.evaluation.rating import error_difference, mae, rmse
 from tfrec.models.scoring import Scorer
@@ -352,40 +353,86 @@ def compare(
         return error_difference(
             test.frame[RATING], a_pred, b_pred, metric=metric, samples=samples, level=level, seed=seed
         )
+    if protocol == "full" and list(a.item_vocabulary) != list(b.item_vocabulary):
+        raise TfrecError("compare(): the two models rank different catalogues")
+    first, second = (_per_user_values("compare()", m, train, test, metric, protocol) for m in (a, b))
+    low, high = bootstrap_interval([first - second], lambda d: d, samples=samples, level=level, seed=seed)
+    return {
+        "metric": metric,
+        "a": float(first.mean()),
+        "b": float(second.mean()),
+        "difference": float((first - second).mean()),
+        "low": low,
+        "high": high,
+        "level": level,
+        "users": len(first),
+        "verdict": "better" if low > 0 else "worse" if high < 0 else "tie",
+    }
+
+
+def _per_user_values(caller: str, model, train: Interactions, test: Interactions, metric: str, protocol: str):
+    """One full-ranking metric per test user (sorted by user id)."""
     if protocol not in ("full", "cold-start"):
-        raise TfrecError(f"compare(): protocol must be 'full' or 'cold-start', got {protocol!r}")
+        raise TfrecError(f"{caller}: protocol must be 'full' or 'cold-start', got {protocol!r}")
     name, _, cut = metric.partition("@")
     if name not in (*METRICS, "mrr") or (name != "mrr") != bool(cut) or (cut and not cut.isdigit()):
-        raise TfrecError(f"compare(): metric must be one of {list(METRICS)} with @K, mrr, rmse or mae; got {metric!r}")
+        raise TfrecError(f"{caller}: metric must be one of {list(METRICS)} with @K, mrr, rmse or mae; got {metric!r}")
     if protocol == "cold-start":
         catalogue = sorted(set(test.frame[ITEM]) - set(train.frame[ITEM]))
         if not catalogue:
             raise DataError("cold-start protocol: the test split has no item absent from training")
         exclude = train.frame.iloc[:0]
     else:
-        if list(a.item_vocabulary) != list(b.item_vocabulary):
-            raise TfrecError("compare(): the two models rank different catalogues")
-        catalogue, exclude = list(a.item_vocabulary), train.frame
-    values = []
-    for model in (a, b):
-        per_user: dict = {}
-        _full(model, exclude, test, (int(cut) if cut else 10,), catalogue, None, per_user=per_user)
-        values.append(per_user[metric])
-    difference = values[0] - values[1]
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([
-        difference[rng.integers(0, len(difference), (min(256, samples - s), len(difference)))].mean(axis=1)
-        for s in range(0, samples, 256)
-    ])  # fmt: skip
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return {
-        "metric": metric,
-        "a": float(values[0].mean()),
-        "b": float(values[1].mean()),
-        "difference": float(difference.mean()),
-        "low": float(low),
-        "high": float(high),
-        "level": level,
-        "users": len(difference),
-        "verdict": "better" if low > 0 else "worse" if high < 0 else "tie",
-    }
+        catalogue, exclude = list(model.item_vocabulary), train.frame
+    per_user: dict = {}
+    _full(model, exclude, test, (int(cut) if cut else 10,), catalogue, None, per_user=per_user)
+    return per_user[metric]
+
+
+def interval(
+    model,
+    train: Interactions,
+    test: Interactions,
+    *,
+    metric: str = "recall@10",
+    samples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    protocol: str = "full",
+) -> dict[str, float | str]:
+    """One model's metric with a bootstrap interval: over users for a full-ranking
+    metric, over ratings for ``rmse`` / ``mae``.
+
+    Use it to say whether a figure clears a bar (``low`` above it) rather than reading a
+    point estimate; the protocols are those of :func:`compare`.
+
+    Args:
+        model: A trained tfrec model (or any Scorer).
+        train, test: The split it was trained and is evaluated on.
+        metric: ``recall@10``, ``ndcg@20``, ``mrr``..., or ``rmse`` / ``mae`` (rating models).
+        samples: Bootstrap resamples.
+        level: Interval coverage.
+        seed: Seed of the resampling.
+        protocol: ``full`` or ``cold-start`` (ranking metrics).
+
+    Returns:
+        ``{"metric", "value", "low", "high", "level", "users"}`` (``ratings`` instead of
+        ``users`` for rating error).
+
+    Example:
+        >>> tfrec.evaluation.interval(model, split.train, split.test, metric="recall@10")
+    """
+    train, test = as_interactions(train, "train"), as_interactions(test, "test")
+    if metric in ("rmse", "mae"):
+        if model.task != "rating":
+            raise TfrecError(f"interval(): {metric} needs a rating model, got a {model.task} model")
+        error = _predicted_ratings(model, test, 8192) - test.frame[RATING].to_numpy(np.float64)
+        error = error**2 if metric == "rmse" else np.abs(error)
+        finish = np.sqrt if metric == "rmse" else (lambda x: x)
+        low, high = bootstrap_interval([error], finish, samples=samples, level=level, seed=seed)
+        return {"metric": metric, "value": float(finish(error.mean())), "low": low, "high": high,
+                "level": level, "ratings": len(error)}  # fmt: skip
+    values = _per_user_values("interval()", model, train, test, metric, protocol)
+    low, high = bootstrap_interval([values], lambda v: v, samples=samples, level=level, seed=seed)
+    return {"metric": metric, "value": float(values.mean()), "low": low, "high": high, "level": level,
+            "users": len(values)}  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfrec.errors import TfrecError
+from tfrec.evaluation.bootstrap import bootstrap_interval
 
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -56,20 +57,17 @@ def error_difference(
     _, b = _pair(y_true, b)
     errors = [(p - y_true) ** 2 if metric == "rmse" else np.abs(p - y_true) for p in (a, b)]
     finish = np.sqrt if metric == "rmse" else (lambda x: x)
-    rng = np.random.default_rng(seed)
-    differences = []
-    for start in range(0, samples, 256):
-        rows = rng.integers(0, len(y_true), (min(256, samples - start), len(y_true)))
-        differences.append(finish(errors[0][rows].mean(axis=1)) - finish(errors[1][rows].mean(axis=1)))
-    low, high = np.quantile(np.concatenate(differences), [(1 - level) / 2, (1 + level) / 2])
+    low, high = bootstrap_interval(
+        errors, lambda x, y: finish(x) - finish(y), samples=samples, level=level, seed=seed
+    )
     first, second = (float(finish(e.mean())) for e in errors)
     return {
         "metric": metric,
         "a": first,
         "b": second,
         "difference": first - second,
-        "low": float(low),
-        "high": float(high),
+        "low": low,
+        "high": high,
         "level": level,
         "ratings": len(y_true),
         "verdict": "better" if high < 0 else "worse" if low > 0 else "tie",

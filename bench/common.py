@@ -11,6 +11,21 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+STARTED = time.perf_counter()
+
+
+def _code_commit() -> str:
+    """HEAD when the script started (its code), ``+changes`` if tfrec/ or bench/ scripts
+    differed from it then."""
+    root = Path(__file__).resolve().parents[1]
+    git = ["git", "-C", str(root)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    changed = subprocess.run([*git, "status", "--porcelain", "--", "tfrec", "bench/*.py"], capture_output=True,
+                             text=True).stdout.strip()  # fmt: skip
+    return commit + ("+changes" if changed else "")
+
+
+COMMIT = _code_commit()
 SHARED_DATA = Path(
     os.environ.get("TFREC_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
@@ -45,17 +60,15 @@ def machine() -> dict:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory": memory,
         "python": platform.python_version(),
         "versions": versions,
-        "commit": commit,
+        "commit": COMMIT,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "run_seconds": round(time.perf_counter() - STARTED, 1),
     }
 
 

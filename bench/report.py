@@ -74,7 +74,9 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
             "verdicts",
         ))  # fmt: skip
     for model, checked in results.get("defaults", {}).get("results", {}).items():
-        beaten = checked.get("beat_default", [])
+        if "beat_default" not in checked:  # results from before the paired verdicts
+            continue
+        beaten = checked["beat_default"]
         rows.append((
             f"{model} default holds on validation across datasets (no one-field neighbour better on a dataset and "
             "worse on none, 95% paired intervals)",
@@ -236,6 +238,15 @@ def drift(before: dict, after: dict, explained: dict) -> list[tuple[str, str, st
     return moved
 
 
+def current(name: str, commit: str) -> bool:
+    """Whether the code a section ran (tfrec/, its script, bench/common.py and peers.py) is
+    unchanged from ``commit`` to the working tree."""
+    if commit.endswith("+changes"):
+        return False
+    paths = ["tfrec", f"bench/{name}.py", "bench/common.py", "bench/peers.py"]
+    return subprocess.run(["git", "-C", str(BENCH.parent), "diff", "--quiet", commit, "--", *paths]).returncode == 0
+
+
 def main() -> None:
     results, sections = {}, []
     for name in SCRIPTS:
@@ -256,6 +267,8 @@ def main() -> None:
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in targets]
     runs = "\n".join(
         f"- `{name}`: commit {r['machine']['commit']}, {r['machine']['date']}, seed {r.get('seed', '-')}"
+        + (f", {r['machine']['run_seconds'] / 60:.0f} min" if "run_seconds" in r["machine"] else "")
+        + ("" if current(name, r["machine"]["commit"]) else "; **stale**: its code changed since (rerun it)")
         for name, r in results.items()
     )
     markdown = (
@@ -264,7 +277,8 @@ def main() -> None:
         "the output of the script run named in it, copied unchanged; machine-readable: bench/results.json). "
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, Python {info['python']}; "
         f"{', '.join(f'{k} {v}' for k, v in info['versions'].items())}.\n\n"
-        "Runs (a section is as old as its commit; `make bench` reruns them all):\n\n"
+        "Runs (a section is as old as its commit and is marked stale when tfrec/, its script or the helpers it "
+        "imports changed since; `make bench` reruns them all):\n\n"
         + runs
         + "\n\n## Targets\n\n"
         + "\n".join(lines)

@@ -11,8 +11,9 @@ the best worst standing (its figure relative to the best setting on each dataset
 
 - rating models (RMSE): ML-100K fold u1 and ml-latest-small `random:0.2`, validation a
   random 10% of the training part.
-- retrieval and ranking models (Recall@10, full ranking): ML-100K, ml-latest-small and
-  CiteULike-t `leave-last-out`, validation the leave-last-out of the training part.
+- retrieval models (Recall@10, full ranking): ML-100K, ml-latest-small and CiteULike-t
+  `leave-last-out`, validation the leave-last-out of the training part; the NCF models
+  (gmf, mlp, neumf) on the two MovieLens sets.
 - text models for item cold start (Recall@20, cold-start protocol): CiteULike-t and
   ml-latest-small `cold-items:0.2`, validation 20% of the training items held out.
 
@@ -38,6 +39,8 @@ DATASETS = {"ml-100k": ("movielens-100k", "ml-100k"), "ml-latest-small": ("movie
 FAMILIES = {
     "rating": ("rmse", None, {"ml-100k": ("fold:u1", "random:0.1"), "ml-latest-small": ("random:0.2", "random:0.1")}),
     "ranking": ("recall@10", "full", {d: ("leave-last-out", "leave-last-out") for d in DATASETS}),
+    # the NCF models score every (user, item) pair through their network: the MovieLens sets
+    "ncf": ("recall@10", "full", {d: ("leave-last-out", "leave-last-out") for d in ("ml-100k", "ml-latest-small")}),
     "cold": ("recall@20", "cold-start", {"citeulike-t": ("cold-items:0.2", "cold-items:0.2"),
                                          "ml-latest-small": ("cold-items:0.2", "cold-items:0.2")}),
 }  # fmt: skip
@@ -59,9 +62,9 @@ NEIGHBOURS = {
     "content_tower": ("cold", [{}, {"embedding_dim": 128}, {"temperature": 0.5}, {"learning_rate": 2e-3},
                                {"epochs": 3}, {"epochs": 10}]),
     "hybrid": ("cold", [{}, {"temperature": 0.2}, {"id_dropout": 0.5}, {"epochs": 3}, {"epochs": 10}]),
-    "gmf": ("ranking", [{}, {"factors": 64}, {"learning_rate": 3e-3}, {"epochs": 10}]),
-    "mlp": ("ranking", [{}, {"mlp_layers": (128, 64, 32)}, {"learning_rate": 3e-3}, {"epochs": 10}]),
-    "neumf": ("ranking", [{}, {"factors": 64}, {"learning_rate": 3e-3}, {"epochs": 10}, {"pretrain": True}]),
+    "gmf": ("ncf", [{}, {"factors": 64}, {"learning_rate": 3e-3}, {"epochs": 10}]),
+    "mlp": ("ncf", [{}, {"mlp_layers": (128, 64, 32)}, {"learning_rate": 3e-3}, {"epochs": 10}]),
+    "neumf": ("ncf", [{}, {"factors": 64}, {"learning_rate": 3e-3}, {"epochs": 10}, {"pretrain": True}]),
 }  # fmt: skip
 
 

@@ -247,6 +247,14 @@ def current(name: str, commit: str) -> bool:
     return subprocess.run(["git", "-C", str(BENCH.parent), "diff", "--quiet", commit, "--", *paths]).returncode == 0
 
 
+def commits(result: dict) -> set[str]:
+    """The commits a section's figures come from: its run's, and its entries' own where a
+    partial rerun (`defaults.py --update`) kept older ones."""
+    entries = result.get("results", {})
+    own = {e["commit"] for e in entries.values() if isinstance(e, dict) and "commit" in e} if isinstance(entries, dict) else set()
+    return {result["machine"]["commit"], *own}
+
+
 def main() -> None:
     results, sections = {}, []
     for name in SCRIPTS:
@@ -268,7 +276,7 @@ def main() -> None:
     runs = "\n".join(
         f"- `{name}`: commit {r['machine']['commit']}, {r['machine']['date']}, seed {r.get('seed', '-')}"
         + (f", {r['machine']['run_seconds'] / 60:.0f} min" if "run_seconds" in r["machine"] else "")
-        + ("" if current(name, r["machine"]["commit"]) else "; **stale**: its code changed since (rerun it)")
+        + ("" if all(current(name, c) for c in commits(r)) else "; **stale**: its code changed since (rerun it)")
         for name, r in results.items()
     )
     markdown = (

@@ -9,9 +9,9 @@ Recall@10 / NDCG@10 difference with a 95% paired bootstrap interval over users, 
 verdict (better / worse / tie).
 
 Ratings (when scikit-surprise is installed): ML-100K folds u1..u5. biased_mf, Surprise's
-SVD and SVD++ each get the same budget, an 8-point grid scored by RMSE on a validation part
-(a random 10% of the fold's training part); the chosen point is refitted on the whole
-training part and scored once on the fold's test part. Each verdict pools the five test
+SVD and SVD++ each get the same budget, an 18-point grid scored by RMSE on a validation part
+(a random 10% of fold u1's training part); the chosen point is refitted on each fold's
+training part and scored once on that fold's test part. Each verdict pools the five test
 parts (every rating once): the RMSE difference with a 95% paired bootstrap interval over
 ratings (`tfrec.evaluation.error_difference`).
 
@@ -44,12 +44,22 @@ PAIRS = (("implicit_mf (tuned)", "implicit ALS"), ("implicit_mf (tuned)", "impli
          ("two_tower (default)", "implicit ALS"))  # fmt: skip
 RATING_GRIDS = {
     "biased_mf": [{"embedding_dim": d, "l2_factors": l2, "learning_rate": lr, "epochs": e}
-                  for d in (32, 64) for l2 in (0.08, 0.15) for lr, e in ((1e-3, 30), (2e-3, 20))],
+                  for d in (32, 64, 128) for l2 in (0.11, 0.15, 0.2) for lr, e in ((1e-3, 30), (2e-3, 20))],
     "surprise SVD": [{"n_factors": f, "reg_all": r, "lr_all": lr, "n_epochs": e}
-                     for f in (50, 100) for r in (0.05, 0.1) for lr, e in ((0.01, 30), (0.01, 50))],
+                     for f in (50, 100, 200) for r in (0.05, 0.1, 0.2) for lr, e in ((0.01, 30), (0.01, 50))],
     "surprise SVD++": [{"n_factors": f, "reg_all": r, "lr_all": lr, "n_epochs": e}
-                       for f in (20, 50) for r in (0.02, 0.05) for lr, e in ((0.007, 20), (0.005, 30))],
+                       for f in (20, 50, 100) for r in (0.02, 0.05, 0.1) for lr, e in ((0.005, 30), (0.007, 50))],
 }  # fmt: skip
+
+
+def at_edges(chosen: dict, grid: list[dict]) -> list[str]:
+    """The fields whose chosen value is the lowest or highest its grid tried."""
+    edges = []
+    for field, value in chosen.items():
+        values = sorted({point[field] for point in grid})
+        if len(values) > 1 and value in (values[0], values[-1]):
+            edges.append(f"{field}={value}")
+    return edges
 
 
 def rating_predictions(name: str, params: dict, train_part, test_part, seed: int) -> np.ndarray:
@@ -75,20 +85,22 @@ def rating_verdict(seed: int, samples: int = 2000) -> dict | None:
     except ImportError:
         return None
     data = tfrec.datasets.load("movielens-100k", SHARED_DATA / "ml-100k")
+    tuning = split(data, "fold:u1", seed=seed, validation="random:0.1")
+    target = tuning.validation.frame["rating"].to_numpy(np.float64)
+    chosen = {}
+    for name, grid in RATING_GRIDS.items():
+        scored = [rmse(target, rating_predictions(name, p, tuning.train, tuning.validation, seed)) for p in grid]
+        best = grid[int(np.argmin(scored))]
+        chosen[name] = {"chosen": best, "validation_rmse": min(scored), "at_edges": at_edges(best, grid)}
+        print(name, "chosen on u1's validation part:", chosen[name], flush=True)
     folds, truth, predicted = {}, [], {name: [] for name in RATING_GRIDS}
     for fold in ("u1", "u2", "u3", "u4", "u5"):
-        tuning = split(data, f"fold:{fold}", seed=seed, validation="random:0.1")
         whole = split(data, f"fold:{fold}")
         truth.append(whole.test.frame["rating"].to_numpy(np.float64))
-        folds[fold] = {}
-        for name, grid in RATING_GRIDS.items():
-            target = tuning.validation.frame["rating"].to_numpy(np.float64)
-            scored = [rmse(target, rating_predictions(name, p, tuning.train, tuning.validation, seed)) for p in grid]
-            best = grid[int(np.argmin(scored))]
-            predicted[name].append(rating_predictions(name, best, whole.train, whole.test, seed))
-            folds[fold][name] = {"chosen": best, "validation_rmse": min(scored),
-                                 "test_rmse": rmse(truth[-1], predicted[name][-1])}  # fmt: skip
-            print(fold, name, folds[fold][name], flush=True)
+        for name in RATING_GRIDS:
+            predicted[name].append(rating_predictions(name, chosen[name]["chosen"], whole.train, whole.test, seed))
+            folds.setdefault(fold, {})[name] = rmse(truth[-1], predicted[name][-1])
+        print(fold, folds[fold], flush=True)
     y = np.concatenate(truth)
     ours = np.concatenate(predicted["biased_mf"])
     verdicts = {}
@@ -96,7 +108,7 @@ def rating_verdict(seed: int, samples: int = 2000) -> dict | None:
         if name != "biased_mf":
             verdicts[name] = error_difference(y, ours, np.concatenate(predicted[name]), samples=samples, seed=seed)
             print("biased_mf vs", name, verdicts[name], flush=True)
-    return {"folds": folds, "against": verdicts, **verdicts["surprise SVD"]}
+    return {"chosen": chosen, "folds": folds, "against": verdicts, **verdicts["surprise SVD"]}
 
 
 def main() -> None:
@@ -120,6 +132,8 @@ def main() -> None:
         models[f"{name} (tuned)"] = fit(chosen[f"{name} (tuned)"], whole.train)
         models[f"{name} (default)"] = fit({}, whole.train)
         print(name, "chosen on validation:", chosen[f"{name} (tuned)"], flush=True)
+    grids = {**{f"implicit {k.upper()}": g for k, g in IMPLICIT_GRIDS.items()},
+             **{f"{k} (tuned)": g for k, g in TFREC_GRIDS.items()}}  # fmt: skip
     rows, payload = [], []
     for a, b in PAIRS:
         for metric in ("recall@10", "ndcg@10"):
@@ -135,12 +149,14 @@ def main() -> None:
     else:
         rating_text = (
             "\n## Ratings: biased_mf against Surprise SVD and SVD++, tuned alike (ML-100K u1..u5)\n\n"
-            "Each model's point of its 8-point grid chosen by validation RMSE (a random 10% of each fold's "
-            "training part), refitted on the fold's training part, scored once on its test part; pooled over "
-            "the five test parts, 95% paired bootstrap over ratings (a negative difference: biased_mf lower).\n\n"
-            + table(["fold", "model", "chosen on validation", "validation RMSE", "test RMSE"],
-                    [[f, n, ", ".join(f"{k}={v}" for k, v in r["chosen"].items()), r["validation_rmse"],
-                      r["test_rmse"]] for f, models in ratings["folds"].items() for n, r in models.items()])
+            "Each model's point of its 18-point grid chosen by RMSE on a validation part (a random 10% of fold "
+            "u1's training part), refitted on each fold's training part and scored once on its test part; pooled "
+            "over the five test parts, 95% paired bootstrap over ratings (a negative difference: biased_mf "
+            "lower).\n\n"
+            + table(["model", "chosen on validation", "validation RMSE", "at the grid's edge", *ratings["folds"]],
+                    [[n, ", ".join(f"{k}={v}" for k, v in c["chosen"].items()), c["validation_rmse"],
+                      ", ".join(c["at_edges"]) or "none", *(ratings["folds"][f][n] for f in ratings["folds"])]
+                     for n, c in ratings["chosen"].items()])
             + "\n"
             + table(["a", "b", "a RMSE", "b RMSE", "a - b", "95% interval", "verdict"],
                     [["biased_mf", name, v["a"], v["b"], v["difference"], f"[{v['low']:+.4f}, {v['high']:+.4f}]",
@@ -153,7 +169,8 @@ def main() -> None:
         "ML-100K leave-last-out; each model's point of its 24-point grid chosen on a validation part of the "
         "training split (the leave-last-out of the training part), refitted on the whole training part; tfrec's "
         "models also at their defaults; 95% paired bootstrap intervals over users. Chosen: "
-        f"{'; '.join(f'{k}: ' + ', '.join(f'{f}={v}' for f, v in p.items()) for k, p in chosen.items())}.\n\n"
+        f"{'; '.join(f'{k}: ' + ', '.join(f'{f}={v}' for f, v in p.items()) for k, p in chosen.items())}. "
+        f"At the edge of its grid: {'; '.join(f'{k}: ' + (', '.join(at_edges(p, grids[k])) or 'none') for k, p in chosen.items())}.\n\n"
         + table(["a", "b", "metric", "a value", "b value", "a - b", "95% interval", "verdict"], rows)
         + rating_text
     )

@@ -28,7 +28,7 @@ class ContentRatingConfig:
         batch_size: Ratings per batch.
     """
 
-    embedding_dim: int = 32
+    embedding_dim: int = 64
     encoder: str = "mean"
     sequence_length: int = 64
     max_tokens: int = 20_000

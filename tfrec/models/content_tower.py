@@ -44,7 +44,7 @@ class ContentTowerConfig:
         batch_size: Positives per batch.
     """
 
-    embedding_dim: int = 64
+    embedding_dim: int = 128
     encoder: str = "mean"
     sequence_length: int = 128
     max_tokens: int = 20_000

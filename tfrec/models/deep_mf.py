@@ -43,7 +43,7 @@ class DeepMFConfig:
     temperature: float = 0.2
     logq_correction: bool = True
     learning_rate: float = 1e-3
-    epochs: int = 10
+    epochs: int = 5
     batch_size: int = 512
 
     def __post_init__(self) -> None:

@@ -13,13 +13,13 @@ class HybridConfig(ContentTowerConfig):
     """Hyperparameters of :class:`Hybrid`: a content tower with the item-id embedding on.
 
     The fields of :class:`ContentTowerConfig` with the item-id embedding on
-    (``item_ids``, ``id_dropout`` 0.3), temperature 0.5 and the user profile on
+    (``item_ids``, ``id_dropout`` 0.3), 64-wide embeddings and the user profile on
     (defaults: bench/TUNING.md).
     """
 
+    embedding_dim: int = 64
     item_ids: bool = True
     id_dropout: float = 0.3
-    temperature: float = 0.5
     user_profile: bool = True
 
 

@@ -58,7 +58,7 @@ class IALSConfig:
         batch_size: Rows solved per training step.
     """
 
-    embedding_dim: int = 64
+    embedding_dim: int = 128
     regularization: float = 0.01
     regularization_exponent: float = 1.0
     unobserved_weight: float = 0.1

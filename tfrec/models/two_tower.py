@@ -88,7 +88,7 @@ class TwoTowerConfig:
     extra_negatives: int = 0
     learning_rate: float = 5e-3
     epochs: int = 10
-    batch_size: int = 1024
+    batch_size: int = 512
 
     def __post_init__(self) -> None:
         check(

@@ -238,13 +238,40 @@ def drift(before: dict, after: dict, explained: dict) -> list[tuple[str, str, st
     return moved
 
 
-def current(name: str, commit: str) -> bool:
-    """Whether the code a section ran (tfrec/, its script, bench/common.py and peers.py) is
-    unchanged from ``commit`` to the working tree."""
+def _model_modules() -> dict[str, set[str]]:
+    """tfrec/models/<file>.py -> the registered models whose class is defined in it or
+    inherits from a class defined there."""
+    import inspect
+    from pathlib import Path
+
+    from tfrec.models import entry, names
+
+    affected: dict[str, set[str]] = {}
+    for name in names():
+        for cls in [*entry(name).model_cls.__mro__, *entry(name).config_cls.__mro__]:
+            module = inspect.getmodule(cls)
+            path = Path(module.__file__).resolve() if module and getattr(module, "__file__", None) else None
+            if path and path.parent == BENCH.parent / "tfrec" / "models":
+                affected.setdefault(f"tfrec/models/{path.name}", set()).add(name)
+    return affected
+
+
+def current(name: str, commit: str, result: dict) -> bool:
+    """Whether the code a section ran is unchanged from ``commit`` to the working tree:
+    tfrec/, its script, bench/common.py and peers.py. A change confined to model modules
+    counts only when one of the models defined there appears in the section's results."""
     if commit.endswith("+changes"):
         return False
     paths = ["tfrec", f"bench/{name}.py", "bench/common.py", "bench/peers.py"]
-    return subprocess.run(["git", "-C", str(BENCH.parent), "diff", "--quiet", commit, "--", *paths]).returncode == 0
+    changed = subprocess.run(["git", "-C", str(BENCH.parent), "diff", "--name-only", commit, "--", *paths],
+                             capture_output=True, text=True).stdout.split()  # fmt: skip
+    if not changed:
+        return True
+    modules = _model_modules()
+    if not all(path in modules for path in changed):
+        return False
+    text = json.dumps(result)
+    return not any(f'"{model}' in text or f"{model} " in text for path in changed for model in modules[path])
 
 
 def commits(result: dict) -> set[str]:
@@ -276,7 +303,7 @@ def main() -> None:
     runs = "\n".join(
         f"- `{name}`: commit {r['machine']['commit']}, {r['machine']['date']}, seed {r.get('seed', '-')}"
         + (f", {r['machine']['run_seconds'] / 60:.0f} min" if "run_seconds" in r["machine"] else "")
-        + ("" if all(current(name, c) for c in commits(r)) else "; **stale**: its code changed since (rerun it)")
+        + ("" if all(current(name, c, r) for c in commits(r)) else "; **stale**: its code changed since (rerun it)")
         for name, r in results.items()
     )
     markdown = (
@@ -286,7 +313,8 @@ def main() -> None:
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, Python {info['python']}; "
         f"{', '.join(f'{k} {v}' for k, v in info['versions'].items())}.\n\n"
         "Runs (a section is as old as its commit and is marked stale when tfrec/, its script or the helpers it "
-        "imports changed since; `make bench` reruns them all):\n\n"
+        "imports changed since, a model's own module counting only where that model is reported; `make bench` "
+        "reruns them all):\n\n"
         + runs
         + "\n\n## Targets\n\n"
         + "\n".join(lines)

@@ -16,7 +16,7 @@ class MLPConfig(NeuralCFConfig):
         mlp_layers: Tower widths; user and item embeddings are each half the first.
     """
 
-    mlp_layers: tuple[int, ...] = (64, 32, 16)
+    mlp_layers: tuple[int, ...] = (128, 64, 32)
 
     def rules(self) -> dict:
         return {**super().rules(), "mlp_layers": MLP_LAYERS_RULE}

@@ -47,25 +47,28 @@ FAMILIES = {
                                          "ml-latest-small": ("cold-items:0.2", "cold-items:0.2")}),
 }  # fmt: skip
 # model: (family, settings): one field changed at a time from the default ({} is the
-# default itself; epochs on both sides of it where a run is cheap).
+# default itself; both sides of it where a run is cheap, the previous default among them).
 NEIGHBOURS = {
     "biased_mf": ("rating", [{}, {"embedding_dim": 32}, {"embedding_dim": 128}, {"l2_factors": 0.05},
                              {"l2_factors": 0.2}, {"learning_rate": 2e-3, "epochs": 20}, {"epochs": 15}]),
     "implicit_mf": ("ranking", [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"l2": 1e-4},
                                 {"learning_rate": 1e-2}, {"epochs": 10}, {"epochs": 40}, {"batch_size": 512}]),
     "two_tower": ("ranking", [{}, {"embedding_dim": 64}, {"temperature": 0.5}, {"learning_rate": 1e-2},
-                              {"epochs": 5}, {"epochs": 20}, {"batch_size": 512}]),
-    "ials": ("ranking", [{}, {"embedding_dim": 128}, {"regularization": 0.1}, {"unobserved_weight": 0.3},
-                         {"epochs": 5}, {"epochs": 20}]),
-    "deep_mf": ("rating", [{}, {"embedding_dim": 32}, {"l2": 0.02}, {"l2": 0.1}, {"epochs": 5}, {"epochs": 20}]),
-    "content_rating": ("rating", [{}, {"embedding_dim": 64}, {"l2": 0.02}, {"epochs": 5}, {"epochs": 20}]),
+                              {"epochs": 5}, {"epochs": 20}, {"batch_size": 256}, {"batch_size": 1024}]),
+    "ials": ("ranking", [{}, {"embedding_dim": 64}, {"embedding_dim": 256}, {"regularization": 0.1},
+                         {"unobserved_weight": 0.3}, {"epochs": 5}, {"epochs": 20}]),
+    "deep_mf": ("rating", [{}, {"embedding_dim": 32}, {"l2": 0.02}, {"l2": 0.1}, {"epochs": 3}, {"epochs": 10}]),
+    "content_rating": ("rating", [{}, {"embedding_dim": 32}, {"embedding_dim": 128}, {"l2": 0.02}, {"epochs": 5},
+                                  {"epochs": 20}]),
     "bayesian_mf": ("rating", [{}, {"embedding_dim": 50}, {"link_precision": 20.0},
                                {"epochs": 200, "burn_in": 20}]),
-    "content_tower": ("cold", [{}, {"embedding_dim": 128}, {"temperature": 0.5}, {"learning_rate": 2e-3},
-                               {"epochs": 3}, {"epochs": 10}]),
-    "hybrid": ("cold", [{}, {"temperature": 0.2}, {"id_dropout": 0.5}, {"epochs": 3}, {"epochs": 10}]),
+    "content_tower": ("cold", [{}, {"embedding_dim": 64}, {"embedding_dim": 256}, {"temperature": 0.5},
+                               {"learning_rate": 2e-3}, {"epochs": 3}, {"epochs": 10}]),
+    "hybrid": ("cold", [{}, {"temperature": 0.1}, {"temperature": 0.5}, {"id_dropout": 0.5}, {"epochs": 3},
+                        {"epochs": 10}]),
     "gmf": ("ncf", [{}, {"factors": 64}, {"learning_rate": 3e-3}, {"epochs": 10}]),
-    "mlp": ("ncf", [{}, {"mlp_layers": (128, 64, 32)}, {"learning_rate": 3e-3}, {"epochs": 10}]),
+    "mlp": ("ncf", [{}, {"mlp_layers": (64, 32, 16)}, {"mlp_layers": (256, 128, 64)}, {"learning_rate": 3e-3},
+                    {"epochs": 10}]),
     "neumf": ("ncf", [{}, {"factors": 64}, {"learning_rate": 3e-3}, {"epochs": 10}, {"pretrain": True}]),
 }  # fmt: skip
 

@@ -12,6 +12,7 @@ Usage: python bench/report.py   (run by `make bench` after the scripts)
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -238,6 +239,7 @@ def drift(before: dict, after: dict, explained: dict) -> list[tuple[str, str, st
     return moved
 
 
+@functools.cache
 def _model_modules() -> dict[str, set[str]]:
     """tfrec/models/<file>.py -> the registered models whose class is defined in it or
     inherits from a class defined there."""

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench clean notebooks
+.PHONY: demo test test-all lint bench bench-stale clean notebooks
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,12 @@ notebooks: $(STAMP)
 # Benchmarks need the real data in ../shared/data and the peers (benchmark extras only).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3"
-	cd bench && ../$(PY) mf_quality.py && ../$(PY) ncf_quality.py && ../$(PY) content_quality.py \
-		&& ../$(PY) ials_quality.py --large \
-		&& ../$(PY) train_speed.py && ../$(PY) scaling.py && ../$(PY) eval_speed.py \
-		&& ../$(PY) serving_speed.py && ../$(PY) gpu_serving.py && ../$(PY) large_catalogue.py && ../$(PY) load_speed.py && ../$(PY) verdicts.py \
-		&& ../$(PY) music.py && ../$(PY) streaming.py && ../$(PY) parameter_servers.py && ../$(PY) defaults.py \
-		&& ../$(PY) report.py
+	cd bench && ../$(PY) run.py
+
+# Reruns only the sections whose code changed since their last run, then the report.
+bench-stale: $(STAMP)
+	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3"
+	cd bench && ../$(PY) run.py --stale
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tfrec tests bench notebooks

@@ -1,0 +1,56 @@
+"""Runs the benchmark scripts in report order, each in its own process, then the report.
+
+``--stale`` runs only the sections whose code changed since their last run (as the
+report marks them), so an interrupted or partial regeneration can be finished without
+rerunning what is current. A failing script stops the run (its exit status is returned).
+
+Usage: python bench/run.py [--stale] [--dry-run]   (`make bench` runs it without options)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+from common import RESULTS
+from report import SCRIPTS, commits, current
+
+# Options a script runs with in `make bench`.
+ARGUMENTS = {"ials_quality": ["--large"]}
+
+
+def stale(name: str) -> bool:
+    """Whether a section has no results yet or its code changed since its run."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return True
+    result = json.loads(path.read_text())
+    return not all(current(name, commit, result) for commit in commits(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stale", action="store_true", help="only the sections whose code changed since their run")
+    parser.add_argument("--dry-run", action="store_true", help="print the scripts it would run and stop")
+    args = parser.parse_args()
+    todo = [name for name in SCRIPTS if not args.stale or stale(name)]
+    print(f"{len(todo)} of {len(SCRIPTS)} sections to run: {', '.join(todo) or 'none'}", flush=True)
+    if args.dry_run:
+        return
+    for i, name in enumerate(todo, 1):
+        command = [sys.executable, f"{name}.py", *ARGUMENTS.get(name, [])]
+        print(f"[{i}/{len(todo)}] {' '.join(command[1:])} ({time.strftime('%H:%M:%S')})", flush=True)
+        started = time.perf_counter()
+        code = subprocess.run(command, cwd=RESULTS.parent).returncode
+        if code:
+            print(f"{name}.py failed (exit {code}); stopping", file=sys.stderr)
+            sys.exit(code)
+        print(f"[{i}/{len(todo)}] {name} done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+    sys.exit(subprocess.run([sys.executable, "report.py"], cwd=RESULTS.parent).returncode)
+
+
+if __name__ == "__main__":
+    main()

@@ -31,14 +31,26 @@ def stale(name: str) -> bool:
     return not all(current(name, commit, result) for commit in commits(result))
 
 
+def last_minutes(name: str) -> float | None:
+    """How long a section's last run took (its results record it), or None."""
+    path = RESULTS / f"{name}.json"
+    seconds = json.loads(path.read_text())["machine"].get("run_seconds") if path.exists() else None
+    return None if seconds is None else seconds / 60
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stale", action="store_true", help="only the sections whose code changed since their run")
-    parser.add_argument("--dry-run", action="store_true", help="print the scripts it would run and stop")
+    parser.add_argument("--dry-run", action="store_true", help="list the scripts it would run, with their last run times")
     args = parser.parse_args()
     todo = [name for name in SCRIPTS if not args.stale or stale(name)]
     print(f"{len(todo)} of {len(SCRIPTS)} sections to run: {', '.join(todo) or 'none'}", flush=True)
     if args.dry_run:
+        minutes = {name: last_minutes(name) for name in todo}
+        for name in todo:
+            print(f"  {name}: " + ("no timed run yet" if minutes[name] is None else f"{minutes[name]:.0f} min last time"))
+        known = [m for m in minutes.values() if m is not None]
+        print(f"about {sum(known):.0f} min by the last runs' times ({len(known)} of {len(todo)} timed)")
         return
     for i, name in enumerate(todo, 1):
         command = [sys.executable, f"{name}.py", *ARGUMENTS.get(name, [])]

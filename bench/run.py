@@ -2,7 +2,7 @@
 
 ``--stale`` runs only the sections whose code changed since their last run (as the
 report marks them), so an interrupted or partial regeneration can be finished without
-rerunning what is current. A failing script stops the run (its exit status is returned).
+rerunning what is current; defaults.py then reruns only its stale models (``--update``). A failing script stops the run (its exit status is returned).
 
 Usage: python bench/run.py [--stale] [--dry-run]   (`make bench` runs it without options)
 """
@@ -31,6 +31,19 @@ def stale(name: str) -> bool:
     return not all(current(name, commit, result) for commit in commits(result))
 
 
+def arguments(name: str, only_stale: bool) -> list[str]:
+    """The options a script runs with: defaults.py, whose entries each keep the commit they
+    ran at, reruns only its stale models (``--update``) when some of them are current."""
+    args = list(ARGUMENTS.get(name, []))
+    path = RESULTS / f"{name}.json"
+    if not (only_stale and name == "defaults" and path.exists()):
+        return args
+    result = json.loads(path.read_text())
+    entries = result.get("results", {})
+    models = [m for m, e in entries.items() if not current(name, e.get("commit", result["machine"]["commit"]), {m: e})]
+    return args if not models or len(models) == len(entries) else [*args, "--models", ",".join(models), "--update"]
+
+
 def last_minutes(name: str) -> float | None:
     """How long a section's last run took (its results record it), or None."""
     path = RESULTS / f"{name}.json"
@@ -48,12 +61,13 @@ def main() -> None:
     if args.dry_run:
         minutes = {name: last_minutes(name) for name in todo}
         for name in todo:
-            print(f"  {name}: " + ("no timed run yet" if minutes[name] is None else f"{minutes[name]:.0f} min last time"))
+            print(f"  {' '.join([f'{name}.py', *arguments(name, args.stale)])}: "
+                  + ("no timed run yet" if minutes[name] is None else f"{minutes[name]:.0f} min last time"))
         known = [m for m in minutes.values() if m is not None]
         print(f"about {sum(known):.0f} min by the last runs' times ({len(known)} of {len(todo)} timed)")
         return
     for i, name in enumerate(todo, 1):
-        command = [sys.executable, f"{name}.py", *ARGUMENTS.get(name, [])]
+        command = [sys.executable, f"{name}.py", *arguments(name, args.stale)]
         print(f"[{i}/{len(todo)}] {' '.join(command[1:])} ({time.strftime('%H:%M:%S')})", flush=True)
         started = time.perf_counter()
         code = subprocess.run(command, cwd=RESULTS.parent).returncode

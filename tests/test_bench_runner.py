@@ -57,3 +57,24 @@ def test_the_scaling_ratio_drifts_as_a_timing_figure(bench) -> None:
     assert report.drift(scaling(1.09), scaling(0.95), {}) == []  # 13%: timing noise
     moved = report.drift(scaling(1.09), scaling(0.70), {})  # 36%
     assert len(moved) == 2 and all(row[3] == "UNEXPLAINED" for row in moved)
+
+
+def test_run_reruns_only_the_stale_models_of_the_defaults_section(bench, monkeypatch, tmp_path) -> None:
+    import json
+
+    run = bench["run"]
+    if _git("status", "--porcelain", "--", "tfrec", "bench/*.py"):
+        pytest.skip("the working tree's tfrec/ or bench/ scripts differ from HEAD")
+    head, root = _git("rev-parse", "--short", "HEAD"), _git("rev-list", "--max-parents=0", "HEAD").split()[0][:7]
+    monkeypatch.setattr(run, "RESULTS", tmp_path)
+
+    def write(commits: dict) -> None:
+        entries = {model: {"commit": commit} for model, commit in commits.items()}
+        (tmp_path / "defaults.json").write_text(json.dumps({"machine": {"commit": head}, "results": entries}))
+
+    write({"biased_mf": root, "gmf": head, "neumf": root})
+    assert run.arguments("defaults", only_stale=True) == ["--models", "biased_mf,neumf", "--update"]
+    assert run.arguments("defaults", only_stale=False) == []  # make bench reruns every model
+    write({"biased_mf": root, "gmf": root})
+    assert run.arguments("defaults", only_stale=True) == []  # all stale: the whole script
+    assert run.arguments("ials_quality", only_stale=True) == ["--large"]

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench bench-stale clean notebooks
+.PHONY: demo test test-all lint bench bench-stale bench-peers clean notebooks
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,14 @@ notebooks: $(STAMP)
 	$(PY) notebooks/build.py
 
 # Benchmarks need the real data in ../shared/data and the peers (benchmark extras only).
-bench: $(STAMP)
+bench-peers: $(STAMP)
 	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3"
+
+bench: bench-peers
 	cd bench && ../$(PY) run.py
 
 # Reruns only the sections whose code changed since their last run, then the report.
-bench-stale: $(STAMP)
-	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3"
+bench-stale: bench-peers
 	cd bench && ../$(PY) run.py --stale
 
 lint: $(STAMP)

@@ -284,6 +284,11 @@ def commits(result: dict) -> set[str]:
     return {result["machine"]["commit"], *own}
 
 
+def up_to_date(name: str, result: dict) -> bool:
+    """Whether every commit a section's figures come from ran code unchanged since."""
+    return all(current(name, c, result) for c in commits(result))
+
+
 def main() -> None:
     results, sections = {}, []
     for name in SCRIPTS:
@@ -305,7 +310,7 @@ def main() -> None:
     runs = "\n".join(
         f"- `{name}`: commit {r['machine']['commit']}, {r['machine']['date']}, seed {r.get('seed', '-')}"
         + (f", {r['machine']['run_seconds'] / 60:.0f} min" if "run_seconds" in r["machine"] else "")
-        + ("" if all(current(name, c, r) for c in commits(r)) else "; **stale**: its code changed since (rerun it)")
+        + ("" if up_to_date(name, r) else "; **stale**: its code changed since (rerun it)")
         for name, r in results.items()
     )
     markdown = (

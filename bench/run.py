@@ -16,7 +16,7 @@ import sys
 import time
 
 from common import RESULTS
-from report import SCRIPTS, commits, current
+from report import SCRIPTS, current, up_to_date
 
 # Options a script runs with in `make bench`.
 ARGUMENTS = {"ials_quality": ["--large"]}
@@ -27,8 +27,7 @@ def stale(name: str) -> bool:
     path = RESULTS / f"{name}.json"
     if not path.exists():
         return True
-    result = json.loads(path.read_text())
-    return not all(current(name, commit, result) for commit in commits(result))
+    return not up_to_date(name, json.loads(path.read_text()))
 
 
 def arguments(name: str, only_stale: bool) -> list[str]:

@@ -65,8 +65,7 @@ def _ials(r: dict) -> tuple[str, str, str]:
     q = r["ials_quality"]
     speed = [q[f"speed_{n}"]["tfrec ials"]["seconds_15_sweeps"] / q[f"speed_{n}"]["implicit ALS"]["seconds_15_sweeps"]
              for n in (1_000_000, 10_000_000)]  # fmt: skip
-    verdicts = " / ".join(f"{q[d]['difference']:+.4f} [{q[d]['low']:+.4f}, {q[d]['high']:+.4f}]: {q[d]['verdict']}"
-                          for d in ("ml-100k", "ml-latest-small"))  # fmt: skip
+    verdicts = " / ".join(interval(q[d]) for d in ("ml-100k", "ml-latest-small"))
     return (
         "iALS leave-last-out R@10, both tuned on one grid on validation (bench/ials_quality.py)",
         f"`ials` {q['ml-100k']['tfrec ials']['test_recall@10']:.4f} ML-100K, "

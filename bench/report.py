@@ -177,7 +177,7 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
             q = ials[dataset]
             rows.append((
                 f"ials R@10 tie or better vs implicit ALS tuned alike ({dataset} leave-last-out, 95% paired interval)",
-                f"{q['difference']:+.4f} [{q['low']:+.4f}, {q['high']:+.4f}]: {q['verdict']}",
+                highlights.interval(q),
                 "met" if q["verdict"] in ("tie", "better") else "MISSED",
                 "ials_quality",
             ))

@@ -73,10 +73,19 @@ def test_signatures_answer_like_the_model_including_unknown_ids_and_edge_k(expor
         atol=1e-6,
     )
     catalogue = len(model.item_vocabulary)
-    capped = served.run("recommend", user_id=users, k=catalogue + 50)
-    assert capped["item_ids"].shape == (3, min(100, catalogue))  # capped at max_k
+    # The client refuses a k the export cannot answer; a server caps it at max_k.
+    with pytest.raises(tfrec.TfrecError, match=r"k=170 is more than this export answers \(100, its max_k\)"):
+        served.run("recommend", user_id=users, k=catalogue + 50)
+    loaded = tf.saved_model.load(str(exported))
+    capped = loaded.signatures["recommend"](user_id=tf.constant(users), k=tf.constant([catalogue + 50] * 3))
+    assert capped["item_ids"].shape == (3, min(100, catalogue))
     empty = served.run("recommend", user_id=np.asarray([], dtype=object), k=3)
-    assert empty["item_ids"].shape == (0, 3)
+    assert empty["item_ids"].shape == (0, 1)  # no row asks for more than one
+    # Every score is finite (JSON-safe): past the items left, rows end in "" scored the
+    # lowest float32.
+    seen = served.run("recommend", user_id=users[:1], k=100)
+    assert np.isfinite(seen["scores"]).all() and (seen["item_ids"][0] == "").any()
+    assert (seen["scores"][0][seen["item_ids"][0] == ""] == np.finfo(np.float32).min).all()
     top = model.recommend(users[:1], k=4)[0][0]
     excluded = served.run(
         "recommend_excluding", user_id=users[:1], k=2, exclude_item_ids=[[top[0], top[1], "", ""]]
@@ -93,6 +102,16 @@ def test_signatures_answer_like_the_model_including_unknown_ids_and_edge_k(expor
     with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 1"):
         served.run("recommend", user_id=users, k=0)
     served.close()
+
+
+@pytest.mark.parametrize("name", ["two_tower", "neumf"])
+def test_every_catalogue_item_can_be_returned(trained, name) -> None:
+    model = trained[name]
+    catalogue = len(model.item_vocabulary)
+    module = ServingModule(model, max_k=catalogue)
+    assert module.num_items == module.max_k == catalogue
+    found = module.recommend_including_seen(tf.constant(["u1"]), tf.constant([catalogue]))["item_ids"].numpy()
+    assert sorted(found[0].astype(str)) == sorted(model.item_vocabulary)
 
 
 def test_versions_are_never_overwritten_unless_asked(exported, trained) -> None:
@@ -131,7 +150,7 @@ def test_validation_reports_a_mismatch_through_the_serving_path(exported, tmp_pa
         writer.write(log.SerializeToString())
     with pytest.raises(ExportError, match="a warmup request does not run in process"):
         tfrec.serving.validate(copy)
-    assert tfrec.serving.validate(exported)["requests"] == len(tfrec.serving.warmup.read_warmup(exported)) == 14
+    assert tfrec.serving.validate(exported)["requests"] == len(tfrec.serving.warmup.read_warmup(exported))
     # The fresh-process checker compares values: a wrong expectation fails it.
     expected = export_module.expected_outputs(exported)
     tampered = {k: v + 1 if k.endswith("/scores") else v for k, v in expected.items()}
@@ -179,14 +198,14 @@ def test_large_requests_are_ranked_in_chunks_with_the_same_answer(trained, name,
     whole = ServingModule(model, exclude_width=2)
     monkeypatch.setattr(chunks, "SCORES_PER_CHUNK", 4 * len(model.item_vocabulary))
     chunked = ServingModule(model, exclude_width=2)
-    assert (whole.rows_per_chunk, chunked.rows_per_chunk) == (1024, 4)
+    assert (whole.rows_per_chunk, chunked.rows_per_chunk) == (256, 4)
     users = tf.constant([*list(model.user_vocabulary[:9]), "unknown-user"])  # 10 users: chunks 4, 4, 2
     exclude = tf.constant([[model.item_vocabulary[j % 5], ""] for j in range(10)])
     items = tf.constant([*list(model.item_vocabulary[:6]), "unknown-item"])
     for module_answer in (
-        lambda m: m.recommend_excluding(users, tf.constant(6), exclude),
-        lambda m: m.recommend(users[:3], tf.constant(6)),  # fewer users than a chunk
-        lambda m: m.similar_items(items, tf.constant(5)),
+        lambda m: m.recommend_excluding(users, tf.fill([10], 6), exclude),
+        lambda m: m.recommend(users[:3], tf.fill([3], 6)),  # fewer users than a chunk
+        lambda m: m.similar_items(items, tf.fill([7], 5)),
     ):
         want, got = module_answer(whole), module_answer(chunked)
         np.testing.assert_array_equal(got["item_ids"].numpy(), want["item_ids"].numpy())

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="with --export-dir: the most items a request gets (default 100)")  # fmt: skip
     train.add_argument("--exclude-width", type=int, default=64,
                        help="with --export-dir: item ids per row of recommend_excluding (default 64)")  # fmt: skip
+    train.add_argument("--xla", action="store_true",
+                       help="with --export-dir: compile the serving cores with XLA (TF Serving then needs "
+                       "--xla_cpu_compilation_enabled=true)")  # fmt: skip
     train.add_argument("--config", metavar="FILE",
                        help="a config file written by `tfrec tune` (its values; --set overrides them)")  # fmt: skip
     stream = train.add_argument_group("streaming from sharded files (instead of --dataset)")
@@ -124,6 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--max-k", type=int, default=100, help="the most items a request gets (default 100)")
     export.add_argument("--exclude-width", type=int, default=64,
                         help="item ids per row of recommend_excluding (default 64)")  # fmt: skip
+    export.add_argument("--xla", action="store_true",
+                        help="compile the serving cores with XLA (TF Serving then needs "
+                        "--xla_cpu_compilation_enabled=true; without it the model does not load)")  # fmt: skip
     commands.add_parser(
         "cluster-task",
         help="serve as the parameter-server cluster's worker or server that TF_CONFIG names, until stopped",
@@ -376,7 +382,7 @@ def _report(
     if args.export_dir:
         exported = tfrec.export(
             result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics, seen_items=seen_items,
-            max_k=args.max_k, exclude_width=args.exclude_width,
+            max_k=args.max_k, exclude_width=args.exclude_width, xla=args.xla,
         )  # fmt: skip
         report["export_path"] = str(exported)
         checks.write_json(path, report)
@@ -445,8 +451,11 @@ def _export(args: argparse.Namespace) -> int:
         seen_items=not args.no_seen_items,
         max_k=args.max_k,
         exclude_width=args.exclude_width,
+        xla=args.xla,
     )
     print(f"exported and validated: {target}")
+    if args.xla:
+        print("this export compiles with XLA: start tensorflow_model_server with --xla_cpu_compilation_enabled=true")
     return 0
 
 
@@ -467,6 +476,8 @@ def _recommend(args: argparse.Namespace) -> int:
 
     checks.bounded(args.k, "-k", 1)
     served = tfrec.serving.ExportedModel(version_dir(Path(args.export_dir)))
+    if served.max_k is not None and args.k > served.max_k:
+        raise UserError(f"argument -k: at most {served.max_k} (the export's max_k; export again with a larger --max-k)")
     if args.exclude and args.include_seen:
         raise UserError(
             "argument --include-seen: not with --exclude (the export leaves seen items out there)"

@@ -62,8 +62,13 @@ class CatalogueText(keras.layers.Layer):
             list(catalogue.text_vocabulary), sequence_length=sequence_length, embedding_dim=output_dim,
             output_dim=output_dim, encoder=encoder, dropout=text_dropout, name="text_encoder",
         )  # fmt: skip
-        tokens = self.text_encoder.tokenize(tf.constant(["", *catalogue.texts], dtype=tf.string))
-        self.tokens = tf.constant(tokens.numpy())
+        tokens = self.text_encoder.tokenize(tf.constant(["", *catalogue.texts], dtype=tf.string)).numpy()
+        # A variable, not a constant: a constant would put the whole corpus in the graph
+        # (saved_model.pb, capped at 2 GB by protobuf); int32 halves int64's bytes.
+        self.tokens = self.add_weight(
+            name="catalogue_tokens", shape=tokens.shape, dtype=tf.int32, trainable=False,
+            initializer=keras.initializers.Constant(tokens.astype("int32")),
+        )  # fmt: skip
 
     def get_config(self) -> dict:
         return {
@@ -90,7 +95,7 @@ class CatalogueText(keras.layers.Layer):
 
     def tokens_of(self, index: tf.Tensor) -> tf.Tensor:
         """Token ids ``[B, L]`` of catalogue items."""
-        return tf.gather(self.tokens, index)
+        return tf.cast(tf.gather(self.tokens, index), tf.int64)
 
     def encode(self, index: tf.Tensor, training: bool = False) -> tf.Tensor:
         """The text encoding of catalogue items (numeric ops only)."""

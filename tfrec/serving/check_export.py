@@ -2,10 +2,18 @@
 
 Run as a script in a fresh process (``python check_export.py EXPORT_DIR [EXPECTED.npz]``):
 it must not import tfrec, TensorFlow Recommenders or tf_keras, so that it proves a stock
-TF Serving build (which has none of them) can run the export. It loads the export with
+TF Serving build (which has none of them) can run the export. As ``tensorflow_model_server``
+does when started without ``--xla_cpu_compilation_enabled``, it first calls
+``tensorflow::DisableXlaCompilation()`` (the symbol the TensorFlow wheel's
+``libtensorflow_cc.so.2`` exports), unless the export's metadata says it was made with
+``xla`` (a server started with that flag). It loads the export with
 ``tf.compat.v1.saved_model.loader.load(session, ["serve"], path)``, replays every request
 in ``assets.extra/tf_serving_warmup_requests`` by running the signature's tensors by
-name, and compares each output's dtype, shape and values with the expected ones.
+name (a failing record fails a server's load), checks each request against the rules of
+TF Serving's batching session (every input has the batch dimension, all the same number
+of rows, at most the shipped ``max_batch_size``; every output has that many rows), checks
+every output is finite, and compares each output's dtype, shape and values with the
+expected ones.
 
 Exit status 0 and a JSON report on stdout when everything matches; 1 and one line per
 problem on stderr otherwise.
@@ -13,7 +21,9 @@ problem on stderr otherwise.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +34,39 @@ from tensorflow_serving.apis import prediction_log_pb2
 PREDICT = "tensorflow/serving/predict"
 WARMUP = Path("assets.extra") / "tf_serving_warmup_requests"
 FORBIDDEN = ("tfrec", "tensorflow_recommenders", "tf_keras")
+METADATA = Path("assets.extra") / "tfrec_metadata.json"
+BATCHING = "batching_params.pbtxt"
+# tensorflow::DisableXlaCompilation(), mangled: what the server's main() calls.
+DISABLE_XLA = "_ZN10tensorflow21DisableXlaCompilationEv"
+
+
+def disable_xla() -> None:
+    """Turns XLA compilation off in this process, as a stock ``tensorflow_model_server`` does."""
+    library = Path(tf.sysconfig.get_lib()) / "libtensorflow_cc.so.2"
+    getattr(ctypes.CDLL(str(library)), DISABLE_XLA)()
+
+
+def max_batch_size(export_dir: Path) -> int | None:
+    """``max_batch_size`` of the export's per-model batching parameters, if it ships them."""
+    path = export_dir / BATCHING
+    if not path.is_file():
+        return None
+    found = re.search(r"max_batch_size\s*\{\s*value:\s*(\d+)\s*\}", path.read_text())
+    return int(found.group(1)) if found else None
+
+
+def batching_problems(feed: dict, most: int | None) -> list[str]:
+    """What TF Serving's batching session would refuse in a request (batching_session.cc)."""
+    ranks = {k: np.asarray(v).ndim for k, v in feed.items()}
+    if any(rank == 0 for rank in ranks.values()):
+        scalars = sorted(k for k, rank in ranks.items() if rank == 0)
+        return [f"inputs {scalars} have no batch dimension (a batching server refuses them)"]
+    rows = {np.asarray(v).shape[0] for v in feed.values()}
+    if len(rows) > 1:
+        return [f"inputs have different 0th-dimension sizes {sorted(rows)} (a batching server refuses them)"]
+    if most is not None and rows and max(rows) > most:
+        return [f"{max(rows)} rows, more than max_batch_size {most} (a batching server refuses them)"]
+    return []
 
 
 def requests(export_dir: Path) -> list:
@@ -47,14 +90,6 @@ def compare(where: str, got: np.ndarray, want: np.ndarray, problems: list[str]) 
     elif got.dtype.kind in "OSU":
         if not np.array_equal(got.astype(bytes), want.astype(bytes)):
             problems.append(f"{where}: values differ from the expected ones")
-    elif (
-        got.dtype.kind == "f"
-        and not np.isfinite(got).all()
-        and not np.all(np.isneginf(got[~np.isfinite(got)]))
-    ):
-        problems.append(f"{where}: NaN or +inf in the output (the model's numbers are not finite)")
-    elif got.dtype.kind == "f" and not np.array_equal(np.isneginf(got), np.isneginf(want)):
-        problems.append(f"{where}: -inf (nothing left to recommend) at other places than expected")
     elif not np.allclose(got, want, rtol=1e-4, atol=1e-5):
         diff = float(np.nanmax(np.abs(got.astype(np.float64) - want.astype(np.float64))))
         problems.append(f"{where}: values differ (max abs difference {diff:.3g})")
@@ -65,6 +100,12 @@ def check(export_dir: Path, expected: dict[str, np.ndarray] | None) -> tuple[dic
     problems: list[str] = []
     report: dict = {"export_dir": str(export_dir), "signatures": {}, "requests": 0}
     warmup = requests(export_dir)
+    described = export_dir / METADATA
+    xla = bool(json.loads(described.read_text()).get("xla")) if described.is_file() else False
+    report["xla"] = xla
+    if not xla:
+        disable_xla()
+    most = max_batch_size(export_dir)
     with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
         meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(export_dir))
         # The init op is SavedModel plumbing (it initialises tables), not a serving signature.
@@ -89,10 +130,19 @@ def check(export_dir: Path, expected: dict[str, np.ndarray] | None) -> tuple[dic
                     f"{sorted(signature.inputs)}"
                 )
                 continue
-            feed = {signature.inputs[k].name: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            values = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            problems += [f"request {number} ({name}): {p}" for p in batching_problems(values, most)]
+            feed = {signature.inputs[k].name: v for k, v in values.items()}
             fetch = {k: v.name for k, v in signature.outputs.items()}
             outputs = session.run(fetch, feed)
             report["requests"] += 1
+            rows = len(next(iter(values.values()))) if values else 0
+            for key, value in outputs.items():
+                value = np.asarray(value)
+                if value.ndim == 0 or value.shape[0] != rows:
+                    problems.append(f"request {number} ({name}) output {key!r}: shape {value.shape}, not {rows} rows")
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    problems.append(f"request {number} ({name}) output {key!r}: not finite (inf or NaN)")
             if expected is None:
                 continue
             for key, value in outputs.items():

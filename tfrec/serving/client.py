@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,9 @@ class ExportedModel:
     """An export loaded through ``tf.compat.v1.saved_model.loader.load``, run by signature.
 
     This is the path TF Serving itself takes (a session, the ``serve`` tag, signature
-    tensors by name), so what it answers is what a TF Serving deployment answers.
+    tensors by name), so what it answers is what a TF Serving deployment answers. As a
+    convenience that a server does not offer, a scalar ``k`` is sent as one value per row;
+    a ``k`` above the export's ``max_k`` is refused (a server caps it).
 
     Args:
         export_dir: A version directory, or a base directory (its largest version is used).
@@ -52,6 +55,12 @@ class ExportedModel:
             meta = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(path))
         self.signatures = {k: v for k, v in meta.signature_def.items() if k != "__saved_model_init_op"}
         self._runners: dict[str, tuple] = {}
+        from tfrec.serving.exporter import METADATA_FILE
+        from tfrec.serving.warmup import ASSETS_EXTRA
+
+        described = path / ASSETS_EXTRA / METADATA_FILE
+        self.metadata = json.loads(described.read_text()) if described.is_file() else {}
+        self.max_k = self.metadata.get("max_k")
 
     def _runner(self, signature: str) -> tuple:
         """``(inputs {name: (dtype, shape)}, output names, session callable)``, made once
@@ -84,6 +93,8 @@ class ExportedModel:
         specs, outputs, call = self._runner(signature)
         if set(inputs) != set(specs):
             raise TfrecError(f"signature {signature!r} takes inputs {sorted(specs)}, got {sorted(inputs)}")
+        if "k" in inputs:
+            inputs = {**inputs, "k": self._per_row_k(signature, inputs)}
         feed = []
         for key, (dtype, shape) in specs.items():
             value = inputs[key]
@@ -107,6 +118,22 @@ class ExportedModel:
                 )
             feed.append(array)
         return {key: _text(value) for key, value in zip(outputs, call(*feed))}
+
+    def _per_row_k(self, signature: str, inputs: Mapping) -> np.ndarray:
+        """``k`` as one value per row (a scalar repeated), refused above the export's most."""
+        k = np.asarray(inputs["k"])
+        if k.dtype.kind not in "iu" or k.ndim > 1:
+            raise TfrecError(f"signature {signature!r}: k must be an integer or one integer per row, got {inputs['k']!r}")
+        most = self.metadata.get("max_similar_k" if signature == "similar_items" else "max_k")
+        if most is not None and k.size and int(k.max()) > most:
+            raise TfrecError(
+                f"signature {signature!r}: k={int(k.max())} is more than this export answers ({most}, its "
+                "max_k); export again with a larger max_k (--max-k)"
+            )
+        if k.ndim == 1:
+            return k
+        rows = next(len(np.asarray(v, dtype=object)) for key, v in inputs.items() if key != "k")
+        return np.full(rows, k, np.int64)
 
     def input_shape(self, signature: str, name: str) -> list[int | None]:
         """The shape a signature's input takes (None: any size)."""

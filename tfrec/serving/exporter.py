@@ -19,7 +19,7 @@ from tfrec._keras import tf
 from tfrec.errors import TfrecError
 from tfrec.models.registry import entry, names
 from tfrec.progress import Progress
-from tfrec.serving.module import ROW_BUCKETS, ServingModule
+from tfrec.serving.module import MAX_BATCH_SIZE, PAD_SCORE, XLA_SERVER_FLAG, ServingModule
 from tfrec.serving.warmup import (
     ASSETS_EXTRA,
     WARMUP_FILE,
@@ -33,35 +33,58 @@ from tfrec.version import __version__
 
 METADATA_FILE = "tfrec_metadata.json"
 BATCHING_FILE = "batching_parameters.txt"
-# An example for TF Serving's --enable_batching --batching_parameters_file (text proto):
-# every signature input has the batch dimension, so all of them batch.
-BATCHING_PARAMETERS = """max_batch_size { value: 256 }
-batch_timeout_micros { value: 2000 }
-max_enqueued_batches { value: 100 }
-num_batch_threads { value: 4 }
+# Where TF Serving's --enable_per_model_batching_parameters reads a model's own batching
+# parameters: the SavedModel (version) directory.
+PER_MODEL_BATCHING_FILE = "batching_params.pbtxt"
+# Batching parameters (text proto) for --enable_batching: every signature input has the
+# batch dimension, so all of them batch; every warmup request has at most max_batch_size rows.
+BATCHING_PARAMETERS = f"""max_batch_size {{ value: {MAX_BATCH_SIZE} }}
+batch_timeout_micros {{ value: 2000 }}
+max_enqueued_batches {{ value: 100 }}
+num_batch_threads {{ value: 4 }}
 """
 CHECKER = Path(__file__).with_name("check_export.py")
 
+# What each signature does; its inputs and outputs are read off the signature itself.
 SIGNATURE_DOCS = {
-    "serving_default": "retrieval models: recommend with k fixed at export; rating/ranking models: score",
-    "recommend": "user_id string[B], k int32 scalar -> item_ids string[B,k'], scores float32[B,k'], "
-    "k'=min(k, catalogue); the user's training items left out ('' / -inf once none are left)",
-    "recommend_excluding": (
-        "recommend plus exclude_item_ids string[B,exclude_width] ('' pads): more items left out per user"
-    ),
+    "serving_default": "retrieval models: recommend with k = serving_default_k; rating/ranking models: score",
+    "recommend": "top-k items per user (k per row, at most max_k), the user's training items left out; "
+    "a row past its k or past the items left ends in '' ids scored pad_score",
+    "recommend_excluding": "recommend, also leaving out each row's exclude_item_ids ('' pads the fixed width)",
     "recommend_including_seen": "recommend without leaving out the user's training items",
-    "score": "user_id string[B], item_id string[B] -> score float32[B]",
-    "query_embedding": "user_id string[B] -> embedding float32[B,d]",
-    "item_embedding": "item_id string[B] -> embedding float32[B,d]",
-    "similar_items": "item_id string[B], k int32 scalar -> item_ids, scores (cosine; the item itself left out)",
-    "item_embedding_from_text": "content models: item_text string[B] -> embedding float32[B,d] (cold items)",
-    "score_text": "content models: user_id string[B], item_text string[B] -> score float32[B] (cold items)",
-    "item_embedding_from_features": "models with dense item features: features float32[B,F] (raw values, in "
-    "the metadata's dense_features order) -> embedding float32[B,d] (cold items)",
-    "score_features": "models with dense item features: user_id string[B], features float32[B,F] -> score float32[B]",
-    "recommend_from_history": "models with a history tower: history_item_ids string[B,L] ('' pads), "
-    "history_weights float32[B,L] (play counts; 1 without), k -> item_ids, scores; the history's items left out",
+    "score": "the model's score of each (user, item) pair",
+    "query_embedding": "the query tower's output per user",
+    "item_embedding": "the candidate tower's output per item",
+    "similar_items": "the k most similar items per item (cosine of candidate embeddings), the item itself "
+    "left out",
+    "item_embedding_from_text": "content models: the candidate embedding of an item given by its text (cold items)",
+    "score_text": "content models: the score of a user and an item given by its text (cold items)",
+    "item_embedding_from_features": "models with dense item features: the candidate embedding of an item given "
+    "by its raw feature vector, in dense_features order (cold items)",
+    "score_features": "models with dense item features: the score of a user and an item given by its vector",
+    "recommend_from_history": "models with a history tower: top-k items for users given by their history "
+    "('' pads history_item_ids; history_weights are play counts, 1 without); the history's items left out",
 }
+
+
+def _spec(tensor) -> dict:
+    """``{"dtype": "string", "shape": "[B, 64]"}`` of a TensorSpec or symbolic tensor."""
+    dims = ["B" if i == 0 and d is None else ("N" if d is None else str(d)) for i, d in enumerate(tensor.shape)]
+    return {"dtype": tensor.dtype.name, "shape": "[" + ", ".join(dims) + "]"}
+
+
+def describe_signatures(functions: Mapping) -> dict:
+    """Each signature's inputs and outputs (dtype, shape; B is the batch) and what it does,
+    read from the concrete functions that are saved."""
+    described = {}
+    for name, function in functions.items():
+        inputs = tf.nest.flatten(function.structured_input_signature)
+        described[name] = {
+            "does": SIGNATURE_DOCS[name],
+            "inputs": {spec.name: _spec(spec) for spec in inputs},
+            "outputs": {key: _spec(value) for key, value in function.structured_outputs.items()},
+        }
+    return described
 
 
 class ExportError(TfrecError):
@@ -248,15 +271,25 @@ def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, floa
         "paper": entry(name).paper,
         **model.export_config(),
         "embedding_dim": module.embedding_dim,
+        "catalogue_items": module.num_items,
         "serving_default_k": module.default_k,
         "max_k": module.max_k,
+        "max_similar_k": module.max_similar,
         "exclude_width": module.exclude_width,
+        "pad_score": PAD_SCORE,
+        "xla": module.xla,
+        "server_flags": [XLA_SERVER_FLAG] if module.xla else [],
+        "batching": {
+            "max_batch_size": MAX_BATCH_SIZE,
+            "per_model_file": PER_MODEL_BATCHING_FILE,
+            "file": f"{ASSETS_EXTRA}/{BATCHING_FILE}",
+        },
         "seen_items": {
             "pairs": module.seen_pairs,
             "bytes": int(module.seen_offsets.numpy().nbytes) + 4 * module.seen_pairs,
         },
         "metrics": dict(metrics or {}),
-        "signatures": {k: SIGNATURE_DOCS[k] for k in module.signatures()},
+        "signatures": describe_signatures(module.signatures()),
         "versions": {
             "tfrec": __version__,
             "tensorflow": tf.__version__,
@@ -278,6 +311,7 @@ def export(
     seen_items: bool = True,
     max_k: int = 100,
     exclude_width: int = 64,
+    xla: bool = False,
 ) -> Path:
     """Exports a trained model as ``<export_dir>/<version>/``, TF Serving's layout.
 
@@ -297,9 +331,14 @@ def export(
         seen_items: Carry each training user's seen items (``model.seen_items``) so
             ``recommend`` leaves them out; False leaves the table out (8 bytes per user
             plus 4 per training pair) and ``recommend`` then ranks every item.
-        max_k: The most items a request gets (the XLA cores' fixed width).
+        max_k: The most items a request gets (the cores' fixed width).
         exclude_width: The item ids per row of ``recommend_excluding`` (fixed, so batched
             requests share one shape; clients pad with "").
+        xla: Compile the numeric cores with XLA (``jit_compile=True``). A stock
+            ``tensorflow_model_server`` then needs ``--xla_cpu_compilation_enabled=true``
+            (without it the warmup fails and the model does not load); the metadata's
+            ``server_flags`` names it. Off by default: the export loads on a server
+            started with its default flags.
 
     Returns:
         The path of the new version directory.
@@ -338,7 +377,12 @@ def export(
     )
     try:
         module = ServingModule(
-            model.for_serving(), default_k=default_k, seen_items=seen_items, max_k=max_k, exclude_width=exclude_width
+            model.for_serving(),
+            default_k=default_k,
+            seen_items=seen_items,
+            max_k=max_k,
+            exclude_width=exclude_width,
+            xla=xla,
         )
         progress.advance()
         functions = module.signatures()
@@ -351,10 +395,10 @@ def export(
         progress.advance()
         extra = staging / ASSETS_EXTRA
         extra.mkdir()
-        buckets = [b for b in ROW_BUCKETS if b <= module.rows_per_chunk]
-        requests = warmup_inputs(model, default_k, module.max_k, buckets, module.exclude_width)
+        requests = warmup_inputs(model, module)
         write_warmup(extra / WARMUP_FILE, name, requests)
         (extra / BATCHING_FILE).write_text(BATCHING_PARAMETERS)
+        (staging / PER_MODEL_BATCHING_FILE).write_text(BATCHING_PARAMETERS)
         (extra / METADATA_FILE).write_text(
             json.dumps(metadata(model, name, module, metrics), indent=2) + "\n"
         )

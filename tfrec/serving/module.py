@@ -8,14 +8,22 @@ from tfrec._keras import tf
 from tfrec.core.chunks import mask_out, rows_per_chunk, top_k_grouped
 from tfrec.models.capabilities import FeatureCandidates, HistoryQueries, TextCandidates
 
-# ``k`` is a scalar (every row) or int32[B] (one per row: what TF Serving's batching needs,
-# as every batched input must have the batch dimension).
-K_SPEC = tf.TensorSpec(None, tf.int32, "k")
+# ``k`` is int32[B], one value per row: TF Serving's batching session refuses a scalar
+# input ("Batching Run() input tensors must have at least one dimension").
+K_SPEC = tf.TensorSpec([None], tf.int32, "k")
 
-
-# Batch sizes and exclusion widths the XLA core is compiled for (requests are padded up).
-ROW_BUCKETS = (1, 4, 16, 64, 256, 1024)
+# The most rows one batch of the shipped batching parameters holds; a request with more
+# rows is ranked in chunks of at most this many.
+MAX_BATCH_SIZE = 256
+# Batch sizes and exclusion widths an XLA core is compiled for (requests are padded up).
+ROW_BUCKETS = (1, 4, 16, 64, MAX_BATCH_SIZE)
 WIDTH_BUCKETS = (0, 16, 64, 256, 1024, 4096)
+# What a row past its own ``k`` (or past the items left) scores: the lowest finite float32,
+# so every answer is finite and a REST answer is plain JSON (no ``-Infinity``).
+PAD_SCORE = float(np.finfo(np.float32).min)
+# The flag a stock ``tensorflow_model_server`` needs for an export made with ``xla=True``
+# (its ``main()`` calls ``DisableXlaCompilation()`` without it).
+XLA_SERVER_FLAG = "--xla_cpu_compilation_enabled=true"
 # Requests for at most this many items run a second, narrower compiled core (a top-k's
 # cost grows with k).
 NARROW_K = 10
@@ -45,22 +53,31 @@ class ServingModule(tf.Module):
     "index"); a request runs only the query tower, the scoring and the top-k. Lookups
     (string ids to indices) happen in the signature functions; everything after them is
     :meth:`recommend_core` / :meth:`similar_core` (numeric ops only), saved as the
-    functions ``recommend_top`` / ``similar_top`` compiled with XLA (``jit_compile=True``,
-    ``_XlaMustCompile`` in the SavedModel) at a fixed ``max_k``, which the signatures
-    slice to the requested ``k``; requests for at most :data:`NARROW_K` items run
-    ``recommend_top_narrow``, the same core compiled at that width.
+    functions ``recommend_top`` / ``similar_top`` at a fixed ``max_k``, which the
+    signatures slice to the requested ``k``; requests for at most :data:`NARROW_K` items
+    run ``recommend_top_narrow``, the same core at that width. By default the cores are
+    plain graph functions, which a stock ``tensorflow_model_server`` runs as started
+    (its ``main()`` disables XLA unless :data:`XLA_SERVER_FLAG` is given); with ``xla``
+    they are compiled with XLA (``jit_compile=True``, ``_XlaMustCompile`` in the
+    SavedModel) and requests are padded to :data:`ROW_BUCKETS` rows and
+    :data:`WIDTH_BUCKETS` exclusions, so XLA compiles a few shapes.
+
+    Every input has the batch dimension and every output has it first, so TF Serving's
+    batching session can merge any two requests of one signature. Scores are finite:
+    a row past its own ``k``, or past the items left, ends in ``""`` ids scored
+    :data:`PAD_SCORE` (the lowest float32), so REST answers are plain JSON.
 
     Signatures (all ``tensorflow/serving/predict``, named inputs and outputs):
-        ``recommend``: ``user_id`` string[B], ``k`` int32 scalar or int32[B] (per row)
+        ``recommend``: ``user_id`` string[B], ``k`` int32[B] (one per row)
         -> ``item_ids`` string[B, k'], ``scores`` float32[B, k'] with
         ``k' = min(max(k), max_k)``; a row asking fewer than ``k'`` ends in ``""`` /
-        -inf; each user's training items (the seen-items table) are left out.
+        ``PAD_SCORE``; each user's training items (the seen-items table) are left out.
         ``recommend_excluding``: as ``recommend`` plus ``exclude_item_ids``
         string[B, exclude_width] (pad with ""), more items left out per user.
         ``recommend_including_seen``: as ``recommend`` without leaving out the
         training items (the opt-out).
         Where fewer than ``k'`` items are left for a user, the row ends in ``""`` ids
-        with score ``-inf``; a left-out item is never returned.
+        with score ``PAD_SCORE``; a left-out item is never returned.
         ``score``: ``user_id``, ``item_id`` string[B] -> ``score`` float32[B].
         ``query_embedding``: ``user_id`` -> ``embedding`` float32[B, d].
         ``item_embedding``: ``item_id`` -> ``embedding`` float32[B, d].
@@ -79,9 +96,9 @@ class ServingModule(tf.Module):
 
     Unknown ids and empty strings go through the OOV path and never fail; ``k < 1``
     fails the request with ``k must be >= 1``. A request with more users (or items, for
-    ``similar_items``) than ``rows_per_chunk`` (up to 1024; fewer on large catalogues, so
-    a chunk's score matrix holds about 2^25 floats) is ranked chunk by chunk, so memory
-    stays bounded whatever the batch size.
+    ``similar_items``) than ``rows_per_chunk`` (up to :data:`MAX_BATCH_SIZE`; fewer on
+    large catalogues, so a chunk's score matrix holds about 2^25 floats) is ranked chunk
+    by chunk, so memory stays bounded whatever the batch size.
 
     Args:
         model: A trained tfrec model (registered, with towers).
@@ -93,6 +110,8 @@ class ServingModule(tf.Module):
         seen_items: Carry the model's seen-items table (``model.seen_items``, a CSR of
             8 bytes per user + 4 per training pair) so ``recommend`` leaves each user's
             training items out. False exports an empty table (for very large logs).
+        xla: Compile the numeric cores with XLA (a server then needs
+            :data:`XLA_SERVER_FLAG`); off by default.
 
     Example:
         >>> module = tfrec.serving.ServingModule(model)
@@ -100,7 +119,13 @@ class ServingModule(tf.Module):
     """
 
     def __init__(
-        self, model, default_k: int = 10, seen_items: bool = True, max_k: int = 100, exclude_width: int = 64
+        self,
+        model,
+        default_k: int = 10,
+        seen_items: bool = True,
+        max_k: int = 100,
+        exclude_width: int = 64,
+        xla: bool = False,
     ) -> None:
         super().__init__(name="tfrec_serving")
         self.model = model
@@ -115,7 +140,8 @@ class ServingModule(tf.Module):
         # batched requests always share one shape.
         self.exclude_width = int(exclude_width)
         # Users scored at once: a larger request is ranked in chunks of this many rows.
-        self.rows_per_chunk = rows_per_chunk(self.num_items)
+        self.rows_per_chunk = rows_per_chunk(self.num_items, most=MAX_BATCH_SIZE)
+        self.xla = bool(xla)
         self.catalogue = tf.constant(catalogue, dtype=tf.string)
         candidates = model.catalogue_embeddings()  # in batches: bounded on large catalogues
         _check_finite(model, candidates)
@@ -140,18 +166,19 @@ class ServingModule(tf.Module):
         items = np.zeros(0, np.int32) if seen is None else seen.items
         self.seen_offsets = tf.Variable(offsets, trainable=False, name="seen_offsets")
         self.seen_items = tf.Variable(items, trainable=False, name="seen_items", shape=[None])
-        # The numeric cores, compiled with XLA and saved as functions of their own (the
-        # exporter names them in SaveOptions.function_aliases for TPU converters): integer
-        # indices in, the top max_k out; signatures look ids up around them.
+        # The numeric cores, saved as functions of their own (the exporter names them in
+        # SaveOptions.function_aliases for TPU converters), compiled with XLA only when
+        # asked: integer indices in, the top max_k out; signatures look ids up around them.
         index = tf.TensorSpec([None], tf.int64)
         excluded = tf.TensorSpec([None, None], tf.int64)
-        self.recommend_top = tf.function(self._recommend_top, input_signature=[index, excluded], jit_compile=True)
+        jit = True if self.xla else None
+        self.recommend_top = tf.function(self._recommend_top, input_signature=[index, excluded], jit_compile=jit)
         self.narrow_k = min(NARROW_K, self.max_k)
         if self.narrow_k < self.max_k:
             self.recommend_top_narrow = tf.function(
-                self._recommend_top_narrow, input_signature=[index, excluded], jit_compile=True
+                self._recommend_top_narrow, input_signature=[index, excluded], jit_compile=jit
             )
-        self.similar_top = tf.function(self._similar_top, input_signature=[index], jit_compile=True)
+        self.similar_top = tf.function(self._similar_top, input_signature=[index], jit_compile=jit)
         self.recommend_excluding = tf.function(
             self._recommend_excluding,
             input_signature=[
@@ -232,10 +259,17 @@ class ServingModule(tf.Module):
         unknown = tf.zeros([tf.shape(queries)[0], 1], tf.int64)
         return mask_out(scores, unknown, tf.ones_like(unknown, tf.bool))
 
-    @staticmethod
-    def _top_indices(scores: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
-        """The top ``k`` scores and their catalogue positions (item index - 1)."""
-        values, columns = top_k_grouped(scores, k)
+    def _top_indices(self, scores: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
+        """The top ``k`` scores and their catalogue positions (item index - 1).
+
+        XLA sorts whole rows for a top-k, so the XLA cores use :func:`top_k_grouped`;
+        TensorFlow's own kernel keeps a heap of ``k`` per row and needs no help.
+        """
+        if self.xla:
+            values, columns = top_k_grouped(scores, k)
+        else:
+            top = tf.math.top_k(scores, k=k)
+            values, columns = top.values, top.indices
         return values, tf.maximum(columns - 1, 0)
 
     def _recommend_top(self, user_index: tf.Tensor, exclude_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -249,24 +283,24 @@ class ServingModule(tf.Module):
 
     # === Signatures ===
     def _k(self, k: tf.Tensor, rows: tf.Tensor, most: int) -> tuple[tf.Tensor, tf.Tensor]:
-        """Each row's ``k`` (a scalar ``k`` applies to every row) capped at ``most``, and the
-        answer's width (the largest)."""
+        """Each row's ``k`` capped at ``most``, and the answer's width (the largest)."""
         checks = [
             tf.debugging.assert_greater_equal(k, tf.constant(1, tf.int32), message="k must be >= 1"),
-            tf.debugging.assert_equal(
-                (tf.rank(k) == 0) | (tf.size(k) == rows), True, message="k must be a scalar or one value per row"
-            ),
+            tf.debugging.assert_equal(tf.size(k), rows, message="k needs one value per row"),
         ]
         with tf.control_dependencies(checks):
             k = tf.minimum(k, most)
-            return tf.broadcast_to(k, [rows]), tf.maximum(tf.reduce_max(k), 1)
+            return k, tf.maximum(tf.reduce_max(k), 1)
 
     def _top(self, scores: tf.Tensor, positions: tf.Tensor, k: tf.Tensor, width: tf.Tensor) -> dict:
-        """The first ``width`` columns, each row's past its own ``k`` padded with ``""`` / -inf."""
+        """The first ``width`` columns; past a row's own ``k``, or where nothing was left
+        (-inf), ``""`` ids scored :data:`PAD_SCORE`."""
         scores, positions = scores[:, :width], positions[:, :width]
-        beyond = tf.range(width)[None, :] >= k[:, None]
-        scores = tf.where(beyond, tf.constant(-np.inf, scores.dtype), scores)
-        return {"item_ids": self._ids(positions, scores), "scores": scores}
+        empty = (tf.range(width)[None, :] >= k[:, None]) | (tf.math.is_inf(scores) & (scores < 0))
+        return {
+            "item_ids": tf.where(empty, "", tf.gather(self.catalogue, positions)),
+            "scores": tf.where(empty, tf.constant(PAD_SCORE, scores.dtype), scores),
+        }
 
     def _seen(self, users: tf.Tensor) -> tf.Tensor:
         """int64[B, S]: each user's training item indices from the CSR table (0 pads)."""
@@ -294,20 +328,18 @@ class ServingModule(tf.Module):
         )
         return self._top(*found, k, width)
 
-    def _ids(self, positions: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
-        """Catalogue ids of top-k positions; ``""`` where the score is -inf (nothing left)."""
-        return tf.where(tf.math.is_inf(scores) & (scores < 0), "", tf.gather(self.catalogue, positions))
-
     def _in_chunks(self, core, rows: tf.Tensor, extra: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """``core(rows, extra)`` over chunks of ``rows_per_chunk`` rows (padded with index 0).
 
-        Shapes are bucketed so the XLA core compiles a few times, not once per request:
-        rows to the next of :data:`ROW_BUCKETS` (or a whole chunk) and the exclusion width
-        to the next of :data:`WIDTH_BUCKETS` (or a multiple of the last), padded with index
-        0 (sliced off / never excluded).
+        With ``xla``, shapes are bucketed so each core compiles a few times, not once per
+        request: rows to the next of :data:`ROW_BUCKETS` (or a whole chunk) and the
+        exclusion width to the next of :data:`WIDTH_BUCKETS` (or a multiple of the last),
+        padded with index 0 (sliced off / never excluded). Without XLA a graph function
+        takes any shape, and nothing is padded but the last chunk.
         """
         step, n = self.rows_per_chunk, tf.shape(rows)[0]
-        extra = _pad_to(extra, 1, _bucket(tf.shape(extra)[1], WIDTH_BUCKETS))
+        if self.xla:
+            extra = _pad_to(extra, 1, _bucket(tf.shape(extra)[1], WIDTH_BUCKETS))
 
         def chunked():
             pad = (step - n % step) % step
@@ -321,17 +353,30 @@ class ServingModule(tf.Module):
             return tf.reshape(scores, [-1, width])[:n], tf.reshape(positions, [-1, width])[:n]
 
         def single():
-            size = _bucket(n, tuple(b for b in ROW_BUCKETS if b < step) + (step,))
+            if not self.xla:
+                return core(rows, extra)
+            size = _bucket(n, self.row_buckets())
             scores, positions = core(_pad_to(rows, 0, size), _pad_to(extra, 0, size))
             return scores[:n], positions[:n]
 
         return tf.cond(n <= step, single, chunked)
 
+    def row_buckets(self) -> tuple[int, ...]:
+        """The row counts an XLA core runs at (the largest is a whole chunk)."""
+        return tuple(b for b in ROW_BUCKETS if b < self.rows_per_chunk) + (self.rows_per_chunk,)
+
+    @staticmethod
+    def width_bucket(width: int) -> int:
+        """The exclusion width an XLA core runs at for ``width`` excluded ids a row
+        (what :func:`_bucket` computes in the graph)."""
+        last = WIDTH_BUCKETS[-1]
+        return next((b for b in WIDTH_BUCKETS if b >= width), -(-width // last) * last)
+
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, "user_id"), K_SPEC]
     )
     def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Top-``k`` items for each user."""
+        """Top-``k`` items for each user (``k`` per row)."""
         return self._recommend(user_id, k, tf.fill([tf.shape(user_id)[0], 0], ""))
 
     @tf.function(
@@ -352,7 +397,8 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id")])
     def recommend_default(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         """``recommend`` with ``k = default_k``."""
-        return self._recommend(user_id, tf.constant(self.default_k), tf.fill([tf.shape(user_id)[0], 0], ""))
+        rows = tf.shape(user_id)[0]
+        return self._recommend(user_id, tf.fill([rows], self.default_k), tf.fill([rows, 0], ""))
 
     @tf.function(
         input_signature=[

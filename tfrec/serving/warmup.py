@@ -4,7 +4,7 @@ export's ``assets.extra/tf_serving_warmup_requests`` (PredictionLog records)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +22,29 @@ class WarmupError(TfrecError):
     """A warmup request does not run against the export."""
 
 
-def warmup_inputs(model, default_k: int, max_k: int, row_buckets: Sequence[int], exclude_width: int) -> list:
-    """``(signature, inputs)`` warmup requests: one realistic request per signature (known
-    ids, an unknown id, a small k; ``exclude_width`` exclusions a row), one with a per-row
-    k, and ``recommend`` at each batch size of ``row_buckets`` (the sizes the XLA core is
-    compiled for) with k = 1 and ``max_k``."""
+def warmup_inputs(model, module) -> list:
+    """``(signature, inputs)`` warmup requests for an export of ``model`` through ``module``.
+
+    One realistic request per signature (known ids, an unknown id; ``exclude_width``
+    exclusions a row), one with a different ``k`` per row, and ``recommend`` and
+    ``similar_items`` at each of the module's row buckets. With an XLA export, one
+    request more for each shape a request can give a compiled core (rows bucket x
+    exclusion-width bucket x narrow or wide core), so no request after load compiles.
+
+    Every request is one a batching server accepts: every input has the batch dimension
+    (``k`` is one value per row), all inputs the same number of rows, at most
+    :data:`MAX_BATCH_SIZE`.
+    """
     # Three of each (known ids first, then unknown ones), even for a one-item catalogue.
     users = [*list(model.user_vocabulary[:2]), "unknown-user", "unknown-user-2"][:3]
     items = [*list(model.item_vocabulary[:2]), "unknown-item", "unknown-item-2"][:3]
-    k = np.int32(min(5, len(model.item_vocabulary)))
+    small = min(5, module.max_k)
+    k = np.full(3, small, np.int32)
     user_ids = np.asarray(users, dtype=object)
     item_ids = np.asarray(items, dtype=object)
-    exclude = np.full((3, exclude_width), "", dtype=object)
+    exclude = np.full((3, module.exclude_width), "", dtype=object)
     exclude[0, 0], exclude[1, 0] = items[0], items[1]
-    if exclude_width > 1:
+    if module.exclude_width > 1:
         exclude[1, 1] = items[0]
     default = (
         {"user_id": user_ids} if model.task == "retrieval" else {"user_id": user_ids, "item_id": item_ids}
@@ -43,18 +52,24 @@ def warmup_inputs(model, default_k: int, max_k: int, row_buckets: Sequence[int],
     requests = [
         ("serving_default", default),
         ("recommend", {"user_id": user_ids, "k": k}),
-        ("recommend", {"user_id": user_ids, "k": np.asarray([1, k, 2], np.int32)}),  # per-row k (batching)
+        ("recommend", {"user_id": user_ids, "k": np.asarray([1, module.max_k, 2], np.int32)}),
         ("recommend_excluding", {"user_id": user_ids, "k": k, "exclude_item_ids": exclude}),
         ("recommend_including_seen", {"user_id": user_ids, "k": k}),
         ("score", {"user_id": user_ids, "item_id": item_ids}),
         ("query_embedding", {"user_id": user_ids}),
         ("item_embedding", {"item_id": item_ids}),
-        ("similar_items", {"item_id": item_ids, "k": k}),
+        ("similar_items", {"item_id": item_ids, "k": np.full(3, min(small, module.max_similar), np.int32)}),
     ]
     known = list(model.user_vocabulary) or ["unknown-user"]
-    for number, size in enumerate(b for b in row_buckets if b > 3):
+    catalogue = list(model.item_vocabulary)
+    for number, size in enumerate(module.row_buckets()):
         batch = np.asarray([known[j % len(known)] for j in range(size)], dtype=object)
-        requests.append(("recommend", {"user_id": batch, "k": np.int32(1 if number % 2 else max_k)}))
+        wide = number % 2 == 0
+        requests.append(("recommend", {"user_id": batch, "k": np.full(size, module.max_k if wide else 1, np.int32)}))
+        batch = np.asarray([catalogue[j % len(catalogue)] for j in range(size)], dtype=object)
+        requests.append(("similar_items", {"item_id": batch, "k": np.full(size, module.max_similar, np.int32)}))
+    if module.xla:
+        requests += _compiled_shapes(model, module)
     if isinstance(model, TextCandidates):
         texts = np.asarray([*model.example_texts(2), ""], dtype=object)
         requests += [
@@ -72,6 +87,38 @@ def warmup_inputs(model, default_k: int, max_k: int, row_buckets: Sequence[int],
         history = np.asarray([[items[0], items[1]], [items[2], ""], ["", ""]], dtype=object)
         plays = np.asarray([[10.0, 1.0], [3.0, 0.0], [0.0, 0.0]], np.float32)
         requests.append(("recommend_from_history", {"history_item_ids": history, "history_weights": plays, "k": k}))
+    return requests
+
+
+def _compiled_shapes(model, module) -> list:
+    """One request for each shape an XLA export's ``recommend_top`` (and its narrow twin)
+    can run at: each row bucket, each exclusion-width bucket a batch can reach (from the
+    seen-items table's row lengths, plus ``exclude_width`` for ``recommend_excluding``,
+    0 for ``recommend_including_seen``), each core width."""
+    counts = np.diff(module.seen_offsets.numpy())[: len(model.user_vocabulary) + 1]
+    # A user per reachable width: index 0 is the unknown user (nothing seen).
+    names = ["unknown-user", *list(model.user_vocabulary)]
+    by_width: dict[tuple[str, int], str] = {}
+    for index in np.argsort(counts, kind="stable"):
+        count = int(counts[index])
+        by_width.setdefault(("recommend", module.width_bucket(count)), names[index])
+        by_width.setdefault(("recommend_excluding", module.width_bucket(count + module.exclude_width)), names[index])
+    by_width.setdefault(("recommend_including_seen", 0), "unknown-user")
+    cores = sorted({module.narrow_k, module.max_k})
+    requests, covered = [], set()
+    for (signature, width), user in by_width.items():
+        for rows in module.row_buckets():
+            for core in cores:
+                if (width, rows, core) in covered:
+                    continue
+                covered.add((width, rows, core))
+                inputs = {
+                    "user_id": np.asarray([user] + ["unknown-user"] * (rows - 1), dtype=object),
+                    "k": np.full(rows, core, np.int32),
+                }
+                if signature == "recommend_excluding":
+                    inputs["exclude_item_ids"] = np.full((rows, module.exclude_width), "", dtype=object)
+                requests.append((signature, inputs))
     return requests
 
 

@@ -286,3 +286,71 @@ def test_grouped_top_k_equals_top_k(width, k) -> None:
     np.testing.assert_array_equal(np.take_along_axis(scores, columns.numpy(), axis=1), values.numpy())
     np.testing.assert_array_equal(columns.numpy()[3:], want.indices.numpy()[3:])
     assert all(len(set(row)) == k for row in columns.numpy()[1:])
+
+
+def _rewrite_warmup(folder, records) -> None:
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    with tf.io.TFRecordWriter(str(folder / "assets.extra" / "tf_serving_warmup_requests")) as writer:
+        for signature, inputs in records:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=signature))
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def test_the_checker_refuses_what_a_batching_server_refuses(exported, tmp_path) -> None:
+    import shutil
+
+    copy = tmp_path / "1"
+    shutil.copytree(exported, copy)
+    users = np.asarray(["u1", "u2"], dtype=object)
+    _rewrite_warmup(copy, [
+        ("recommend", {"user_id": users, "k": np.int32(3)}),  # a scalar: no batch dimension
+        ("score", {"user_id": users, "item_id": np.asarray(["i1"], dtype=object)}),  # unequal rows
+        ("query_embedding", {"user_id": np.asarray(["u1"] * 300, dtype=object)}),  # > max_batch_size 256
+    ])  # fmt: skip
+    with pytest.raises(ExportError) as failed:
+        export_module.run_checker(copy, None)
+    message = str(failed.value)
+    assert "request 0 (recommend): inputs ['k'] have no batch dimension" in message
+    assert "request 2 (query_embedding): 300 rows, more than max_batch_size 256" in message
+    assert "different 0th-dimension sizes [1, 2]" in message
+
+
+@pytest.mark.slow
+def test_an_xla_export_needs_the_server_flag_and_says_so(trained, tmp_path) -> None:
+    """``xla=True`` compiles the cores (``_XlaMustCompile``), covers every compiled shape in
+    the warmup and validates with XLA on; the same files under a server's default flags
+    (XLA disabled, as the checker does when the metadata does not ask for it) fail to load."""
+    import shutil
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    model = trained["two_tower"]
+    path = tfrec.export(model, tmp_path / "xla", xla=True)  # validated with XLA enabled
+    saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes()).meta_graphs[0]
+    compiled = {f.signature.name for f in saved.graph_def.library.function if f.attr["_XlaMustCompile"].b}
+    assert set(saved.meta_info_def.function_aliases) <= compiled
+    metadata = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
+    assert metadata["xla"] is True and metadata["server_flags"] == ["--xla_cpu_compilation_enabled=true"]
+    # Every (rows, exclusion width, core) an XLA core can run at has a warmup record.
+    module = ServingModule(model.for_serving(), xla=True)
+    shapes = set()
+    for signature, inputs in tfrec.serving.warmup.read_warmup(path):
+        if signature.startswith("recommend") and signature != "recommend_from_history":
+            rows = len(inputs["user_id"])
+            users = module.model.user_index(tf.constant(inputs["user_id"])).numpy()
+            seen = int(np.diff(module.seen_offsets.numpy())[users].max()) if signature != "recommend_including_seen" else 0
+            width = seen + (module.exclude_width if signature == "recommend_excluding" else 0)
+            core = module.narrow_k if int(inputs["k"].max()) <= module.narrow_k else module.max_k
+            shapes.add((module.width_bucket(width), min(b for b in module.row_buckets() if b >= rows), core))
+    counts = np.diff(module.seen_offsets.numpy())
+    widths = {module.width_bucket(int(c) + extra) for c in counts for extra in (0, module.exclude_width)} | {0}
+    assert shapes == {(w, r, c) for w in widths for r in module.row_buckets() for c in (module.narrow_k, module.max_k)}
+    stock = tmp_path / "stock" / "1"
+    shutil.copytree(path, stock)
+    (stock / "assets.extra" / "tfrec_metadata.json").write_text(json.dumps({**metadata, "xla": False}))
+    with pytest.raises(ExportError, match="XLA compilation disabled"):
+        export_module.run_checker(stock, None)

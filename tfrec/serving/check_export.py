@@ -55,6 +55,13 @@ def max_batch_size(export_dir: Path) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def reason(err: Exception) -> str:
+    """The line of a TensorFlow error that says what went wrong (not its node trace)."""
+    noise = ("Graph execution error", "Detected at node", "[[", "{{", "File ", "Stack trace", "Error in")
+    lines = [line.strip() for line in str(getattr(err, "message", err)).splitlines() if line.strip()]
+    return next((line for line in lines if not line.startswith(noise)), type(err).__name__)
+
+
 def batching_problems(feed: dict, most: int | None) -> list[str]:
     """What TF Serving's batching session would refuse in a request (batching_session.cc)."""
     ranks = {k: np.asarray(v).ndim for k, v in feed.items()}
@@ -131,10 +138,17 @@ def check(export_dir: Path, expected: dict[str, np.ndarray] | None) -> tuple[dic
                 )
                 continue
             values = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-            problems += [f"request {number} ({name}): {p}" for p in batching_problems(values, most)]
+            refused = batching_problems(values, most)
+            if refused:
+                problems += [f"request {number} ({name}): {p}" for p in refused]
+                continue
             feed = {signature.inputs[k].name: v for k, v in values.items()}
             fetch = {k: v.name for k, v in signature.outputs.items()}
-            outputs = session.run(fetch, feed)
+            try:
+                outputs = session.run(fetch, feed)
+            except (tf.errors.OpError, ValueError) as err:  # a failing record fails a server's load
+                problems.append(f"request {number} ({name}) failed: {reason(err)}")
+                continue
             report["requests"] += 1
             rows = len(next(iter(values.values()))) if values else 0
             for key, value in outputs.items():
@@ -181,8 +195,10 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
-    for problem in problems:
+    for problem in problems[:10]:
         print(f"{export_dir}: {problem}", file=sys.stderr)
+    if len(problems) > 10:
+        print(f"{export_dir}: and {len(problems) - 10} more problems", file=sys.stderr)
     print(json.dumps(report))
     return 1 if problems else 0
 

@@ -115,7 +115,7 @@ class ServingModule(tf.Module):
 
     Example:
         >>> module = tfrec.serving.ServingModule(model)
-        >>> module.recommend(tf.constant(["42"]), tf.constant(5))["item_ids"]
+        >>> module.recommend(tf.constant(["42"]), tf.constant([5]))["item_ids"]
     """
 
     def __init__(

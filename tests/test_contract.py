@@ -306,11 +306,13 @@ def test_every_model_exports_for_a_stock_server(name, parts, tmp_path) -> None:
     assert not [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]
     aliases = dict(saved.meta_info_def.function_aliases)
     narrow = {"tfrec_recommend_top_narrow"} if len(model.item_vocabulary) > 10 else set()
-    assert set(aliases) == {"tfrec_recommend_top", "tfrec_similar_top", *narrow}
-    # No data baked into the graph (a corpus as a constant would hit protobuf's 2 GB cap).
+    assert set(aliases.values()) == {"tfrec_recommend_top", "tfrec_similar_top", *narrow}
+    # No numbers baked into the graph (a corpus or table as a constant would hit protobuf's
+    # 2 GB cap); string constants are the id lookups' vocabularies (see ARCHITECTURE.md).
     nodes = [*saved.graph_def.node, *(n for f in functions for n in f.node_def)]
     constants = [n.attr["value"].tensor for n in nodes if n.op == "Const"]
-    assert max(len(c.SerializeToString()) for c in constants) < 4096
+    numeric = [c for c in constants if c.dtype != tf.string.as_datatype_enum]
+    assert max(len(c.SerializeToString()) for c in numeric) < 4096
     variables = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_shape_map()
     assert not [v for v in variables if "optimizer" in v]
     sampler_state = [shape for v, shape in variables.items() if "/gram/" in v or "rating_pattern" in v]

@@ -114,8 +114,12 @@ class ContentTower(TextCandidates, RetrievalModel):
         profiles = self.data.user_profiles
         self.profile_tokens = None
         if profiles:  # profile token ids per user index (row 0, unknown users: empty)
-            tokens = self.content.text_encoder.tokenize(tf.constant(["", *profiles], dtype=tf.string))
-            self.profile_tokens = tf.constant(tokens.numpy())
+            tokens = self.content.text_encoder.tokenize(tf.constant(["", *profiles], dtype=tf.string)).numpy()
+            # A variable (int32), not a graph constant: the profiles are data, not graph.
+            self.profile_tokens = self.add_weight(
+                name="profile_tokens", shape=tokens.shape, dtype=tf.int32, trainable=False,
+                initializer=keras.initializers.Constant(tokens.astype("int32")),
+            )  # fmt: skip
         vocabulary = len(self.content.text_encoder.vocabulary)
         self.word_bias = normal_table(vocabulary + 2, 1, "word_bias", stddev=0.0)
         self.objective = retrieval_objective(c, self.data.item_counts, extra_negatives=c.extra_negatives)
@@ -133,7 +137,7 @@ class ContentTower(TextCandidates, RetrievalModel):
         """``[e_u (+ profile encoding), 1]``: the user and the constant the item's bias multiplies."""
         factors = self.query_tower.from_index(index, training=training)
         if self.profile_tokens is not None:
-            tokens = tf.gather(self.profile_tokens, index)
+            tokens = tf.cast(tf.gather(self.profile_tokens, index), tf.int64)
             factors = factors + self.content.text_encoder.encode(tokens, training=training)
         return tf.concat([factors, tf.ones_like(factors[:, :1])], axis=1)
 

@@ -142,7 +142,8 @@ class ServingModule(tf.Module):
         # Users scored at once: a larger request is ranked in chunks of this many rows.
         self.rows_per_chunk = rows_per_chunk(self.num_items, most=MAX_BATCH_SIZE)
         self.xla = bool(xla)
-        self.catalogue = tf.constant(catalogue, dtype=tf.string)
+        # The ids answered, a variable (in the checkpoint, not the graph's protobuf).
+        self.catalogue = tf.Variable(catalogue.astype(str), dtype=tf.string, trainable=False, name="catalogue")
         candidates = model.catalogue_embeddings()  # in batches: bounded on large catalogues
         _check_finite(model, candidates)
         # The catalogue is held once. A model whose item tables are its candidate embeddings

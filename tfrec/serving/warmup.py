@@ -62,12 +62,22 @@ def warmup_inputs(model, module) -> list:
     ]
     known = list(model.user_vocabulary) or ["unknown-user"]
     catalogue = list(model.item_vocabulary)
+    # Every signature at every row bucket (a first call at a new batch size picks and
+    # prepares kernels for it), the k alternating between the two cores' widths.
     for number, size in enumerate(module.row_buckets()):
         batch = np.asarray([known[j % len(known)] for j in range(size)], dtype=object)
-        wide = number % 2 == 0
-        requests.append(("recommend", {"user_id": batch, "k": np.full(size, module.max_k if wide else 1, np.int32)}))
-        batch = np.asarray([catalogue[j % len(catalogue)] for j in range(size)], dtype=object)
-        requests.append(("similar_items", {"item_id": batch, "k": np.full(size, module.max_similar, np.int32)}))
+        pieces = np.asarray([catalogue[j % len(catalogue)] for j in range(size)], dtype=object)
+        k = np.full(size, module.max_k if number % 2 == 0 else 1, np.int32)
+        requests += [
+            ("recommend", {"user_id": batch, "k": k}),
+            ("recommend_including_seen", {"user_id": batch, "k": k}),
+            ("recommend_excluding", {"user_id": batch, "k": k[::-1].copy(),
+                                     "exclude_item_ids": np.full((size, module.exclude_width), "", dtype=object)}),
+            ("similar_items", {"item_id": pieces, "k": np.full(size, module.max_similar, np.int32)}),
+            ("score", {"user_id": batch, "item_id": pieces}),
+            ("query_embedding", {"user_id": batch}),
+            ("item_embedding", {"item_id": pieces}),
+        ]  # fmt: skip
     if module.xla:
         requests += _compiled_shapes(model, module)
     if isinstance(model, TextCandidates):

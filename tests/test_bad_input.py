@@ -253,7 +253,11 @@ def test_recommend_signature_never_crashes(served, users, k) -> None:
     users = np.asarray(users, dtype=object)
     max_k = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())["max_k"]
     if k < 1:
-        with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 1"):
+        with pytest.raises(tfrec.TfrecError, match="k must be >= 1"):
+            session.run("recommend", user_id=users, k=k)
+        return
+    if k > max_k:  # the client refuses what a server would cap
+        with pytest.raises(tfrec.TfrecError, match="is more than this export answers"):
             session.run("recommend", user_id=users, k=k)
         return
     out = session.run("recommend", user_id=users, k=k)
@@ -288,4 +292,4 @@ def test_signature_input_errors_are_clear(served) -> None:
     assert big["item_ids"].shape == (5000, 3)
     # Nothing above touched the export.
     meta = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
-    assert meta["model"] == "implicit_mf" and tfrec.serving.validate(path)["requests"] == len(tfrec.serving.warmup.read_warmup(path)) == 14
+    assert meta["model"] == "implicit_mf" and tfrec.serving.validate(path)["requests"] == len(tfrec.serving.warmup.read_warmup(path)) == 44

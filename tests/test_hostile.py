@@ -615,9 +615,11 @@ def test_a_one_item_catalogue_trains_exports_and_answers(tmp_path) -> None:
     frame = pd.DataFrame({"user_id": ["a", "b", "c"], "item_id": ["x", "x", "x"]})
     model = train("implicit_mf", frame, epochs=1, verbose=0).model
     served = tfrec.serving.ExportedModel(tfrec.export(model, tmp_path / "one"))
-    answer = served.run("recommend", user_id=["a", "new"], k=3)
+    answer = served.run("recommend", user_id=["a", "new"], k=1)
     assert answer["item_ids"].tolist() == [[""], ["x"]] and answer["scores"][0, 0] == np.finfo(np.float32).min
-    assert served.run("similar_items", item_id=["x"], k=3)["item_ids"].tolist() == [[""]]
+    assert served.run("similar_items", item_id=["x"], k=1)["item_ids"].tolist() == [[""]]
+    with pytest.raises(TfrecError, match=r"k=3 is more than this export answers \(1, its max_k\)"):
+        served.run("recommend", user_id=["a"], k=3)
     with pytest.raises(TfrecError, match="k must be an integer, got 2.7"):
         served.run("recommend", user_id=["a"], k=2.7)
     served.close()

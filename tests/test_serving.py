@@ -99,8 +99,12 @@ def test_signatures_answer_like_the_model_including_unknown_ids_and_edge_k(expor
     np.testing.assert_array_equal(neighbours, model.similar_items(items[:1], k=3)[0])
     embedding = served.run("query_embedding", user_id=users)["embedding"]
     assert embedding.shape == (3, model.query_tower.output_dim) and not embedding[1:].any()
-    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 1"):
+    with pytest.raises(tfrec.TfrecError, match="k must be >= 1"):
         served.run("recommend", user_id=users, k=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be >= 1"):  # what a server answers
+        loaded.signatures["recommend"](user_id=tf.constant(users), k=tf.constant([1, 0, 2]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k needs one value per row"):
+        loaded.signatures["recommend"](user_id=tf.constant(users), k=tf.constant([1]))
     served.close()
 
 
@@ -186,6 +190,9 @@ def test_readme_rest_examples_feed_the_real_signatures(exported) -> None:
     for body in bodies:
         spec = served.signatures[body["signature_name"]]
         assert set(body["inputs"]) == set(spec.inputs), body
+        # A body a batching server accepts: every input one value per row.
+        assert all(isinstance(v, list) for v in body["inputs"].values()), body
+        assert len({len(v) for v in body["inputs"].values()}) == 1, body
         outputs = served.run(body["signature_name"], **body["inputs"])
         assert set(outputs) == set(spec.outputs)
     assert '{"outputs": {"item_ids": [[' in readme
@@ -245,7 +252,10 @@ def test_every_signature_batches_the_way_tf_serving_batches(exported) -> None:
 
         def ask(number, requests=requests, answers=answers, batched=batched):
             request = requests[number]
-            answers[number] = batched(*[tf.constant(request[key]) for key in sorted(request)])
+            try:
+                answers[number] = batched(*[tf.constant(request[key]) for key in sorted(request)])
+            except Exception as err:  # noqa: BLE001 - re-raised in the test's thread below
+                answers[number] = err
 
         threads = [threading.Thread(target=ask, args=(n,)) for n in range(len(requests))]
         for thread in threads:
@@ -253,6 +263,8 @@ def test_every_signature_batches_the_way_tf_serving_batches(exported) -> None:
         for thread in threads:
             thread.join()
         for request, answer in zip(requests, answers):
+            if isinstance(answer, Exception):
+                raise AssertionError(f"{name}: the batched request failed") from answer
             alone = signature(**{key: tf.constant(value) for key, value in request.items()})
             for key, value in zip(keys, answer):
                 got, want = value.numpy(), alone[key].numpy()

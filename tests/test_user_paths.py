@@ -137,7 +137,7 @@ def test_relative_export_paths_work(trained, tmp_path, monkeypatch, capsys) -> N
     monkeypatch.chdir(tmp_path)
     path = tfrec.export(trained[0].model, "exports/implicit_mf")
     assert str(path) == os.path.join("exports", "implicit_mf", "1")
-    assert tfrec.serving.validate("exports/implicit_mf/1")["requests"] == 14
+    assert tfrec.serving.validate("exports/implicit_mf/1")["requests"] == 44
     assert main(["validate", "exports/implicit_mf/1"]) == 0
     assert (
         main(["recommend", "exports/implicit_mf", "--user", trained[0].model.user_vocabulary[0], "-k", "3"])

@@ -59,23 +59,24 @@ described = served.describe()
 pd.DataFrame({
     "inputs": {name: ", ".join(d["inputs"]) for name, d in described.items()},
     "outputs": {name: ", ".join(d["outputs"]) for name, d in described.items()},
-    "what it does": metadata["signatures"],
+    "what it does": {name: d["does"] for name, d in metadata["signatures"].items()},
 })
 
 # %% [markdown]
 # ## REST request bodies
 #
 # TF Serving's REST API takes `POST /v1/models/implicit_mf:predict` with a JSON body. The
-# columnar `inputs` form fits every signature (`k` may be a scalar). Each body below is
-# also run here through the same signature, so the bodies are known to match.
+# columnar `inputs` form fits every signature; every input is one value per row (`k` too),
+# which TF Serving's server-side batching needs. Each body below is also run here through
+# the same signature, so the bodies are known to match.
 
 # %%
 user, item = model.user_vocabulary[0], model.item_vocabulary[0]
 bodies = {
-    "recommend": {"user_id": [user], "k": 5},
-    "recommend_excluding": {"user_id": [user], "k": 5, "exclude_item_ids": [[item, "", "", ""]]},
+    "recommend": {"user_id": [user], "k": [5]},
+    "recommend_excluding": {"user_id": [user], "k": [5], "exclude_item_ids": [[item, "", "", ""]]},
     "score": {"user_id": [user, user], "item_id": [item, model.item_vocabulary[1]]},
-    "similar_items": {"item_id": [item], "k": 3},
+    "similar_items": {"item_id": [item], "k": [3]},
 }
 for signature, inputs in bodies.items():
     print(json.dumps({"signature_name": signature, "inputs": inputs}))

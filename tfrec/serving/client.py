@@ -124,6 +124,8 @@ class ExportedModel:
         k = np.asarray(inputs["k"])
         if k.dtype.kind not in "iu" or k.ndim > 1:
             raise TfrecError(f"signature {signature!r}: k must be an integer or one integer per row, got {inputs['k']!r}")
+        if k.size and int(k.min()) < 1:
+            raise TfrecError(f"signature {signature!r}: k must be >= 1, got {int(k.min())}")
         most = self.metadata.get("max_similar_k" if signature == "similar_items" else "max_k")
         if most is not None and k.size and int(k.max()) > most:
             raise TfrecError(

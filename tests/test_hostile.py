@@ -620,7 +620,7 @@ def test_a_one_item_catalogue_trains_exports_and_answers(tmp_path) -> None:
     assert served.run("similar_items", item_id=["x"], k=1)["item_ids"].tolist() == [[""]]
     with pytest.raises(TfrecError, match=r"k=3 is more than this export answers \(1, its max_k\)"):
         served.run("recommend", user_id=["a"], k=3)
-    with pytest.raises(TfrecError, match="k must be an integer, got 2.7"):
+    with pytest.raises(TfrecError, match="k must be an integer or one integer per row, got 2.7"):
         served.run("recommend", user_id=["a"], k=2.7)
     served.close()
 

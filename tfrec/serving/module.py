@@ -260,17 +260,15 @@ class ServingModule(tf.Module):
         unknown = tf.zeros([tf.shape(queries)[0], 1], tf.int64)
         return mask_out(scores, unknown, tf.ones_like(unknown, tf.bool))
 
-    def _top_indices(self, scores: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
+    @staticmethod
+    def _top_indices(scores: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
         """The top ``k`` scores and their catalogue positions (item index - 1).
 
-        XLA sorts whole rows for a top-k, so the XLA cores use :func:`top_k_grouped`;
-        TensorFlow's own kernel keeps a heap of ``k`` per row and needs no help.
+        :func:`top_k_grouped` on wide rows: XLA sorts whole rows for a top-k, and
+        TensorFlow's own CPU kernel took 3-7x longer than the grouped form on 1M-item rows
+        (bench/serving_speed.py's commit message has the figures).
         """
-        if self.xla:
-            values, columns = top_k_grouped(scores, k)
-        else:
-            top = tf.math.top_k(scores, k=k)
-            values, columns = top.values, top.indices
+        values, columns = top_k_grouped(scores, k)
         return values, tf.maximum(columns - 1, 0)
 
     def _recommend_top(self, user_index: tf.Tensor, exclude_index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -283,6 +283,80 @@ print(tfrec.export(model, sys.argv[2]))
 """
 
 
+# === Untrusted exports: refused before anything of them runs ===
+def _file_writing_export(version: Path, marker: Path, secret: Path) -> None:
+    """A SavedModel in the export layout whose init op writes ``marker`` and whose
+    ``recommend`` signature reads ``secret`` and returns it as item ids."""
+    from tfrec._keras import tf
+
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        users = tf.compat.v1.placeholder(tf.string, [None], name="user_id")
+        k = tf.compat.v1.placeholder(tf.int32, [None], name="k")
+        stolen = tf.io.read_file(str(secret))
+        items = tf.fill([tf.shape(users)[0], 1], stolen)
+        scores = tf.cast(tf.fill([tf.shape(users)[0], 1], 1.0), tf.float32) + tf.cast(k[:1, None], tf.float32) * 0
+        init = tf.io.write_file(str(marker), "the init op ran")
+        signature = tf.compat.v1.saved_model.predict_signature_def({"user_id": users, "k": k},
+                                                                   {"item_ids": items, "scores": scores})  # fmt: skip
+        builder = tf.compat.v1.saved_model.Builder(str(version))
+        builder.add_meta_graph_and_variables(session, ["serve"], {"recommend": signature}, main_op=init)
+        builder.save()
+
+
+@pytest.fixture(scope="module")
+def genuine_metadata(small, tmp_path_factory) -> str:
+    model = train("implicit_mf", split(small, "random:0.2", seed=0).train, epochs=1, verbose=0).model
+    path = tfrec.export(model, tmp_path_factory.mktemp("genuine") / "m", validate=False)
+    assert tfrec.serving.check_trusted(path)["model"] == "implicit_mf"  # a genuine export passes
+    return (path / "assets.extra" / "tfrec_metadata.json").read_text()
+
+
+@pytest.mark.parametrize("with_metadata", [False, True], ids=["no-metadata", "borrowed-metadata"])
+def test_an_export_with_file_ops_is_refused_before_it_runs(tmp_path, capsys, genuine_metadata, with_metadata) -> None:
+    marker, secret = tmp_path / "marker", tmp_path / "secret"
+    secret.write_text("private")
+    version = tmp_path / "exports" / "m" / "1"
+    _file_writing_export(version, marker, secret)
+    if with_metadata:  # tfrec's metadata copied in does not make the graph tfrec's
+        (version / "assets.extra").mkdir()
+        (version / "assets.extra" / "tfrec_metadata.json").write_text(genuine_metadata)
+    expected = "op '(Read|Write)File'" if with_metadata else "not a tfrec export"
+    with pytest.raises(tfrec.serving.UntrustedExportError, match=expected):
+        tfrec.serving.ExportedModel(version)
+    for argv in (["validate", str(version)], ["recommend", str(version), "--user", "1"]):
+        assert main(argv) != 0
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "refused" in err and "--trust-export" in err, err
+    assert not marker.exists()  # nothing of the export ran
+    # The opt-out runs it: the refusal above was the only thing in the way.
+    served = tfrec.serving.ExportedModel(version, trust=True)
+    assert marker.read_text() == "the init op ran"
+    assert served.run("recommend", user_id=["1"], k=[1])["item_ids"].tolist() == [["private"]]
+    served.close()
+
+
+def test_an_export_that_calls_undefined_or_unlisted_functions_is_refused(tmp_path, genuine_metadata) -> None:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from tfrec._keras import tf
+
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": tf.strings.join([x, tf.io.matching_files("/*")[0]])},
+                           input_signature=[tf.TensorSpec([None], tf.string)])  # fmt: skip
+    version = tmp_path / "m" / "1"
+    tf.saved_model.save(module, str(version), signatures={"serving_default": module.f})
+    (version / "assets.extra").mkdir()
+    (version / "assets.extra" / "tfrec_metadata.json").write_text(genuine_metadata)
+    with pytest.raises(tfrec.serving.UntrustedExportError, match="op 'MatchingFiles' .* in function"):
+        tfrec.serving.validate(version)
+    # Two graphs, or a graph tagged other than "serve", is not what tfrec writes.
+    saved = saved_model_pb2.SavedModel.FromString((version / "saved_model.pb").read_bytes())
+    saved.meta_graphs.add().CopyFrom(saved.meta_graphs[0])
+    (version / "saved_model.pb").write_bytes(saved.SerializeToString())
+    with pytest.raises(tfrec.serving.UntrustedExportError, match="not one 'serve' graph"):
+        tfrec.serving.check_trusted(version)
+
+
 def _export_process(saved_model: Path, base: Path) -> subprocess.Popen:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen([sys.executable, "-c", EXPORT_SCRIPT, str(saved_model), str(base)], env=env,

@@ -136,10 +136,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate = commands.add_parser("validate", help="check an export through TF Serving's signature path")
     validate.add_argument("export_dir", help="a version directory (exports/NAME/VERSION) or a base directory")
+    validate.add_argument("--trust-export", action="store_true",
+                          help="skip the check that refuses an export tfrec did not write (its metadata, and ops "
+                          "that could read files, run processes or reach the network): only for files you trust")  # fmt: skip
     recommend = commands.add_parser("recommend", help="top-k items for a user, answered by an export")
     recommend.add_argument("export_dir", help="a version directory or a base directory (latest version)")
     recommend.add_argument("--user", required=True, action="append", help="user id (repeatable)")
     recommend.add_argument("-k", type=int, default=10, help="how many items (default: 10)")
+    recommend.add_argument("--trust-export", action="store_true",
+                           help="skip the check that refuses an export tfrec did not write: only for files you trust")  # fmt: skip
     recommend.add_argument(
         "--exclude", nargs="*", default=[], metavar="ITEM", help="more item ids to leave out"
     )
@@ -463,7 +468,7 @@ def _validate(args: argparse.Namespace) -> int:
     import tfrec
 
     path = version_dir(Path(args.export_dir))
-    report = tfrec.serving.validate(path)
+    report = tfrec.serving.validate(path, trust=args.trust_export)
     names = ", ".join(sorted(report["signatures"]))
     print(f"{path}: OK, {report['requests']} warmup requests matched through the TF Serving path ({names})")
     return 0
@@ -475,7 +480,7 @@ def _recommend(args: argparse.Namespace) -> int:
     import tfrec
 
     checks.bounded(args.k, "-k", 1)
-    served = tfrec.serving.ExportedModel(version_dir(Path(args.export_dir)))
+    served = tfrec.serving.ExportedModel(version_dir(Path(args.export_dir)), trust=args.trust_export)
     if served.max_k is not None and args.k > served.max_k:
         raise UserError(f"argument -k: at most {served.max_k} (the export's max_k; export again with a larger --max-k)")
     if args.exclude and args.include_seen:

@@ -3,5 +3,9 @@
 from tfrec.serving.client import ExportedModel
 from tfrec.serving.exporter import ExportError, export, validate, versions
 from tfrec.serving.module import ServingModule
+from tfrec.serving.trust import UntrustedExportError, check_trusted
 
-__all__ = ["ExportError", "ExportedModel", "ServingModule", "export", "validate", "versions"]
+__all__ = [
+    "ExportError", "ExportedModel", "ServingModule", "UntrustedExportError", "check_trusted", "export", "validate",
+    "versions",
+]  # fmt: skip

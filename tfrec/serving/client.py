@@ -29,6 +29,10 @@ class ExportedModel:
     convenience that a server does not offer, a scalar ``k`` is sent as one value per row;
     a ``k`` above the export's ``max_k`` is refused (a server caps it).
 
+    The export is checked before it is loaded (:func:`tfrec.serving.check_trusted`: tfrec's
+    metadata, only the ops tfrec's exports use); ``trust=True`` skips that for a file you
+    trust.
+
     Args:
         export_dir: A version directory, or a base directory (its largest version is used).
 
@@ -37,7 +41,7 @@ class ExportedModel:
         >>> served.run("recommend", user_id=["42"], k=5)["item_ids"]
     """
 
-    def __init__(self, export_dir: str | os.PathLike) -> None:
+    def __init__(self, export_dir: str | os.PathLike, trust: bool = False) -> None:
         path = Path(export_dir)
         if not (path / "saved_model.pb").is_file():
             from tfrec.serving.exporter import versions
@@ -49,6 +53,10 @@ class ExportedModel:
                 )
             path = path / str(numbered[0])
         self.path = path
+        if not trust:
+            from tfrec.serving.trust import check_trusted
+
+            check_trusted(path)
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph)
         with self._graph.as_default():

@@ -426,7 +426,7 @@ def export(
     return target
 
 
-def validate(export_dir: str | os.PathLike) -> dict:
+def validate(export_dir: str | os.PathLike, trust: bool = False) -> dict:
     """Validates an export through the TF Serving signature path in a fresh process.
 
     The expected outputs come from this process: the export is loaded with
@@ -435,14 +435,19 @@ def validate(export_dir: str | os.PathLike) -> dict:
     through ``tf.compat.v1.saved_model.loader.load`` and the signature tensors by name,
     and every output's dtype, shape and values must match.
 
+    Before anything of the export runs, :func:`tfrec.serving.check_trusted` reads its
+    files and refuses one tfrec did not write (``trust=True`` skips that).
+
     Args:
         export_dir: A version directory (``exports/two_tower/3``).
+        trust: Skip the check of the export's metadata and ops (a file you trust).
 
     Returns:
         The report: signatures (inputs, outputs, method) and the number of requests run.
 
     Raises:
         ExportError: anything missing, failing or different, with the reasons.
+        UntrustedExportError: not tfrec's export, or ops tfrec's exports never use.
 
     Example:
         >>> tfrec.serving.validate("exports/two_tower/1")["requests"]
@@ -452,6 +457,10 @@ def validate(export_dir: str | os.PathLike) -> dict:
     warmup = path / ASSETS_EXTRA / WARMUP_FILE
     if not (path / "saved_model.pb").is_file():
         raise ExportError(f"{path} is not a SavedModel version directory (no saved_model.pb)")
+    if not trust:
+        from tfrec.serving.trust import check_trusted
+
+        check_trusted(path)
     if not warmup.is_file():
         raise ExportError(f"{warmup} is missing")
     try:

@@ -596,6 +596,32 @@ def test_parameter_server_refusals_are_one_line(monkeypatch, capsys, tmp_path, a
     assert list(tmp_path.iterdir()) == []
 
 
+def test_cluster_servers_refuse_a_host_with_a_public_address(monkeypatch, capsys, tmp_path) -> None:
+    """TensorFlow's servers bind every interface and run any op a client sends: on a host
+    with a public address neither ``tfrec cluster-task`` nor ``local_cluster`` starts one
+    unless asked, and nothing listens afterwards."""
+    import socket
+
+    from tfrec.core import parameter_servers
+
+    assert all(":" in a or a.count(".") == 3 for a in parameter_servers.exposed_addresses())
+    monkeypatch.setattr(parameter_servers, "exposed_addresses", lambda: ["198.51.100.7"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = {"chief": ["127.0.0.1:1"], "worker": [f"127.0.0.1:{port}"], "ps": ["127.0.0.1:3"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
+    assert main(["cluster-task"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cluster task worker 0: not started" in err, err
+    assert "198.51.100.7" in err and "unauthenticated" in err and "--allow-public-interfaces" in err
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # nothing listens
+    with pytest.raises(TfrecError, match="local_cluster: not started: this host has public addresses"):
+        with parameter_servers.local_cluster(workers=1, servers=1):
+            pass
+
+
 # === Property-based: the parsers never fail in an unexplained way ===
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

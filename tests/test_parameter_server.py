@@ -213,4 +213,7 @@ def test_a_local_cluster_stops_what_it_started_and_removes_its_logs() -> None:
         processes, logs = list(cluster.tasks.values()), Path(cluster.logs)
         assert sorted(cluster.tasks) == ["ps 0", "worker 0"] and all(p.poll() is None for p in processes)
         assert sorted(f.name for f in logs.iterdir()) == ["ps-0.log", "worker-0.log"]
+        port = cluster.cluster["worker"][0].rsplit(":", 1)[1]
+        said = (logs / "worker-0.log").read_text()  # where it really listens, and what that means
+        assert f"worker 0 serving on all interfaces, port {port} (unauthenticated: private network only" in said
     assert all(p.poll() is not None for p in processes) and not logs.exists()

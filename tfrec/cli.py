@@ -130,10 +130,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--xla", action="store_true",
                         help="compile the serving cores with XLA (TF Serving then needs "
                         "--xla_cpu_compilation_enabled=true; without it the model does not load)")  # fmt: skip
-    commands.add_parser(
+    cluster_task = commands.add_parser(
         "cluster-task",
-        help="serve as the parameter-server cluster's worker or server that TF_CONFIG names, until stopped",
+        help="serve as the parameter-server cluster's worker or server that TF_CONFIG names, until stopped "
+        "(TensorFlow's gRPC server: all interfaces, unauthenticated, runs any op a client sends; keep it on a "
+        "private network or behind a firewall)",
     )
+    cluster_task.add_argument("--allow-public-interfaces", action="store_true",
+                              help="start even on a host with a public (internet-routable) address, where anyone "
+                              "who reaches the port can run ops, files included, in this process")  # fmt: skip
     validate = commands.add_parser("validate", help="check an export through TF Serving's signature path")
     validate.add_argument("export_dir", help="a version directory (exports/NAME/VERSION) or a base directory")
     validate.add_argument("--trust-export", action="store_true",
@@ -528,8 +533,9 @@ def _cluster_task(args: argparse.Namespace) -> int:
 
     task = checks.cluster_config(os.environ.get("TF_CONFIG"), "tfrec cluster-task", ("worker", "ps"))
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C stops the server (it waits in C++)
-    serve_cluster_task(ready=lambda address: print(
-        f"tfrec: {task} serving on {address} (stop with Ctrl-C)", flush=True))  # fmt: skip
+    serve_cluster_task(allow_public=args.allow_public_interfaces, ready=lambda where: print(
+        f"tfrec: {task} serving on {where} (unauthenticated: private network only; stop with Ctrl-C)",
+        flush=True))  # fmt: skip
     return 0
 
 

@@ -5,6 +5,7 @@ local cluster on 127.0.0.1, faults in the cluster, and the split tables gathered
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -133,23 +134,84 @@ def is_parameter_server(strategy) -> bool:
     return isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy)
 
 
-def serve_cluster_task(cluster_resolver=None, ready=None) -> None:
+# What a cluster task's server exposes, said wherever one starts.
+EXPOSURE = (
+    "TensorFlow's gRPC server listens on all interfaces, is unauthenticated and runs any op a "
+    "client sends (reading and writing files included): keep cluster tasks on a private network "
+    "or behind a firewall"
+)
+
+
+def exposed_addresses() -> list[str]:
+    """This host's interface addresses outside the loopback, private, link-local and shared
+    ranges (``ipaddress``'s ``is_global``): where a server on all interfaces is reachable
+    from the internet. Linux: read from /proc/net; elsewhere from the host name."""
+    found: set[str] = set()
+    try:
+        lines = open("/proc/net/fib_trie").read().splitlines()
+        found |= {lines[i - 1].split()[-1] for i, line in enumerate(lines) if "/32 host LOCAL" in line and i}
+    except OSError:
+        try:
+            found |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+        except OSError:
+            pass
+    try:
+        for line in open("/proc/net/if_inet6").read().splitlines():
+            raw = line.split()[0]
+            found.add(":".join(raw[i : i + 4] for i in range(0, 32, 4)))
+    except OSError:
+        pass
+    out = []
+    for text in sorted(found):
+        try:
+            if ipaddress.ip_address(text.split("%")[0]).is_global:
+                out.append(text)
+        except ValueError:
+            continue
+    return out
+
+
+def refuse_public_exposure(allow_public: bool, what: str) -> None:
+    """Refuses to start a cluster server on a host with a public address unless asked.
+
+    Raises:
+        TfrecError: the host has such an address and ``allow_public`` is False (one line).
+    """
+    public = exposed_addresses()
+    if public and not allow_public:
+        raise TfrecError(
+            f"{what}: not started: this host has public addresses ({', '.join(public[:3])}) and {EXPOSURE}; "
+            "pass --allow-public-interfaces (allow_public=True) to start it anyway"
+        )
+
+
+def serve_cluster_task(cluster_resolver=None, ready=None, allow_public: bool = False) -> None:
     """Runs this process as the worker or parameter server ``TF_CONFIG`` names, until it
     is stopped (a ``tf.distribute.Server`` the coordinator sends work and variables to).
 
+    TensorFlow's server binds every interface (its gRPC server is built with
+    ``0.0.0.0:port``, whatever address ``TF_CONFIG`` names), is unauthenticated, and runs
+    the ops a client sends; so it refuses to start on a host with a public address unless
+    ``allow_public``.
+
     Args:
         cluster_resolver: The cluster; None reads ``TF_CONFIG``.
-        ready: Called with the task's address once it serves.
+        ready: Called with ``"all interfaces, port N"`` once it serves.
+        allow_public: Start even where the host has a public address.
+
+    Raises:
+        TfrecError: the host has a public address and ``allow_public`` is False.
     """
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
     resolver = cluster_resolver or tf.distribute.cluster_resolver.TFConfigClusterResolver()
     job, index = resolver.task_type, int(resolver.task_id or 0)
+    refuse_public_exposure(allow_public, f"cluster task {job} {index}")
     spec = resolver.cluster_spec()
     server = tf.distribute.Server(
         spec, job_name=job, task_index=index, protocol=resolver.rpc_layer or "grpc", start=True
     )
     if ready is not None:
-        ready(spec.task_address(job, index))
+        ready(f"all interfaces, port {spec.task_address(job, index).rsplit(':', 1)[-1]}")
     server.join()
 
 
@@ -206,23 +268,35 @@ class LocalCluster:
 
 
 @contextlib.contextmanager
-def local_cluster(workers: int = 2, servers: int = 2, logs: str | None = None, wait: float = 120.0):
+def local_cluster(
+    workers: int = 2, servers: int = 2, logs: str | None = None, wait: float = 120.0, allow_public: bool = False
+):
     """Starts ``workers`` workers and ``servers`` parameter servers as ``python -m tfrec
     cluster-task`` processes on 127.0.0.1, waits until each serves, yields a
     :class:`LocalCluster` and stops every process it started on exit: the cluster layout of
     a real deployment, on one machine, for trying and testing parameter-server training.
+
+    The tasks' servers listen on all interfaces (TensorFlow's, unauthenticated), so like
+    ``tfrec cluster-task`` it refuses to start on a host with a public address unless
+    ``allow_public``.
 
     Args:
         workers: Worker processes.
         servers: Parameter-server processes.
         logs: Folder for each task's output; None: a temporary folder removed on exit.
         wait: Seconds for every task to start serving.
+        allow_public: Start even where the host has a public address.
+
+    Raises:
+        TfrecError: a task did not start, or the host has a public address and
+            ``allow_public`` is False.
 
     Example:
         >>> with local_cluster() as cluster:
         ...     os.environ["TF_CONFIG"] = cluster.tf_config()  # this process: the chief
         ...     result = tfrec.training.train("two_tower", split.train, strategy=parameter_server_strategy())
     """
+    refuse_public_exposure(allow_public, "local_cluster")
     ports = _free_ports(1 + workers + servers)
     cluster = {
         "chief": [f"127.0.0.1:{ports[0]}"],
@@ -240,7 +314,8 @@ def local_cluster(workers: int = 2, servers: int = 2, logs: str | None = None, w
             for index in range(count):
                 with open(os.path.join(where, f"{job}-{index}.log"), "w") as out:
                     processes[f"{job} {index}"] = subprocess.Popen(
-                        [sys.executable, "-m", "tfrec", "cluster-task"],
+                        [sys.executable, "-m", "tfrec", "cluster-task",
+                         *(["--allow-public-interfaces"] if allow_public else [])],
                         env={**quiet, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": running.tf_config(job, index)},
                         stdout=out, stderr=subprocess.STDOUT,
                     )  # fmt: skip

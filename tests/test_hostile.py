@@ -622,6 +622,32 @@ def test_cluster_servers_refuse_a_host_with_a_public_address(monkeypatch, capsys
             pass
 
 
+def test_one_huge_id_is_refused_and_long_ids_cost_their_length_only(tmp_path) -> None:
+    """A 10,000-character id is refused in one line (in memory and streamed); ids up to the
+    limit are held as Python strings, so memory follows the data, not rows x longest id."""
+    import tracemalloc
+
+    from tfrec.data import streaming
+    from tfrec.data.interactions import MAX_ID_CHARS
+    from tfrec.data.vocabulary import _by_count
+
+    frame = pd.DataFrame({"user_id": ["a", "b", "x" * 10_000], "item_id": ["1", "2", "3"]})
+    with pytest.raises(DataError, match=r"column 'user_id' has ids longer than 1024 characters at rows 2 "
+                                        r"\(the longest: 10,000\)"):  # fmt: skip
+        tfrec.data.Interactions(frame)
+    (tmp_path / "part-0.csv").write_text("user_id,item_id\na,1\n" + "y" * 10_000 + ",2\n")
+    with pytest.raises(DataError, match=r"part-0.csv: line 3: user_id longer than 1024 characters"):
+        streaming.scan(streaming.Shards.of(str(tmp_path / "part-*.csv")))
+    rows = 200_000
+    values = np.asarray([f"u{i % 5000}" for i in range(rows)] + ["z" * MAX_ID_CHARS], dtype=object)
+    tracemalloc.start()
+    ids, counts = _by_count(values)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(ids) == 5001 and ids[-1] == "z" * MAX_ID_CHARS and counts.sum() == rows + 1
+    assert peak < 64 * 2**20, peak  # a fixed-width array would take rows x 1024 x 4 = 820 MB
+
+
 # === Property-based: the parsers never fail in an unexplained way ===
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

@@ -25,8 +25,24 @@ def _rows(mask: np.ndarray | pd.Series) -> str:
     return f"rows {shown}{more}"
 
 
+# The longest id accepted (characters): real ids are far shorter, and one huge id must not
+# decide how much memory every row takes.
+MAX_ID_CHARS = 1024
+
+
+def long_ids(strings: pd.Series, column: str, where: str) -> None:
+    """Refuses ids longer than :data:`MAX_ID_CHARS`, naming the rows (one line)."""
+    long = (strings.str.len() > MAX_ID_CHARS).to_numpy()
+    if long.any():
+        raise DataError(
+            f"{where}: column {column!r} has ids longer than {MAX_ID_CHARS} characters at {_rows(long)} "
+            f"(the longest: {int(strings.str.len().max()):,})"
+        )
+
+
 def _as_id_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
-    """Returns ``frame[column]`` as strings, rejecting missing and empty ids."""
+    """Returns ``frame[column]`` as strings (Python objects: memory grows with the data),
+    rejecting missing, empty and overlong ids."""
     values = frame[column]
     missing = values.isna().to_numpy()
     if missing.any():
@@ -53,6 +69,7 @@ def _as_id_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
     empty = (strings.str.len() == 0).to_numpy()
     if empty.any():
         raise DataError(f"{where}: column {column!r} has empty ids at {_rows(empty)}")
+    long_ids(strings, column, where)
     return strings
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from tfrec._keras import tf
-from tfrec.data.interactions import ITEM, RATING, USER, WEIGHT
+from tfrec.data.interactions import ITEM, MAX_ID_CHARS, RATING, USER, WEIGHT
 from tfrec.data.model_data import ModelData, RatingStats
 from tfrec.errors import DataError
 
@@ -157,9 +157,15 @@ def _check_chunk(frame: pd.DataFrame, path: str, start: int, header: bool) -> No
     )
     for name in (USER, ITEM):
         values = frame[name]
-        bad = values.isna().to_numpy() | (values.astype(str).str.len() == 0).to_numpy()
+        lengths = values.astype(str).str.len().to_numpy()
+        bad = values.isna().to_numpy() | (lengths == 0)
         if bad.any():
             raise DataError(f"{where(np.flatnonzero(bad))} has no {name}")
+        if (lengths > MAX_ID_CHARS).any():
+            raise DataError(
+                f"{where(np.flatnonzero(lengths > MAX_ID_CHARS))}: {name} longer than {MAX_ID_CHARS} characters "
+                f"({int(lengths.max()):,})"
+            )
         frame[name] = values.astype(str)
     for name in (RATING, WEIGHT):
         if name in frame.columns:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from tfrec.data.interactions import ITEM, USER, Interactions
 
@@ -56,7 +57,12 @@ class Vocabulary:
 
 
 def _by_count(values: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Distinct ids, most frequent first (ties by id), and their counts."""
-    ids, counts = np.unique(values.astype(str), return_counts=True)
-    order = np.lexsort((ids, -counts))
-    return ids[order].tolist(), counts[order]
+    """Distinct ids, most frequent first (ties by id), and their counts.
+
+    Counted by hashing Python strings (pandas ``value_counts``): memory grows with the
+    data, not with rows x the longest id as a fixed-width NumPy string array would.
+    """
+    counted = pd.Series(values, dtype=object).map(str).value_counts(sort=False)
+    table = pd.DataFrame({"id": counted.index.to_numpy(dtype=object), "count": counted.to_numpy()})
+    table = table.sort_values(["count", "id"], ascending=[False, True], kind="stable")
+    return table["id"].tolist(), table["count"].to_numpy(np.int64)

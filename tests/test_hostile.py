@@ -545,6 +545,39 @@ def test_cli_train_refuses_before_training(tmp_path, monkeypatch, capsys, argv, 
     assert "Epoch" not in captured.out and list(tmp_path.iterdir()) == []
 
 
+def test_config_files_and_export_shapes_get_the_flags_bounds(tmp_path_factory, monkeypatch, capsys) -> None:
+    """``--config`` values pass the bounds the flags have; the file is read bounded (no
+    device, no endless read, no deep nesting); export shape flags are bounded too."""
+    files = tmp_path_factory.mktemp("configs")
+    cases = {
+        "epochs.json": ('{"model": "implicit_mf", "config": {"epochs": 1000000000000}}',
+                        "--config: epochs must be an integer in [1, 1000000], got 1000000000000"),
+        "batch.json": ('{"model": "implicit_mf", "config": {"batch_size": 1099511627776}}',
+                       "--config: batch_size must be an integer in [1, 2147483647]"),
+        "deep.json": ("[" * 100_000 + "]" * 100_000, "is not JSON: nested too deeply"),
+        "big.json": (" " * (2 << 20), "is over 1024 KiB"),
+    }  # fmt: skip
+    argvs = [(["--config", str(files / name)], fragment) for name, (text, fragment) in cases.items()]
+    for name, (text, _) in cases.items():
+        (files / name).write_text(text)
+    argvs += [
+        (["--config", "/dev/zero"], "/dev/zero is not a regular file"),
+        (["--export-dir", "e", "--exclude-width", "2147483647"], "--exclude-width: must be an integer in [1, 4096]"),
+        (["--export-dir", "e", "--max-k", "10000000"], "--max-k: must be an integer in [1, 10000]"),
+    ]
+    work = tmp_path_factory.mktemp("work")
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for argv, fragment in argvs:
+        assert main(["train", "implicit_mf", *argv]) == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert len(err.splitlines()) == 1 and fragment in err, (argv, err)
+        assert "Epoch" not in captured.out and list(work.iterdir()) == []
+    with pytest.raises(TfrecError, match=r"exclude_width must be an integer in \[1, 4096\]"):
+        tfrec.export(object(), work / "x", exclude_width=5000)
+
+
 @pytest.mark.parametrize("tf_config, fragment", [
     ("{", "TF_CONFIG is not valid JSON"),
     ('{"cluster": {}}', "TF_CONFIG needs cluster.worker"),

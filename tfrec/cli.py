@@ -14,6 +14,7 @@ from typing import NoReturn
 from tfrec import cli_checks as checks
 from tfrec.cli_checks import RUN_FILE, UserError
 from tfrec.errors import TfrecError
+from tfrec.limits import MAX_EXCLUDE_WIDTH, MAX_K_LIMIT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -191,8 +192,8 @@ def _train(args: argparse.Namespace) -> int:
     from tfrec.training import train
 
     checks.bounded(args.seed, "--seed", 0, 2**32 - 1)
-    checks.bounded(args.max_k, "--max-k", 1)
-    checks.bounded(args.exclude_width, "--exclude-width", 1)
+    checks.bounded(args.max_k, "--max-k", 1, MAX_K_LIMIT)
+    checks.bounded(args.exclude_width, "--exclude-width", 1, MAX_EXCLUDE_WIDTH)
     if args.data is not None:
         return _train_streaming(args)
     if args.data_dir and args.dataset is None:
@@ -443,8 +444,8 @@ def _tune(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import tfrec
 
-    checks.bounded(args.max_k, "--max-k", 1)
-    checks.bounded(args.exclude_width, "--exclude-width", 1)
+    checks.bounded(args.max_k, "--max-k", 1, MAX_K_LIMIT)
+    checks.bounded(args.exclude_width, "--exclude-width", 1, MAX_EXCLUDE_WIDTH)
     path = Path(args.model_path)
     if not path.is_file():
         raise UserError(f"argument model_path: no file {path}")

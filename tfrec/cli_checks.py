@@ -14,6 +14,10 @@ INT32_MAX = 2**31 - 1
 RUN_FILE = "tfrec-run.json"
 
 
+# A config file written by `tfrec tune` is a few hundred bytes; read at most this much.
+CONFIG_BYTES = 1 << 20
+
+
 class UserError(Exception):
     """An error in the command line or its inputs: reported in one line, exit code 2."""
 
@@ -44,16 +48,29 @@ def config_file(path: str | None, model: str) -> dict[str, object]:
     if path is None:
         return {}
     try:
-        content = json.loads(Path(path).read_text())
+        if not Path(path).is_file():
+            raise UserError(f"argument --config: {path} is not a regular file")
+        with open(path, "rb") as handle:
+            raw = handle.read(CONFIG_BYTES + 1)
+        if len(raw) > CONFIG_BYTES:
+            raise UserError(f"argument --config: {path} is over {CONFIG_BYTES // 1024} KiB (a tfrec tune config is small)")
+        content = json.loads(raw.decode("utf-8"))
     except OSError as err:
         raise UserError(f"argument --config: cannot read {path}: {err.strerror or err}") from err
-    except ValueError as err:
-        raise UserError(f"argument --config: {path} is not JSON: {err}") from err
+    except (ValueError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise UserError(f"argument --config: {path} is not JSON: {reason}") from err
     if not isinstance(content, dict) or not isinstance(content.get("config"), dict):
         raise UserError(f"argument --config: {path} has no 'config' object (write it with `tfrec tune`)")
     if content.get("model", model) != model:
         raise UserError(f"argument --config: {path} is for {content['model']!r}, not {model!r}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in content["config"].items()}
+    values = content["config"]
+    # The same bounds as the flags of the same name.
+    for key, low, high in (("epochs", 1, 1_000_000), ("batch_size", 1, INT32_MAX)):
+        value = values.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+            raise UserError(f"argument --config: {key} must be an integer in [{low}, {high}], got {value!r}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
 def check_memory(config, data) -> None:

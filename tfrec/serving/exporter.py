@@ -17,6 +17,7 @@ import numpy as np
 
 from tfrec._keras import tf
 from tfrec.errors import TfrecError
+from tfrec.limits import MAX_EXCLUDE_WIDTH, MAX_K_LIMIT
 from tfrec.models.registry import entry, names
 from tfrec.progress import Progress
 from tfrec.serving.module import MAX_BATCH_SIZE, PAD_SCORE, XLA_SERVER_FLAG, ServingModule
@@ -352,17 +353,17 @@ def export(
         >>> path = tfrec.export(model, "exports/two_tower")
         >>> tfrec.serving.validate(path)
     """
-    name = registered_name(model)
     base = Path(export_dir)
     if version is not None and (
         not isinstance(version, (int, np.integer)) or isinstance(version, bool) or version < 0
     ):
         raise TfrecError(f"export(): version must be a non-negative integer, got {version!r}")
-    for field, value in (("max_k", max_k), ("exclude_width", exclude_width)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise TfrecError(f"export(): {field} must be a positive integer, got {value!r}")
+    for field, value, most in (("max_k", max_k, MAX_K_LIMIT), ("exclude_width", exclude_width, MAX_EXCLUDE_WIDTH)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= most:
+            raise TfrecError(f"export(): {field} must be an integer in [1, {most}], got {value!r}")
     if not isinstance(default_k, (int, np.integer)) or default_k < 1:
         raise TfrecError(f"export(): default_k must be a positive integer, got {default_k!r}")
+    name = registered_name(model)
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as err:

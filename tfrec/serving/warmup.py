@@ -67,11 +67,11 @@ def warmup_inputs(model, module) -> list:
     for number, size in enumerate(module.row_buckets()):
         batch = np.asarray([known[j % len(known)] for j in range(size)], dtype=object)
         pieces = np.asarray([catalogue[j % len(catalogue)] for j in range(size)], dtype=object)
-        k = np.full(size, module.max_k if number % 2 == 0 else 1, np.int32)
+        ks = np.full(size, module.max_k if number % 2 == 0 else 1, np.int32)
         requests += [
-            ("recommend", {"user_id": batch, "k": k}),
-            ("recommend_including_seen", {"user_id": batch, "k": k}),
-            ("recommend_excluding", {"user_id": batch, "k": k[::-1].copy(),
+            ("recommend", {"user_id": batch, "k": ks}),
+            ("recommend_including_seen", {"user_id": batch, "k": ks}),
+            ("recommend_excluding", {"user_id": batch, "k": ks[::-1].copy(),
                                      "exclude_item_ids": np.full((size, module.exclude_width), "", dtype=object)}),
             ("similar_items", {"item_id": pieces, "k": np.full(size, module.max_similar, np.int32)}),
             ("score", {"user_id": batch, "item_id": pieces}),

@@ -108,6 +108,16 @@ def test_signatures_answer_like_the_model_including_unknown_ids_and_edge_k(expor
     served.close()
 
 
+def test_a_large_catalogue_export_uses_only_the_trusted_ops(tmp_path) -> None:
+    """Past 65,536 items the cores take the grouped top-k (other ops than small catalogues)."""
+    items = 70_000
+    data = tfrec.data.ModelData(users=["u1", "u2"], items=[f"i{j}" for j in range(items)], item_counts=[1] * items)
+    model = tfrec.models.ImplicitMF(tfrec.models.ImplicitMFConfig(embedding_dim=4), data)
+    for xla in (False, True):
+        path = tfrec.export(model, tmp_path / "big", validate=False, xla=xla, max_k=20)
+        assert tfrec.serving.check_trusted(path)["catalogue_items"] == items
+
+
 @pytest.mark.parametrize("name", ["two_tower", "neumf"])
 def test_every_catalogue_item_can_be_returned(trained, name) -> None:
     model = trained[name]

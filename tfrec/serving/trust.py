@@ -21,16 +21,17 @@ from pathlib import Path
 from tfrec.errors import TfrecError
 
 # Every op a tfrec export uses outside its saver (every registered model, the content
-# encoders, dense features and histories, with and without XLA); none reads or writes
-# files, starts processes or talks to the network. A test exports each model and checks
-# its ops are here, so a model that needs a new op adds it here deliberately.
+# encoders, dense features and histories, catalogues past the grouped top-k's 65,536
+# items, with and without XLA); none reads or writes files, starts processes or talks to
+# the network. Tests export each model (and a large catalogue) and check its ops are
+# here, so a model that needs a new op adds it here deliberately.
 COMPUTE_OPS = frozenset({
     "AddN", "AddV2", "All", "Assert", "AssignVariableOp", "BiasAdd", "BroadcastTo", "Cast", "ConcatV2",
     "Const", "Conv2D", "Cumsum", "DenseBincount", "DisableCopyOnRead", "DivNoNan", "Einsum", "Equal",
     "ExpandDims", "Fill", "FloorDiv", "FloorMod", "FusedBatchNormV3", "GatherV2", "Greater", "GreaterEqual",
     "HashTableV2", "Identity", "IdentityN", "If", "IsFinite", "IsInf", "Less", "LessEqual", "Log1p",
     "LogicalAnd", "LogicalNot", "LogicalOr", "LookupTableFindV2", "LookupTableImportV2", "MatMul", "Max",
-    "Maximum", "Min", "Minimum", "Mul", "Neg", "NoOp", "NotEqual", "OnesLike", "Pack", "Pad", "PartitionedCall",
+    "Maximum", "Min", "Minimum", "Mul", "Neg", "NoOp", "NotEqual", "OnesLike", "Pack", "Pad", "PadV2", "PartitionedCall",
     "Placeholder", "Prod", "RaggedRange", "RaggedTensorToTensor", "RandomUniform", "Range", "ReadVariableOp",
     "RealDiv", "Relu", "Reshape", "ResourceGather", "Rsqrt", "Select", "SelectV2", "Shape", "ShardedFilename",
     "Sigmoid", "Size", "Softmax", "Sqrt", "Square", "Squeeze", "StatefulPartitionedCall", "StatelessIf",

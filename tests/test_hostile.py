@@ -199,7 +199,28 @@ ARCHIVES = [
     ("zip-served-as-tar", "ml.tar", lambda p, out: _zip(p, {"ml/u.data": b"x"}), "is not a tar archive"),
     ("tar-truncated", "ml.tar", lambda p, out: p.write_bytes(_tar(p, [("ml/u.data", b"y" * 5000)])
                                                              .read_bytes()[:700]), "tar archive"),
+    ("zip-bomb", "ml.zip", lambda p, out: _zip_bomb(p), "unpacks to more than 67,108,864 bytes (50x its"),
 ]  # fmt: skip
+
+
+def _zip_bomb(path: Path) -> Path:
+    """~100 KB that unpacks to 96 MiB of zeros (the limit: 64 MiB or 50x the archive)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("ml/u.data", "w") as member:
+            for _ in range(96):
+                member.write(bytes(1 << 20))
+    assert path.stat().st_size < 1 << 20
+    return path
+
+
+def test_an_archive_of_too_many_members_is_refused(archive_server, tmp_path, monkeypatch) -> None:
+    www, base = archive_server
+    monkeypatch.setattr(download_module, "MAX_MEMBERS", 50)
+    _zip(www / "many.zip", {f"ml/f{i}": b"x" for i in range(51)})
+    (tmp_path / "data").mkdir()
+    with pytest.raises(DataError, match="more than 50 members; refused"):
+        download_module.fetch_archive(f"{base}/many.zip", tmp_path / "data" / "ml", folder="ml")
+    assert list((tmp_path / "data").iterdir()) == []  # what it unpacked is gone
 
 
 def _zip_dup(path: Path) -> Path:

@@ -4,7 +4,9 @@ An archive from the network is untrusted (two datasets have no checksum, and a m
 can be named), so extraction is ours rather than ``get_file(extract=True)``: only the
 archive type the dataset names is opened, every member is resolved against the
 extraction folder, absolute names, ``..`` and links are refused, and files are written
-by streaming their bytes (no link is ever followed). Files then move into the target
+by streaming their bytes (no link is ever followed), and the bytes and members written
+are bounded (:data:`MAX_EXPANSION` times the archive, at least :data:`MIN_BUDGET`;
+:data:`MAX_MEMBERS`), so a small archive cannot fill the disk. Files then move into the target
 folder only where nothing is there already: tfrec never deletes or replaces what it did
 not create.
 """
@@ -15,7 +17,6 @@ import filecmp
 import hashlib
 import http.client
 import os
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -28,6 +29,32 @@ from tfrec.errors import DataError
 from tfrec.progress import interactive
 
 ARCHIVE_TYPES = ("zip", "tar")
+# What an archive may unpack to: real datasets expand 3-10x, a zip bomb 1000x.
+MAX_EXPANSION = 50
+MIN_BUDGET = 64 << 20
+MAX_MEMBERS = 100_000
+
+
+class _Budget:
+    """Bytes and members an extraction may still write; refuses past either, in one line."""
+
+    def __init__(self, archive: Path, label: str) -> None:
+        size = archive.stat().st_size
+        self.limit = max(MIN_BUDGET, MAX_EXPANSION * size)
+        self.left, self.members, self.label, self.size = self.limit, 0, label, size
+
+    def member(self) -> None:
+        self.members += 1
+        if self.members > MAX_MEMBERS:
+            raise DataError(f"{self.label}: more than {MAX_MEMBERS:,} members; refused")
+
+    def spend(self, count: int) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise DataError(
+                f"{self.label} unpacks to more than {self.limit:,} bytes ({MAX_EXPANSION}x its {self.size:,}, "
+                f"at least {MIN_BUDGET:,}); refused"
+            )
 
 
 def archive_type(url: str) -> str:
@@ -89,7 +116,8 @@ def _member_path(root: Path, name: str, archive: str) -> Path:
     return destination
 
 
-def _write_stream(source, destination: Path) -> None:
+def _write_stream(source, destination: Path, budget: _Budget) -> None:
+    budget.member()
     destination.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL + O_NOFOLLOW: a name that is already there (a link planted by an earlier
     # member, or a duplicate) is never written through.
@@ -99,10 +127,14 @@ def _write_stream(source, destination: Path) -> None:
     except FileExistsError as err:
         raise DataError(f"archive member {destination.name!r} appears twice; refused") from err
     with os.fdopen(fd, "wb") as out:
-        shutil.copyfileobj(source, out, 1 << 20)
+        # Counted as written (a zip header's sizes can lie), stopped once over the budget.
+        while block := source.read(1 << 20):
+            budget.spend(len(block))
+            out.write(block)
 
 
 def _extract_zip(archive: Path, root: Path, label: str) -> None:
+    budget = _Budget(archive, label)
     if not zipfile.is_zipfile(archive):
         raise DataError(f"{label} is not a zip archive (corrupt, truncated or another format)")
     try:
@@ -113,20 +145,23 @@ def _extract_zip(archive: Path, root: Path, label: str) -> None:
                 if stat.S_ISLNK(mode):
                     raise DataError(f"{label}: member {info.filename!r} is a symbolic link; refused")
                 if info.is_dir():
+                    budget.member()
                     destination.mkdir(parents=True, exist_ok=True)
                     continue
                 with bundle.open(info) as source:
-                    _write_stream(source, destination)
+                    _write_stream(source, destination, budget)
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as err:
         raise DataError(f"{label} is a corrupt or truncated zip archive: {err}") from err
 
 
 def _extract_tar(archive: Path, root: Path, label: str) -> None:
+    budget = _Budget(archive, label)
     try:
         with tarfile.open(archive, "r:*") as bundle:
             for member in bundle:
                 destination = _member_path(root, member.name, label)
                 if member.isdir():
+                    budget.member()
                     destination.mkdir(parents=True, exist_ok=True)
                     continue
                 if not member.isfile():
@@ -135,7 +170,7 @@ def _extract_tar(archive: Path, root: Path, label: str) -> None:
                 source = bundle.extractfile(member)
                 assert source is not None  # a regular file always has a stream
                 with source:
-                    _write_stream(source, destination)
+                    _write_stream(source, destination, budget)
     except (tarfile.TarError, EOFError, OSError) as err:
         if isinstance(err, DataError):
             raise
@@ -146,8 +181,9 @@ def extract(archive: Path, root: Path, kind: str, label: str | None = None) -> N
     """Extracts ``archive`` (of type ``kind``: zip or tar) into the folder ``root``.
 
     Raises:
-        DataError: the file is not that type of archive, is truncated, or has a member
-            that would land outside ``root`` (absolute, ``..``, a link or special file).
+        DataError: the file is not that type of archive, is truncated, has a member
+            that would land outside ``root`` (absolute, ``..``, a link or special file), or
+            unpacks past its budget (:data:`MAX_EXPANSION` x its size, :data:`MAX_MEMBERS`).
     """
     if kind not in ARCHIVE_TYPES:
         raise DataError(f"unknown archive type {kind!r}; expected one of {list(ARCHIVE_TYPES)}")

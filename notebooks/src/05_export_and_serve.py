@@ -17,12 +17,13 @@ import os
 import tempfile
 import time
 
+import tfrec  # first: it selects Keras 2 and quiets TensorFlow's start-up logs before TensorFlow loads
+
+# isort: split
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-
-import tfrec  # import before anything touches tf.keras (it selects Keras 2)
 
 tf.keras.utils.set_random_seed(0)  # the same numbers on every run
 

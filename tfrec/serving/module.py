@@ -264,9 +264,9 @@ class ServingModule(tf.Module):
     def _top_indices(scores: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
         """The top ``k`` scores and their catalogue positions (item index - 1).
 
-        :func:`top_k_grouped` on wide rows: XLA sorts whole rows for a top-k, and
-        TensorFlow's own CPU kernel took 3-7x longer than the grouped form on 1M-item rows
-        (bench/serving_speed.py's commit message has the figures).
+        :func:`top_k_grouped` on wide rows, in both modes: XLA sorts whole rows for a
+        top-k, and TensorFlow's own CPU kernel was slower than the grouped form on
+        1M-item rows.
         """
         values, columns = top_k_grouped(scores, k)
         return values, tf.maximum(columns - 1, 0)

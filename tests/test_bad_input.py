@@ -98,7 +98,7 @@ def test_missing_dataset_folder_says_where_it_looked(tmp_path) -> None:
     with pytest.raises(tfrec.DatasetNotFoundError, match="nowhere does not exist"):
         tfrec.datasets.load("movielens-100k", tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(tfrec.DatasetNotFoundError, match=r"lacks \['u.data', 'u.item'\]"):
+    with pytest.raises(tfrec.DatasetNotFoundError, match=r"has none of its files \['u.data', 'u.item'\]"):
         tfrec.datasets.load("movielens-100k", tmp_path / "empty")
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import shutil
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -225,9 +224,7 @@ def _train(args: argparse.Namespace) -> int:
     print(
         f"data: {data.summary()}; split {parts.spec}: {len(parts.train):,} train{held} / {len(parts.test):,} test"
     )
-    created = not output.exists()
-    output.mkdir(parents=True, exist_ok=True)
-    try:
+    with checks.writing(output, backup):
         backup.mkdir(exist_ok=True)
         checks.write_json(backup / RUN_FILE, key)
         result = train(
@@ -241,47 +238,32 @@ def _train(args: argparse.Namespace) -> int:
             validation=parts.validation,
             **overrides,
         )
-    except BaseException:
-        if created and not any(p for p in output.rglob("*") if p.is_file() and p.name != RUN_FILE):
-            shutil.rmtree(output, ignore_errors=True)  # only the folders this run made, still empty
-        raise
-    (backup / RUN_FILE).unlink(missing_ok=True)
-    if backup.is_dir() and not any(backup.iterdir()):
-        backup.rmdir()
-    losses = result.history.get("loss", [])
-    if losses and not all(math.isfinite(v) for v in losses):
-        first = next(i for i, v in enumerate(losses) if not math.isfinite(v))
-        if created and not any(output.iterdir()):
-            output.rmdir()
-        raise UserError(
-            f"training diverged: the loss is {losses[first]} from epoch {first + 1}; nothing was saved "
-            "(try a lower --set learning_rate=...)"
+        (backup / RUN_FILE).unlink(missing_ok=True)
+        model_path = output / "model.keras"
+        result.model.save(model_path)  # saved before evaluation: a failure later loses no training
+        metrics = tfrec.evaluate(
+            result.model, parts.train, parts.test, k=ks, protocol=args.protocol, seed=args.seed
         )
-    model_path = output / "model.keras"
-    result.model.save(model_path)  # saved before evaluation: a failure later loses no training
-    metrics = tfrec.evaluate(
-        result.model, parts.train, parts.test, k=ks, protocol=args.protocol, seed=args.seed
-    )
-    report = {
-        "model": args.model,
-        "dataset": args.dataset,
-        "split": spec,
-        "protocol": args.protocol or ("none" if item.task == "rating" else "full"),
-        "config": {**config_to_dict(result.config), "seed": args.seed},
-        "metrics": metrics,
-        "train_seconds": round(result.train_seconds, 3),
-        "train_examples_per_second": round(result.train_examples_per_second, 1),
-        # Epochs this process ran (a run resumed from output/backup starts after 0).
-        "epochs_run": result.epochs_run,
-        "model_path": str(model_path),
-    }
-    if parts.validation is not None:  # the last epoch's figures on the validation part
-        report["validation"] = {
-            "split": args.validation,
-            "metrics": {k[4:]: v[-1] for k, v in result.history.items() if k.startswith("val_") and v},
+        report = {
+            "model": args.model,
+            "dataset": args.dataset,
+            "split": spec,
+            "protocol": args.protocol or ("none" if item.task == "rating" else "full"),
+            "config": {**config_to_dict(result.config), "seed": args.seed},
+            "metrics": metrics,
+            "train_seconds": round(result.train_seconds, 3),
+            "train_examples_per_second": round(result.train_examples_per_second, 1),
+            # Epochs this process ran (a run resumed from output/backup starts after 0).
+            "epochs_run": result.epochs_run,
+            "model_path": str(model_path),
         }
-    headline = f"{args.model} on {args.dataset} ({spec})"
-    return _report(args, output, report, result, headline, seen_items=not args.no_seen_items)
+        if parts.validation is not None:  # the last epoch's figures on the validation part
+            report["validation"] = {
+                "split": args.validation,
+                "metrics": {k[4:]: v[-1] for k, v in result.history.items() if k.startswith("val_") and v},
+            }
+        headline = f"{args.model} on {args.dataset} ({spec})"
+        return _report(args, output, report, result, headline, seen_items=not args.no_seen_items)
 
 
 def _train_streaming(args: argparse.Namespace) -> int:
@@ -330,44 +312,41 @@ def _train_streaming(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"data: {len(shards.files)} {shards.format} shards; {summary.train_rows:,} train / "
           f"{summary.test_rows:,} test rows; {len(summary.users):,} users, {len(summary.items):,} items kept")  # fmt: skip
-    output.mkdir(parents=True, exist_ok=True)
-    summary.write(output / "vocabulary")
-    result = train_streaming(
-        args.model, shards, summary=summary, shuffle_buffer=args.shuffle_buffer, data_service=args.data_service,
-        seed=args.seed,
-        strategy=strategy, backup_dir=output / "backup",
-        verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2), **overrides,
-    )  # fmt: skip
-    backup = output / "backup"
-    if backup.is_dir() and not any(backup.iterdir()):
-        backup.rmdir()
-    model_path = output / "model.keras"
-    result.model.save(model_path)
-    train_rows, test_rows = streaming.sample_for_evaluation(
-        shards, summary, users=args.eval_users, seed=args.seed
-    )
-    metrics = {}
-    if len(test_rows):
-        metrics = tfrec.evaluate(
-            result.model, train_rows, test_rows, k=ks, protocol=args.protocol, seed=args.seed
+    with checks.writing(output, output / "backup"):
+        summary.write(output / "vocabulary")
+        result = train_streaming(
+            args.model, shards, summary=summary, shuffle_buffer=args.shuffle_buffer, data_service=args.data_service,
+            seed=args.seed,
+            strategy=strategy, backup_dir=output / "backup",
+            verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2), **overrides,
+        )  # fmt: skip
+        model_path = output / "model.keras"
+        result.model.save(model_path)
+        train_rows, test_rows = streaming.sample_for_evaluation(
+            shards, summary, users=args.eval_users, seed=args.seed
         )
-    report = {
-        "model": args.model,
-        "data": args.data,
-        "columns": dict(shards.columns),
-        "split": f"hash:{args.test_fraction:g}",
-        "evaluated_on": f"a sample of {test_rows['user_id'].nunique() if len(test_rows) else 0:,} test users",
-        "config": {**config_to_dict(config), "seed": args.seed},
-        "metrics": metrics,
-        "train_seconds": round(result.train_seconds, 3),
-        "train_examples_per_second": round(result.train_examples_per_second, 1),
-        "epochs_run": result.epochs_run,
-        "vocabulary": str(output / "vocabulary"),
-        "model_path": str(model_path),
-    }
-    # No seen-items table in an export: the training log is not held in memory.
-    headline = f"{args.model} streamed from {args.data}; {report['evaluated_on']}"
-    return _report(args, output, report, result, headline, seen_items=False)
+        metrics = {}
+        if len(test_rows):
+            metrics = tfrec.evaluate(
+                result.model, train_rows, test_rows, k=ks, protocol=args.protocol, seed=args.seed
+            )
+        report = {
+            "model": args.model,
+            "data": args.data,
+            "columns": dict(shards.columns),
+            "split": f"hash:{args.test_fraction:g}",
+            "evaluated_on": f"a sample of {test_rows['user_id'].nunique() if len(test_rows) else 0:,} test users",
+            "config": {**config_to_dict(config), "seed": args.seed},
+            "metrics": metrics,
+            "train_seconds": round(result.train_seconds, 3),
+            "train_examples_per_second": round(result.train_examples_per_second, 1),
+            "epochs_run": result.epochs_run,
+            "vocabulary": str(output / "vocabulary"),
+            "model_path": str(model_path),
+        }
+        # No seen-items table in an export: the training log is not held in memory.
+        headline = f"{args.model} streamed from {args.data}; {report['evaluated_on']}"
+        return _report(args, output, report, result, headline, seen_items=False)
 
 
 def _report(
@@ -425,9 +404,9 @@ def _tune(args: argparse.Namespace) -> int:
     parts = split_data(data, spec, seed=args.seed)
     print(f"data: {data.summary()}; tuning on the training part of {spec} ({len(parts.train):,} rows); "
           "the test part is not used")  # fmt: skip
-    output.mkdir(parents=True, exist_ok=True)
-    result = tune(args.model, parts.train, validation=args.validation, trials=args.trials, seed=args.seed,
-                  storage=output / "study.db", **fixed)  # fmt: skip
+    with checks.writing(output):
+        result = tune(args.model, parts.train, validation=args.validation, trials=args.trials, seed=args.seed,
+                      storage=output / "study.db", **fixed)  # fmt: skip
     for trial in result.trials:
         value = "-" if trial["value"] is None else f"{trial['value']:.4f}"
         print(f"  trial {trial['number']:>3} {trial['state']:<9} {result.monitor} {value}  {trial['params']}")
@@ -436,8 +415,11 @@ def _tune(args: argparse.Namespace) -> int:
         "model": args.model, "dataset": args.dataset, "split": spec, "validation": args.validation,
         "monitor": result.monitor, "best_value": result.best_value, "config": result.best_config,
     })  # fmt: skip
+    command = ["tfrec", "train", args.model, "--dataset", args.dataset]
+    command += ["--data-dir", args.data_dir] if args.data_dir else []
+    command += ["--split", spec, "--config", str(path)]
     print(f"best {result.monitor} {result.best_value:.4f}; config written to {path}\n"
-          f"train with it: tfrec train {args.model} --dataset {args.dataset} --split {spec} --config {path}")  # fmt: skip
+          f"train with it: {shlex.join(command)}")  # fmt: skip
     return 0
 
 
@@ -569,6 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err).replace("\n", " ")
         print(f"tfrec: error: {message}", file=sys.stderr)
         return 2
+    except (checks.Interrupted, KeyboardInterrupt) as err:
+        print(f"tfrec: {err if isinstance(err, checks.Interrupted) else 'interrupted'}", file=sys.stderr)
+        return 130
     except (OSError, MemoryError) as err:
         print(
             f"tfrec: error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",

@@ -4,14 +4,22 @@ failure is a :class:`UserError`, reported in one line with exit code 2."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import fcntl
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 INT32_MAX = 2**31 - 1
 RUN_FILE = "tfrec-run.json"
+# Held (flock) while a run writes its output folder; the kernel drops it when the process dies.
+LOCK_FILE = ".tfrec-lock"
+# Under this much free space after a failed write, the failure is taken for a full disk.
+FULL_DISK_BYTES = 64 << 20
 
 
 # A config file written by `tfrec tune` is a few hundred bytes; read at most this much.
@@ -107,9 +115,14 @@ def run_key(args: argparse.Namespace, overrides: dict[str, object], spec: str) -
     }
 
 
+def checkpointed(backup: Path) -> bool:
+    """Whether a run's backup folder holds a checkpoint (more than the run's key)."""
+    return backup.is_dir() and any(p.is_file() and p.name != RUN_FILE for p in backup.rglob("*"))
+
+
 def check_resume(backup: Path, key: dict[str, object]) -> None:
     """Refuses to resume a backup that another run left (other model, data, settings)."""
-    if not backup.is_dir() or not any(backup.iterdir()):
+    if not checkpointed(backup):
         return
     path = backup / RUN_FILE
     try:
@@ -129,6 +142,97 @@ def check_resume(backup: Path, key: dict[str, object]) -> None:
         f"{backup} holds {what}; rerun with the same arguments to resume it, or delete {backup} "
         "to start fresh"
     )
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: reported in one line (exit code 130), with how to resume."""
+
+
+@contextlib.contextmanager
+def writing(output: Path, backup: Path | None = None) -> Iterator[None]:
+    """Holds ``output`` for one run: created if missing, locked against a second run
+    writing it at the same time (the lock dies with the process), and on failure:
+
+    - a full disk is named as such, and the partial files TensorFlow's savers leave
+      (``*_temp`` folders) are removed;
+    - Ctrl-C becomes :class:`Interrupted`, saying whether ``backup`` lets a rerun resume;
+    - a folder this run created and left without a file is removed again.
+    """
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
+    lock_path = output / LOCK_FILE
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise UserError(
+            f"argument --output: {output} is being written by another tfrec run (pid {owner}); wait for it "
+            "to end or choose another --output"
+        ) from err
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        resume = (
+            f"rerun the same command to resume from the last finished epoch in {backup}"
+            if backup is not None and checkpointed(backup)
+            else "nothing was checkpointed yet"
+        )
+        raise Interrupted(f"interrupted; {resume}") from err
+    except BaseException as err:
+        if _disk_full(err, output):
+            removed = _remove_partial_saves(output)
+            partial = f"; {removed} partial file(s) removed" if removed else ""
+            raise UserError(
+                f"no space left on device while writing {output} ({_free(output) / 2**20:,.1f} MiB free{partial}); "
+                "free some space and rerun"
+            ) from err
+        raise
+    finally:
+        if backup is not None and not checkpointed(backup) and backup.is_dir():
+            shutil.rmtree(backup)  # the run's key and empty folders: nothing to resume
+        lock_path.unlink(missing_ok=True)
+        handle.close()
+        if created and not any(p.is_file() for p in output.rglob("*")):
+            shutil.rmtree(output, ignore_errors=True)  # only the folders this run made, still empty
+
+
+def _free(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 0
+
+
+def _disk_full(err: BaseException, output: Path) -> bool:
+    """A write that failed for want of space: ENOSPC, or TensorFlow's ResourceExhausted
+    from a saver (SaveV2 / MergeV2Checkpoints, whose message may not say why) with the
+    output's file system nearly full."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    if "No space left on device" in str(err):
+        return True
+    return type(err).__name__ == "ResourceExhaustedError" and _free(output) < FULL_DISK_BYTES
+
+
+def _remove_partial_saves(output: Path) -> int:
+    """Removes what an interrupted TensorFlow save leaves (``*_temp`` folders and files)."""
+    partial = [p for p in output.rglob("*_temp*") if not p.is_symlink()]
+    count = 0
+    for path in sorted(partial, key=lambda p: len(p.parts)):
+        if path.is_dir():
+            count += sum(1 for q in path.rglob("*") if q.is_file())
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+            count += 1
+    return count
 
 
 def write_json(path: Path, report: dict) -> None:

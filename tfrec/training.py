@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import dataclasses
 import os
 import time
@@ -196,6 +197,13 @@ def _fit(
             dataset, epochs=config.epochs, steps_per_epoch=steps, verbose=verbose, callbacks=callbacks
         )
     seconds = time.perf_counter() - start
+    losses = history.history.get("loss", [])
+    diverged = [epoch for epoch, loss in enumerate(losses) if not math.isfinite(float(loss))]
+    if diverged:
+        raise TfrecError(
+            f"training diverged: the loss is {float(losses[diverged[0]])} from epoch {diverged[0] + 1} "
+            "(try a lower learning_rate, e.g. --set learning_rate=...); the model is not returned"
+        )
     return TrainResult(
         model=model,
         config=config,
@@ -284,6 +292,8 @@ def train_streaming(
         )
     if summary is None:
         summary = scan(shards, test_fraction=test_fraction)
+    summary.check_files()
+    shards = summary.shards_with_rows(shards)
     keras.utils.set_random_seed(seed)
     task = model_cls.task_for(config)
     label = RATING if task == "rating" else None
@@ -318,9 +328,24 @@ def train_streaming(
         dataset, per_call = stream(shards, batch_size=config.batch_size, **options).repeat(), min(32, steps)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model.compile(optimizer=LazyAdam(config.learning_rate), steps_per_execution=per_call)
-    callbacks = list(callbacks or [])
+    callbacks = [_ShardWatch(summary), *(callbacks or [])]
     if backup_dir is not None:
         # absolute: under parameter servers the servers write their parts of the checkpoint
         callbacks.append(keras.callbacks.BackupAndRestore(os.path.abspath(backup_dir)))
-    result = _fit(model, config, dataset, steps, verbose, callbacks, summary.train_rows, time.perf_counter())
+    try:
+        result = _fit(model, config, dataset, steps, verbose, callbacks, summary.train_rows, time.perf_counter())
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, tf.errors.DataLossError):
+        summary.check_files()  # names a shard removed or changed while it was read
+        raise
     return _gathered(result, strategy)
+
+
+class _ShardWatch(keras.callbacks.Callback):
+    """Refuses, before each epoch, a shard changed or removed since the scan."""
+
+    def __init__(self, summary) -> None:
+        super().__init__()
+        self.summary = summary
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.summary.check_files()

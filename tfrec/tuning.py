@@ -4,13 +4,16 @@ median pruning of bad trials), resumable from its study file."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from tfrec._keras import keras
-from tfrec.data.interactions import Interactions, as_interactions
+from tfrec.data.interactions import ITEM, RATING, TIMESTAMP, USER, WEIGHT, Interactions, as_interactions
 from tfrec.data.splits import split
 from tfrec.errors import TfrecError
 from tfrec.models.registry import config_to_dict, entry, make_config
@@ -100,7 +103,10 @@ def tune(
         validation: The split spec that makes the validation part.
         trials: Trials to run (more are added to a resumed study).
         seed: Seeds the sampler, the validation split and every trial's training.
-        storage: A study file (SQLite); rerunning with it resumes the search.
+        storage: A study file (SQLite), used by one process at a time; rerunning with it
+            resumes the search when the model, data, validation, seed and fixed fields are
+            the same (refused otherwise, naming what differs). Trials a killed process left
+            running are marked failed, and the sampler continues past the trials run.
         verbose: Keras ``fit`` verbosity of each trial.
         **fixed: Config fields held fixed (not searched).
 
@@ -108,7 +114,8 @@ def tune(
         A :class:`TuneResult`; ``best_config`` is the full config, ready for ``tfrec train --config``.
 
     Raises:
-        TfrecError: unknown model or field, or no field to search.
+        TfrecError: unknown model or field, no field to search, or a study file that is
+            unreadable or holds another study.
 
     Example:
         >>> result = tfrec.tuning.tune("implicit_mf", split.train, trials=10)
@@ -123,17 +130,11 @@ def tune(
     space = search_space(name, fixed)
     if not space:
         raise TfrecError(f"tune(): {name} has no field left to search (all fixed)")
-    parts = split(train_data, validation or ("random:0.1" if task == "rating" else "leave-last-out"), seed=seed)
+    validation = validation or ("random:0.1" if task == "rating" else "leave-last-out")
+    parts = split(train_data, validation, seed=seed)
     monitor, direction = ("val_rmse", "minimize") if task == "rating" else ("val_recall@10", "maximize")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=name,
-        direction=direction,
-        storage=None if storage is None else f"sqlite:///{Path(storage).resolve()}",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-    )
+    study = _study(name, direction, storage, study_key(name, train_data, validation, seed, fixed))
 
     def objective(trial) -> float:
         overrides = {field: _suggest(trial, field, rule) for field, rule in space.items()}
@@ -141,8 +142,11 @@ def tune(
             make_config(name, **fixed, **overrides)
         except TfrecError as err:  # e.g. a combination the config refuses
             raise optuna.TrialPruned(str(err)) from err
-        result = train(name, parts.train, seed=seed, verbose=verbose, validation=parts.test,
-                       callbacks=[_Report(trial, monitor)], **fixed, **overrides)  # fmt: skip
+        try:
+            result = train(name, parts.train, seed=seed, verbose=verbose, validation=parts.test,
+                           callbacks=[_Report(trial, monitor)], **fixed, **overrides)  # fmt: skip
+        except TfrecError as err:  # e.g. the loss diverged at these settings
+            raise optuna.TrialPruned(str(err)) from err
         value = result.history.get(monitor, [math.nan])[-1]
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"{monitor} is {value}")
@@ -163,6 +167,65 @@ def tune(
         trials=[{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
                 for t in study.trials],  # fmt: skip
     )
+
+
+def study_key(name: str, train_data: Interactions, validation: str, seed: int, fixed: dict[str, Any]) -> dict:
+    """What defines a study: the model, the training data (rows and a hash of their
+    values), the validation split, the seed and the fixed fields. A study file answers only
+    the study it was started for."""
+    frame = train_data.frame[[c for c in (USER, ITEM, RATING, TIMESTAMP, WEIGHT) if c in train_data.frame]]
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+    return {
+        "model": name,
+        "data": f"{len(frame):,} rows, sha256 {digest[:16]}",
+        "validation": validation,
+        "seed": seed,
+        "fixed": {k: str(v) for k, v in sorted(fixed.items())},
+    }
+
+
+def _study(name: str, direction: str, storage: str | Path | None, key: dict):
+    """Creates the study, or resumes the one in ``storage`` when it was started for the
+    same ``key`` (refused otherwise, naming what differs). On resume, trials left RUNNING
+    by a process that died are marked failed, and the sampler is seeded past the trials
+    already run, so it continues rather than repeats them."""
+    import optuna
+
+    url = None if storage is None else f"sqlite:///{Path(storage).resolve()}"
+    try:
+        backend = None if url is None else optuna.storages.RDBStorage(url)
+        study = optuna.create_study(
+            study_name=name, direction=direction, storage=backend, load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+        )  # fmt: skip
+        trials = study.get_trials(deepcopy=False)
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy and Optuna raise many types for a bad file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TfrecError(
+            f"tune(): {storage} is not a readable study file ({first}); delete it or tune into another folder"
+        ) from err
+    stored = study.user_attrs.get("tfrec_key")
+    if trials and stored != key:
+        if stored is None:
+            what = "a study whose settings were not recorded"
+        else:
+            what = "a study with other " + ", ".join(
+                f"{k} ({stored.get(k)!r}, now {key[k]!r})" for k in key if stored.get(k) != key[k]
+            )
+        raise TfrecError(
+            f"tune(): {storage} holds {what}; rerun with the same data and settings to resume it, or tune into "
+            "another folder"
+        )
+    if stored is None:
+        study.set_user_attr("tfrec_key", key)
+    stale = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    if stale:  # a study file serves one process at a time: these trials' process died
+        study_id = backend.get_study_id_from_name(name)
+        for trial in stale:
+            trial_id = backend.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            backend.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    study.sampler = optuna.samplers.TPESampler(seed=(key["seed"] + len(trials)) % 2**32)
+    return study
 
 
 class _Report(keras.callbacks.Callback):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -89,11 +90,23 @@ def known(indices: tf.Tensor) -> tf.Tensor:
     return tf.cast(indices > 0, tf.float32)
 
 
+def id_text(value: object) -> str:
+    """One id's text, by the rule every entry point uses: whole floats as integers
+    (``1.0`` -> ``"1"``, as a float column gives), text in Unicode normal form C (the
+    composed and decomposed spellings of "José" are one id), anything else ``str()``."""
+    if isinstance(value, str):
+        return value if value.isascii() else unicodedata.normalize("NFC", value)
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def as_strings(values: Sequence[str] | np.ndarray | tf.Tensor, what: str) -> tf.Tensor:
-    """Converts raw ids to a 1-D string tensor, rejecting non-string input clearly."""
+    """Converts raw ids to a 1-D string tensor (by :func:`id_text`'s rule), rejecting
+    non-string tensors clearly."""
     if isinstance(values, tf.Tensor):
         if values.dtype != tf.string:
             raise TfrecError(f"{what} must be strings, got a {values.dtype.name} tensor")
         return tf.reshape(values, [-1])
     array = np.asarray(values, dtype=object).reshape(-1)
-    return tf.constant([str(v) for v in array], dtype=tf.string, shape=[len(array)])
+    return tf.constant([id_text(v) for v in array], dtype=tf.string, shape=[len(array)])

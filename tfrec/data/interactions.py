@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tfrec.core.ids import id_text
 from tfrec.errors import DataError
 
 USER, ITEM, RATING, TIMESTAMP = "user_id", "item_id", "rating", "timestamp"
@@ -40,9 +41,24 @@ def long_ids(strings: pd.Series, column: str, where: str) -> None:
         )
 
 
+def nfc(strings: pd.Series) -> pd.Series:
+    """Ids in Unicode normal form C: the composed and decomposed spellings of "José" are
+    one id (ASCII ids, the usual case, pass unchanged)."""
+    ascii_only = strings.str.isascii()
+    if ascii_only.all():
+        return strings
+    out = strings.copy()
+    out[~ascii_only] = strings[~ascii_only].str.normalize("NFC")
+    return out
+
+
 def _as_id_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
     """Returns ``frame[column]`` as strings (Python objects: memory grows with the data),
-    rejecting missing, empty and overlong ids."""
+    rejecting missing, empty and overlong ids.
+
+    The rules: integers and whole floats give their integer text (``1``, ``1.0`` ->
+    ``"1"``) in numeric and object columns alike; one value held as two types (``1`` and
+    ``"1"``) is refused as ambiguous; text is normalised to Unicode NFC."""
     values = frame[column]
     missing = values.isna().to_numpy()
     if missing.any():
@@ -65,7 +81,16 @@ def _as_id_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
                 "ids must be strings or integers"
             )
         return as_int.astype(str)
-    strings = values.astype(str)
+    strings = values.map(id_text) if values.dtype == object else nfc(values.astype(str))
+    if values.dtype == object and strings.nunique() < values.nunique():
+        merged = strings[strings.duplicated(keep=False)]
+        kinds = values[merged.index].map(lambda v: type(v).__name__)
+        clash = merged[kinds != kinds.iloc[0]]
+        example = clash.iloc[0] if len(clash) else merged.iloc[0]
+        raise DataError(
+            f"{where}: column {column!r} holds the same id as different types (e.g. {example!r} as "
+            f"{sorted(set(kinds))}); give every id one type (all strings or all integers)"
+        )
     empty = (strings.str.len() == 0).to_numpy()
     if empty.any():
         raise DataError(f"{where}: column {column!r} has empty ids at {_rows(empty)}")
@@ -73,12 +98,26 @@ def _as_id_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
     return strings
 
 
+def _seconds(values: pd.Series, where: str) -> pd.Series:
+    """Datetime timestamps (naive: UTC; or zone-aware) as whole seconds since the epoch
+    (floored); numbers pass unchanged."""
+    if not (isinstance(values.dtype, pd.DatetimeTZDtype) or values.dtype.kind == "M"):
+        return values
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"{where}: column {TIMESTAMP!r} has missing times (NaT) at {_rows(missing)}")
+    utc = values.dt.tz_convert("UTC") if isinstance(values.dtype, pd.DatetimeTZDtype) else values.dt.tz_localize("UTC")
+    return (utc - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+
+
 @dataclass(frozen=True, eq=False)
 class Interactions:
     """User-item interactions with optional ratings, timestamps and side tables.
 
     The frame is validated and normalized on construction: ``user_id``/``item_id`` become
-    strings, ``rating`` and ``weight`` float32, ``timestamp`` int64.
+    strings (integers and whole floats as integer text, Unicode text in NFC; one value
+    held as two types, ``1`` and ``"1"``, is refused), ``rating`` and ``weight`` float32,
+    ``timestamp`` int64 seconds (datetime columns converted; naive ones taken as UTC).
 
     Args:
         frame: One row per interaction with columns ``user_id``, ``item_id`` and
@@ -152,7 +191,7 @@ class Interactions:
                 )
             out[WEIGHT] = weight.astype(np.float32)
         if TIMESTAMP in out.columns:
-            ts = self._numeric(out[TIMESTAMP], TIMESTAMP, where)
+            ts = self._numeric(_seconds(out[TIMESTAMP], where), TIMESTAMP, where)
             if ts.dtype.kind == "f" and not np.array_equal(ts, np.floor(ts)):
                 raise DataError(
                     f"{where}: column {TIMESTAMP!r} must hold integers (seconds), "

@@ -423,9 +423,12 @@ def read(name: str, data_dir: str | Path | None = None, *, download: bool = Fals
         fetch_archive(dataset.url, folder, file_hash=dataset.file_hash, folder=dataset.archive_folder)
         missing = [f for f in dataset.files if not (folder / f).is_file()]
     if missing:
-        raise DatasetNotFoundError(
-            f"dataset {name!r}: {folder} lacks {missing} (expects {list(dataset.files)}); {guidance}"
+        lacks = (
+            f"has none of its files {missing}"
+            if len(missing) == len(dataset.files)
+            else f"lacks {missing} of its files {list(dataset.files)}"
         )
+        raise DatasetNotFoundError(f"dataset {name!r}: {folder} {lacks}; {guidance}")
     try:
         return dataset.reader(folder)
     except DataError as err:

@@ -18,9 +18,12 @@ import csv
 import glob
 import json
 import os
+import socket
+import stat
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +70,8 @@ class Shards:
         files = tuple(sorted(glob.glob(str(pattern))))
         if not files:
             raise DataError(f"--data {pattern!r} matches no file")
+        for path in files:
+            _check_regular(path)
         kinds = {Path(f).suffix.lower() for f in files}
         if len(kinds) != 1 or next(iter(kinds)) not in FORMATS:
             raise DataError(f"{pattern!r}: shards must all be .parquet or all be .csv, got {sorted(kinds)}")
@@ -101,6 +106,20 @@ class Shards:
                 yield path, frame
 
 
+def _check_regular(path: str) -> None:
+    """A shard is a regular file named directly: a link, FIFO, device or folder is refused
+    before anything reads it (a FIFO would block the reader; a link's target is not the
+    file the user named)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the shard: {err.strerror or err}") from err
+    if stat.S_ISLNK(mode):
+        raise DataError(f"{path}: is a symbolic link; name the file it points to")
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path}: not a regular file (a shard must be a .csv or .parquet file)")
+
+
 def _mapping(columns: Mapping[str, str] | str | None) -> dict[str, str]:
     if columns is None:
         return {USER: USER, ITEM: ITEM}
@@ -127,8 +146,11 @@ def _schema(path: str, fmt: str) -> tuple[list[str], dict[str, str]]:
         except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
             raise DataError(f"{path}: not a readable Parquet file ({err})") from err
         return list(schema.names), {n: str(t) for n, t in zip(schema.names, schema.types)}
-    with open(path, newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # a byte-order mark is not a name
+            header = next(csv.reader(handle), [])
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: cannot read the CSV header ({err})") from err
     return header, {n: "csv" for n in header}
 
 
@@ -166,7 +188,19 @@ def _check_chunk(frame: pd.DataFrame, path: str, start: int, header: bool) -> No
                 f"{where(np.flatnonzero(lengths > MAX_ID_CHARS))}: {name} longer than {MAX_ID_CHARS} characters "
                 f"({int(lengths.max()):,})"
             )
-        frame[name] = values.astype(str)
+        values = values.astype(str)
+        breaks = values.str.contains("[\r\n]", regex=True).to_numpy()
+        if breaks.any():
+            raise DataError(f"{where(np.flatnonzero(breaks))}: {name} holds a line break (a quoted newline)")
+        not_ascii = ~values.str.isascii().to_numpy()
+        if not_ascii.any():
+            composed = values[not_ascii].map(lambda v: unicodedata.is_normalized("NFC", v)).to_numpy()
+            if not composed.all():
+                raise DataError(
+                    f"{where(np.flatnonzero(not_ascii)[~composed])}: {name} {values[not_ascii][~composed].iloc[0]!r} "
+                    "is not in Unicode NFC form (tfrec's ids are; normalise the shards)"
+                )
+        frame[name] = values
     for name in (RATING, WEIGHT):
         if name in frame.columns:
             numbers = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
@@ -203,6 +237,9 @@ class LogSummary:
         train_rows, test_rows: Rows on each side of the hash split.
         ratings: Training ratings' statistics (when a rating column is mapped).
         test_fraction: The split it was computed with.
+        files: Each shard as scanned: ``(path, bytes, mtime_ns, rows)``; a shard changed
+            or removed since is refused (:meth:`check_files`), and shards without a row
+            are left out of the stream (:meth:`shards_with_rows`).
     """
 
     users: tuple[str, ...]
@@ -213,6 +250,30 @@ class LogSummary:
     test_rows: int
     ratings: RatingStats | None
     test_fraction: float
+    files: tuple[tuple[str, int, int, int], ...] = ()
+
+    def check_files(self) -> None:
+        """Refuses a shard removed or changed (size or modification time) since the scan:
+        the vocabularies and counts describe the files as scanned."""
+        for path, size, mtime, _ in self.files:
+            try:
+                now = os.stat(path)
+            except OSError as err:
+                raise DataError(
+                    f"{path}: the shard is gone since the scan ({err.strerror or err}); rerun to scan the log again"
+                ) from err
+            if (now.st_size, now.st_mtime_ns) != (size, mtime):
+                raise DataError(
+                    f"{path}: the shard changed since the scan ({size:,} -> {now.st_size:,} bytes); rerun to scan "
+                    "the log again"
+                )
+
+    def shards_with_rows(self, shards: Shards) -> Shards:
+        """``shards`` less the files the scan found no row in (a header-only shard costs an
+        open and a read each epoch, and nothing else)."""
+        empty = {path for path, _, _, rows in self.files if rows == 0}
+        kept = tuple(f for f in shards.files if f not in empty)
+        return shards if len(kept) == len(shards.files) or not kept else replace(shards, files=kept)
 
     def model_data(self) -> ModelData:
         """The :class:`ModelData` a model is built from (ids and counts; rating statistics)."""
@@ -232,7 +293,8 @@ class LogSummary:
         ):
             pd.DataFrame({"id": ids, "count": counts}).to_csv(folder / f"{name}.tsv", sep="\t", index=False)
         info = {"train_rows": self.train_rows, "test_rows": self.test_rows, "test_fraction": self.test_fraction,
-                "ratings": None if self.ratings is None else vars(self.ratings)}  # fmt: skip
+                "ratings": None if self.ratings is None else vars(self.ratings),
+                "files": [dict(zip(("path", "bytes", "mtime_ns", "rows"), f)) for f in self.files]}  # fmt: skip
         (folder / "summary.json").write_text(json.dumps(info, indent=2) + "\n")
         return folder
 
@@ -248,6 +310,7 @@ class LogSummary:
             tuple(tables[0]["id"]), tuple(tables[1]["id"]), tuple(int(c) for c in tables[0]["count"]),
             tuple(int(c) for c in tables[1]["count"]), info["train_rows"], info["test_rows"], ratings,
             info["test_fraction"],
+            tuple((f["path"], f["bytes"], f["mtime_ns"], f["rows"]) for f in info.get("files", [])),
         )  # fmt: skip
 
 
@@ -280,7 +343,10 @@ def scan(
     train_rows = test_rows = 0
     total = low = high = None
     count = 0
-    for _, frame in shards.chunks():
+    stats = {path: os.stat(path) for path in shards.files}
+    rows = dict.fromkeys(shards.files, 0)
+    for path, frame in shards.chunks():
+        rows[path] += len(frame)
         test = _test_mask(frame, test_fraction)
         part = frame[~test]
         test_rows += int(test.sum())
@@ -297,11 +363,20 @@ def scan(
         raise DataError(f"{shards.pattern}: no training rows (test_fraction {test_fraction})")
     kept_users = _kept(users, min_count, max_users)
     kept_items = _kept(items, min_count, max_items)
+    for what, kept, counts in (("user", kept_users, users), ("item", kept_items, items)):
+        if not kept:
+            raise DataError(
+                f"{shards.pattern}: min_count {min_count} leaves no {what} (the most frequent has "
+                f"{max(counts.values()):,} training interactions)"
+            )
     ratings = None if total is None else RatingStats(total / count, low, high, count)
-    return LogSummary(
+    files = tuple((p, stats[p].st_size, stats[p].st_mtime_ns, rows[p]) for p in shards.files)
+    summary = LogSummary(
         tuple(u for u, _ in kept_users), tuple(i for i, _ in kept_items), tuple(c for _, c in kept_users),
-        tuple(c for _, c in kept_items), train_rows, test_rows, ratings, float(test_fraction),
+        tuple(c for _, c in kept_items), train_rows, test_rows, ratings, float(test_fraction), files,
     )  # fmt: skip
+    summary.check_files()  # a shard written to while it was scanned
+    return summary
 
 
 def _kept(counts: Counter, min_count: int, most: int | None) -> list[tuple[str, int]]:
@@ -349,6 +424,7 @@ def stream(
         raise DataError("part='test' needs test_fraction > 0")
     if data_service is not None:
         check_remote_readable(shards, "the tf.data service's workers")
+        check_reachable(data_service)
     reader = _csv_reader(shards, fields) if shards.format == "csv" else _parquet_reader(shards, fields)
 
     def this_part(rows):  # the hash split, on a block of rows at once
@@ -388,6 +464,26 @@ def stream(
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
+# How long a tf.data service dispatcher may take to accept a connection (its client
+# retries without end, so an unreachable address would hang the run).
+CONNECT_SECONDS = 10.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_SECONDS) -> None:
+    """Refuses a tf.data service address (``grpc://host:port``) that accepts no TCP
+    connection within ``timeout`` seconds."""
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise DataError(f"--data-service {address!r}: expected grpc://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise DataError(
+            f"--data-service {address}: no dispatcher answers there within {timeout:g} s ({err.strerror or err})"
+        ) from err
+
+
 def check_remote_readable(shards: Shards, readers: str) -> None:
     """Refuses shards that only this process can read: input pipelines that run in other
     processes (``readers``: tf.data service workers, parameter-server workers) read CSV
@@ -406,11 +502,18 @@ def _csv_reader(shards: Shards, fields: list[str]):
     defaults = [tf.constant("", tf.string) if fields[j] in (USER, ITEM) else tf.constant(0.0, tf.float32)
                 for j in order]  # fmt: skip
 
+    columns = [names.index(sources[j]) for j in order]
+
+    def decode(lines):
+        values = tf.io.decode_csv(lines, defaults, select_cols=columns)
+        return {fields[j]: v for j, v in zip(order, values)}
+
     def read(path):
-        data = tf.data.experimental.CsvDataset(
-            path, defaults, header=True, select_cols=[names.index(sources[j]) for j in order]
-        )
-        return data.batch(8192).map(lambda *values: {fields[j]: v for j, v in zip(order, values)})
+        # As pandas reads them in the scan: the header skipped, blank (or blank-looking)
+        # lines skipped, CR LF line ends, RFC 4180 quoting within a line.
+        lines = tf.data.TextLineDataset(path).skip(1)
+        lines = lines.filter(lambda line: tf.strings.length(tf.strings.strip(line)) > 0)
+        return lines.batch(8192).map(decode)
 
     return read
 
@@ -450,6 +553,7 @@ def sample_for_evaluation(
     """
     if summary.test_fraction <= 0:
         raise DataError("evaluation needs a test part: scan and train with test_fraction > 0")
+    summary.check_files()
     share = min(1.0, users / max(len(summary.users), 1))
     cut = int(np.ceil(share * HASH_BUCKETS))
     train_parts, test_parts = [], []

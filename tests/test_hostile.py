@@ -549,7 +549,7 @@ DATA_DIR_CASES = [
     (["--k", str(2**40)], "argument --k: expected comma-separated positive integers"),
     (["--set", "learning_rate=nan"], "learning_rate=nan is invalid: must be a finite number"),
     (["--set", "learning_rate=-inf"], "learning_rate=-inf is invalid: must be a finite number"),
-    (["--set", "embedding_dim=1000000000"], "the embedding tables would need about"),
+    (["--set", "embedding_dim=1000000000"], "implicit_mf with this config would need about"),
     (["--strategy", "multi-worker"], "set TF_CONFIG"),
     (["--output", "/etc/hostname/run"], "cannot write to /etc/hostname/run"),
 ]

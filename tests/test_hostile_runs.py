@@ -324,3 +324,30 @@ def test_ctrl_c_is_one_line_and_leaves_a_resumable_backup(tmp_path) -> None:
     assert (output / "backup" / "tfrec-run.json").is_file() and not (output / ".tfrec-lock").exists()
     resumed = subprocess.run([*command[:-4], "--epochs", "2", "--output", str(output)], capture_output=True, text=True)
     assert resumed.returncode == 2 and "holds an interrupted run with other overrides" in resumed.stderr
+
+
+# === Memory: one estimate per model from its config ===
+@pytest.mark.parametrize("argv, fragment", [
+    (["mlp", "--set", "mlp_layers=1000000,1000000"], "mlp with this config would need about 11,19"),
+    (["neumf", "--set", "mlp_layers=100000,100000"], "neumf with this config would need about 11"),
+    (["gmf", "--set", "factors=100000000"], "gmf with this config would need about 3,35"),
+    (["ials", "--set", "embedding_dim=5000", "--set", "solver=cholesky"], "ials with this config would need about 19"),
+    (["content_tower", "--set", "embedding_dim=100000000"], "content_tower with this config would need about 3,35"),
+], ids=["mlp-layers", "neumf-layers", "gmf-factors", "ials-cholesky-workspace", "text-model-tables"])  # fmt: skip
+def test_every_table_layer_and_workspace_counts_before_training(tmp_path, monkeypatch, capsys, argv, fragment) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *argv, "--epochs", "1", "--output", "run"]) == 2
+    _one_line_error(capsys, fragment)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_configs_are_estimated_small(small) -> None:
+    from tfrec.models import entry, names
+    from tfrec.models.registry import make_config
+    from tfrec.training import memory_estimate
+
+    for name in names():
+        config = make_config(name)
+        data = entry(name).model_cls.prepare(small, config)
+        weights = len(data.users) + len(data.items)
+        assert weights * 4 <= memory_estimate(name, config, data) < 64 * 2**20, name

@@ -216,7 +216,7 @@ def _train(args: argparse.Namespace) -> int:
     spec = args.split or ("random:0.2" if item.task == "rating" else "leave-last-out")
     parts = split_data(data, spec, seed=args.seed, validation=args.validation)
     check_protocol(parts.train, parts.test, task=item.task, k=ks, protocol=args.protocol)
-    checks.check_memory(config, parts.train)
+    checks.check_memory(args.model, config, item.model_cls.prepare(parts.train, config))
     backup = output / "backup"
     key = checks.run_key(args, overrides, spec)
     checks.check_resume(backup, key)
@@ -310,6 +310,7 @@ def _train_streaming(args: argparse.Namespace) -> int:
         shards, test_fraction=args.test_fraction, min_count=args.min_count, max_users=args.max_users,
         max_items=args.max_items,
     )  # fmt: skip
+    checks.check_memory(args.model, config, summary.model_data())
     print(f"data: {len(shards.files)} {shards.format} shards; {summary.train_rows:,} train / "
           f"{summary.test_rows:,} test rows; {len(summary.users):,} users, {len(summary.items):,} items kept")  # fmt: skip
     with checks.writing(output, output / "backup"):

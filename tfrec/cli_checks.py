@@ -81,21 +81,20 @@ def config_file(path: str | None, model: str) -> dict[str, object]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
-def check_memory(config, data) -> None:
-    """Refuses embedding tables (with two optimizer slots) larger than this machine's memory."""
-    dim = getattr(config, "embedding_dim", None)
-    if not isinstance(dim, int):
-        return
-    rows = data.num_users + data.num_items + 2
-    need = rows * dim * 4 * 3
+def check_memory(name: str, config, data) -> None:
+    """Refuses a model whose weights (with the optimizer's slots) and working memory would
+    not fit this machine's memory (``data``: the model's ModelData)."""
+    from tfrec.training import memory_estimate
+
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
         return
+    need = memory_estimate(name, config, data)
     if need > have:
         raise UserError(
-            f"--set embedding_dim={dim}: the embedding tables would need about {need / 2**30:,.1f} GiB "
-            f"({rows:,} rows x {dim} x float32 x 3 with the optimizer's slots); this machine has "
+            f"{name} with this config would need about {need / 2**30:,.1f} GiB (weights, optimizer slots and "
+            f"working memory) for {len(data.users):,} users and {len(data.items):,} items; this machine has "
             f"{have / 2**30:,.1f} GiB"
         )
 

@@ -10,10 +10,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from tfrec._keras import keras, tf
 from tfrec.core.distribute import PerReplicaData
 from tfrec.core.parameter_servers import cluster_failures, is_parameter_server, placement
 from tfrec.data.interactions import Interactions, as_interactions
+from tfrec.data.model_data import ModelData
 from tfrec.errors import TfrecError
 from tfrec.models.registry import entry, make_config
 from tfrec.optimizers import CatchUp, LazyAdam
@@ -231,6 +234,31 @@ def _per_worker(model_cls, train_data: Interactions, config, seed: int):
         return batches.shard(context.num_input_pipelines, context.input_pipeline_id).repeat()
 
     return keras.utils.experimental.DatasetCreator(per_worker), steps
+
+
+def memory_estimate(name: str, config: Any, data: ModelData) -> int:
+    """Bytes training model ``name`` with ``config`` on ``data`` needs at least: every
+    weight (counted by building the model in a graph, where a variable takes no memory
+    until it is initialised) in float32, three times over with the optimizer's two slots,
+    plus the model's :meth:`~tfrec.models.recommender.Recommender.working_bytes`.
+
+    A model whose build must run eagerly (text vocabularies adapted and tokenised from
+    the data) is counted by its id tables alone (rows x ``embedding_dim``).
+    """
+    model_cls = entry(name).model_cls
+    slots = 3 if model_cls.gradient_trained else 1
+    rows = len(data.users) + len(data.items) + 2
+    dim = getattr(config, "embedding_dim", 0)
+    weights = rows * dim if isinstance(dim, int) else 0
+    if weights * 4 * slots < 1 << 40:  # else already far beyond any machine: no need to build
+        try:
+            with tf.Graph().as_default():
+                model = model_cls(config, data)
+                model.build_now()
+                weights = sum(int(np.prod(w.shape)) for w in model.weights)
+        except Exception:  # noqa: BLE001 - eager-only steps (adapting or tokenising text) fail in a graph
+            pass  # counted by the id tables; the real build reports any real error
+    return 4 * slots * weights + model_cls.working_bytes(config, data)
 
 
 def _steps_per_execution(dataset: tf.data.Dataset, most: int = 32) -> int:

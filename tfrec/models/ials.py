@@ -380,6 +380,15 @@ class IALS(Recommender):
         a += tf.linalg.diag(tf.repeat(reg[:, None], tf.shape(gramian)[0], axis=1))
         return tf.linalg.cholesky_solve(tf.linalg.cholesky(a), rhs[:, :, None])[:, :, 0]
 
+    @classmethod
+    def working_bytes(cls, config: IALSConfig, data) -> int:
+        """The Gramians (d x d), a batch's gathered neighbours (up to ``ENTRIES`` slots of
+        d floats, in about three live copies) and its solve: ``batch_size`` d x d systems
+        for Cholesky, a few d-vectors per row for conjugate gradients."""
+        d, rows = config.embedding_dim, config.batch_size
+        per_row = 2 * d * d if config.solver == "cholesky" else 16 * d
+        return 4 * (2 * d * d + 3 * ENTRIES * d + rows * per_row)
+
     # === Training data ===
     @classmethod
     def training_data(

@@ -102,6 +102,12 @@ class Recommender(Scorer, tfrs.Model):
         needs the data in memory: side tables, histories, sampled negatives). None by default."""
         return None
 
+    @classmethod
+    def working_bytes(cls, config: Any, data: ModelData) -> int:
+        """Memory a training step needs beyond the weights and the optimizer's slots
+        (bytes; a solver's matrices, say): 0 by default."""
+        return 0
+
     def get_config(self) -> dict:
         return {"config": config_to_dict(self.config), "data": self.data.to_config(), "name": self.name}
 

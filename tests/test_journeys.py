@@ -2,8 +2,10 @@
 working directory, with its relative paths.
 
 The blocks are read from README.md at test time, so these tests follow the README when
-it changes. The fresh directory sits beside a ``shared`` link to the real shared data,
-so the README's ``../shared/data/...`` paths resolve as they do from a checkout.
+it changes. The fresh directory is not beside ``shared/`` (a user's clone is not): the
+README's ``download=True`` / ``--download`` find the datasets in the cache the README
+names, ``$TFREC_DATA_DIR``, pointed at the shared data (CI never downloads; the download
+itself is tested against a local HTTP server in test_hostile.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, shared_folder
+from conftest import ROOT, SHARED_DATA, shared_folder
 
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
@@ -37,11 +39,13 @@ def commands(block: str) -> list[str]:
 
 @pytest.fixture()
 def fresh(tmp_path) -> Path:
-    """An empty working directory whose ``../shared`` is the shared data's parent."""
-    shared = shared_folder("ml-100k").parent.parent
-    (tmp_path / "shared").symlink_to(shared, target_is_directory=True)
+    """An empty working directory with no ``shared`` folder beside it (the datasets come
+    from the ``$TFREC_DATA_DIR`` cache, see :func:`_env`)."""
+    shared_folder("ml-100k")
+    shared_folder("lastfm-2k-audio")
     work = tmp_path / "work"
     work.mkdir()
+    assert not (tmp_path / "shared").exists()
     return work
 
 
@@ -49,6 +53,7 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TFREC_VERBOSE")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
+    env["TFREC_DATA_DIR"] = str(SHARED_DATA)  # the dataset cache the README names
     return env
 
 
@@ -79,9 +84,8 @@ def test_tfrec_help_is_fast_and_only_the_help(fresh) -> None:
 @pytest.mark.slow
 def test_the_python_tour_runs_verbatim_and_quietly(fresh) -> None:
     script = "\n\n".join(blocks("python"))
-    assert (
-        'data_dir="../shared/data/ml-100k"' in script and 'tfrec.export(model, "exports/biased_mf")' in script
-    )
+    assert "../shared" not in script and 'tfrec.export(model, "exports/biased_mf")' in script
+    assert 'tfrec.datasets.load("movielens-100k", download=True)' in script
     (fresh / "tour.py").write_text(script + "\n")
     done = subprocess.run([sys.executable, "tour.py"], cwd=fresh, env=_env(), capture_output=True, text=True,
                           timeout=900)  # fmt: skip
@@ -90,6 +94,8 @@ def test_the_python_tour_runs_verbatim_and_quietly(fresh) -> None:
     assert (fresh / "exports" / "biased_mf" / "1" / "saved_model.pb").is_file()
     assert "'rmse'" in done.stdout and "'item_ids'" in done.stdout
     assert "array([['egg']]" in done.stdout  # the DataFrame example: ann's one unrated item
+    assert (fresh / "runs" / "biased_mf.keras").is_file()  # saved, then loaded back
+    assert sorted(p.name for p in fresh.iterdir()) == ["exports", "runs", "tour.py"]  # nothing else left
     # The export answers with str ids, none of them user 1's training items.
     check = (
         "import tfrec\n"
@@ -100,9 +106,7 @@ def test_the_python_tour_runs_verbatim_and_quietly(fresh) -> None:
                             timeout=300)  # fmt: skip
     assert answer.returncode == 0 and _quiet(answer.stderr) == [], answer.stderr[-2000:]
     recommended = answer.stdout.split()
-    train = pd.read_csv(
-        fresh / "../shared/data/ml-100k/u1.base", sep="\t", names=["u", "i", "r", "t"], dtype=str
-    )
+    train = pd.read_csv(SHARED_DATA / "ml-100k" / "u1.base", sep="\t", names=["u", "i", "r", "t"], dtype=str)
     seen = set(train.loc[train["u"] == "1", "i"])
     assert len(recommended) == 10 and not set(recommended) & seen
 
@@ -131,11 +135,32 @@ def test_the_cli_commands_run_verbatim_and_quietly(fresh) -> None:
     recommend = next(c for c in cli if c.startswith("tfrec recommend"))
     user = re.search(r"--user (\S+)", recommend).group(1)
     items = re.findall(r"^\s+\d+\. (\S+)\s", outputs[recommend], re.M)
-    base = pd.read_csv(
-        fresh / "../shared/data/ml-100k/u1.base", sep="\t", names=["u", "i", "r", "t"], dtype=str
-    )
+    base = pd.read_csv(SHARED_DATA / "ml-100k" / "u1.base", sep="\t", names=["u", "i", "r", "t"], dtype=str)
     seen = set(base.loc[base["u"] == user, "i"])
     assert items and not set(items) & seen and all(not i.startswith("b'") for i in items)
+    assert outputs[recommend].startswith(f"user {user}:\n"), outputs[recommend]  # a known user, said plainly
+    assert "baseline: global mean rating" in outputs[train]
+
+
+@pytest.mark.slow
+def test_make_demo_shows_a_baseline_and_what_to_run_next(fresh) -> None:
+    """The demo's recipe, run as make runs it (from a fresh folder): the metrics beside a
+    no-learning baseline, then commands for what to do next that work as printed."""
+    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
+    lines = [line.strip().replace("$(VENV)/bin/", f"{BIN}/") for line in recipe.splitlines()]
+    train = next(line for line in lines if not line.startswith("@"))
+    done = subprocess.run(["bash", "-c", train], cwd=fresh, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and _quiet(done.stderr) == [], done.stderr[-2000:]
+    table = re.search(r"^\s+model\s+baseline\n\s+rmse\s+([\d.]+)\s+([\d.]+)$", done.stdout, re.M)
+    assert table and float(table.group(1)) < float(table.group(2)), done.stdout
+    echoed = " ".join(line for line in lines if line.startswith("@echo"))
+    following = re.findall(rf"({re.escape(str(BIN))}/tfrec (?:export|recommend) [^;\"]*?)(?: and|;|\"|$)", echoed)
+    assert len(following) == 2, echoed
+    for command in following:
+        done = subprocess.run(["bash", "-c", command], cwd=fresh, env=_env(), capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0 and _quiet(done.stderr) == [], f"{command}: {done.stderr[-2000:]}"
+    assert re.search(r"^user u0:\n\s+1\. i\d+ ", done.stdout, re.M), done.stdout
 
 
 def test_the_python_versions_the_readme_states_are_the_ones_declared() -> None:

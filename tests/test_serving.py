@@ -53,6 +53,7 @@ def test_layout_metadata_and_signatures(exported, trained) -> None:
         },
         "recommend_including_seen": {"inputs": ["k", "user_id"], "outputs": ["item_ids", "scores"]},
         "score": {"inputs": ["item_id", "user_id"], "outputs": ["score"]},
+        "known_users": {"inputs": ["user_id"], "outputs": ["known"]},
         "query_embedding": {"inputs": ["user_id"], "outputs": ["embedding"]},
         "item_embedding": {"inputs": ["item_id"], "outputs": ["embedding"]},
         "similar_items": {"inputs": ["item_id", "k"], "outputs": ["item_ids", "scores"]},

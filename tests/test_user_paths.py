@@ -187,10 +187,11 @@ def test_resuming_a_different_run_is_refused(tmp_path, capsys) -> None:
     backup.mkdir(parents=True)
     (backup / "tfrec-run.json").write_text(json.dumps({"model": "gmf"}))
     (backup / "chief").mkdir()
+    (backup / "chief" / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
     assert main(["train", "implicit_mf", "--output", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "holds an interrupted run with other" in err and "model ('gmf', now 'implicit_mf')" in err
-    assert f"delete {backup}" in err and (backup / "chief").is_dir()
+    assert f"delete {backup}" in err and (backup / "chief" / "checkpoint").is_file()
 
 
 # === Keras conventions ===

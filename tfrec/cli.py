@@ -244,6 +244,9 @@ def _train(args: argparse.Namespace) -> int:
         metrics = tfrec.evaluate(
             result.model, parts.train, parts.test, k=ks, protocol=args.protocol, seed=args.seed
         )
+        what, figures = tfrec.evaluation.baseline(
+            parts.train, parts.test, task=item.task, k=ks, protocol=args.protocol, seed=args.seed
+        )
         report = {
             "model": args.model,
             "dataset": args.dataset,
@@ -256,6 +259,7 @@ def _train(args: argparse.Namespace) -> int:
             # Epochs this process ran (a run resumed from output/backup starts after 0).
             "epochs_run": result.epochs_run,
             "model_path": str(model_path),
+            "baseline": {"name": what, "metrics": figures},
         }
         if parts.validation is not None:  # the last epoch's figures on the validation part
             report["validation"] = {
@@ -326,11 +330,15 @@ def _train_streaming(args: argparse.Namespace) -> int:
         train_rows, test_rows = streaming.sample_for_evaluation(
             shards, summary, users=args.eval_users, seed=args.seed
         )
-        metrics = {}
+        metrics, baseline = {}, None
         if len(test_rows):
             metrics = tfrec.evaluate(
                 result.model, train_rows, test_rows, k=ks, protocol=args.protocol, seed=args.seed
             )
+            what, figures = tfrec.evaluation.baseline(
+                train_rows, test_rows, task=result.model.task, k=ks, protocol=args.protocol, seed=args.seed
+            )
+            baseline = {"name": what + " (of the sampled users' training rows)", "metrics": figures}
         report = {
             "model": args.model,
             "data": args.data,
@@ -345,6 +353,8 @@ def _train_streaming(args: argparse.Namespace) -> int:
             "vocabulary": str(output / "vocabulary"),
             "model_path": str(model_path),
         }
+        if baseline is not None:
+            report["baseline"] = baseline
         # No seen-items table in an export: the training log is not held in memory.
         headline = f"{args.model} streamed from {args.data}; {report['evaluated_on']}"
         return _report(args, output, report, result, headline, seen_items=False)
@@ -366,9 +376,14 @@ def _report(
     for table, devices in result.placement.items():
         tasks = ", ".join(device.split("/")[1][4:] + " " + device.split("/")[3][5:] for device in devices)
         print(f"  {table}: {len(devices)} parts on parameter servers ({tasks})")
+    against = report.get("baseline", {}).get("metrics", {})
+    if metrics:
+        print(f"  {'':<14} {'model':>10} {'baseline' if against else '':>10}")
     for name, value in metrics.items():
-        shown = f"{int(value):,}" if name == "users" else f"{value:.4f}"
-        print(f"  {name:<14} {shown}")
+        shown = [f"{int(v):,}" if name == "users" else f"{v:.4f}" for v in (value, against.get(name)) if v is not None]
+        print(f"  {name:<14} " + " ".join(f"{v:>10}" for v in shown))
+    if against:
+        print(f"  baseline: {report['baseline']['name']} (no learning), on the same test split")
     print(f"metrics written to {path}; model saved to {report['model_path']}")
     if args.export_dir:
         exported = tfrec.export(
@@ -489,11 +504,20 @@ def _recommend(args: argparse.Namespace) -> int:
         out = served.run("recommend_including_seen", user_id=args.user, k=args.k)
     else:
         out = served.run("recommend", user_id=args.user, k=args.k)
-    for user, items, scores in zip(args.user, out["item_ids"], out["scores"]):
-        print(f"user {user}:")
-        for rank, (item, score) in enumerate(zip(items, scores), start=1):
-            if item:  # "" ends a row once nothing is left to recommend
-                print(f"  {rank:>3}. {item}  {score:.4f}")
+    known = (
+        served.run("known_users", user_id=args.user)["known"]
+        if "known_users" in served.signatures
+        else np.ones(len(args.user), np.int32)  # an export from before the signature existed
+    )
+    for user, is_known, items, scores in zip(args.user, known, out["item_ids"], out["scores"]):
+        shown = [(item, score) for item, score in zip(items, scores) if item]  # "" ends a row
+        if is_known:
+            print(f"user {user}:")
+        else:
+            print(f"user {user}: not in the training data; these are the answers for an unknown user")
+        width = max((len(item) for item, _ in shown), default=0)
+        for rank, (item, score) in enumerate(shown, start=1):
+            print(f"  {rank:>3}. {item:<{width}}  {score:>10.4f}")
     return 0
 
 

@@ -4,6 +4,7 @@ from tfrec.evaluation.baselines import Popularity, popular_items
 from tfrec.evaluation.callback import RankingMetrics
 from tfrec.evaluation.evaluate import (
     PROTOCOLS,
+    baseline,
     check_protocol,
     compare,
     evaluate,
@@ -16,6 +17,7 @@ from tfrec.evaluation.rating import error_difference, mae, rmse
 
 __all__ = [
     "PROTOCOLS",
+    "baseline",
     "check_protocol",
     "compare",
     "error_difference",

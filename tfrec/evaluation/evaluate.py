@@ -436,3 +436,37 @@ def interval(
     low, high = bootstrap_interval([values], lambda v: v, samples=samples, level=level, seed=seed)
     return {"metric": metric, "value": float(values.mean()), "low": low, "high": high, "level": level,
             "users": len(values)}  # fmt: skip
+
+
+def baseline(
+    train: Interactions,
+    test: Interactions,
+    *,
+    task: str,
+    k: int | Sequence[int] = (10, 20),
+    protocol: str | None = None,
+    seed: int = 0,
+) -> tuple[str, dict[str, float]]:
+    """The no-learning baseline to read a model's figures against, on the same split,
+    protocol and ``k``: the global mean rating (``rmse``, ``mae``) for a rating task, and
+    popularity (:class:`~tfrec.evaluation.Popularity`) for the top-K metrics.
+
+    Returns:
+        ``(what, metrics)``: a label (``"global mean rating 3.53"``, ``"popularity"``) and
+        the figures under the keys :func:`evaluate` gives the model.
+    """
+    from tfrec.evaluation.baselines import Popularity
+
+    train, test = as_interactions(train, "train"), as_interactions(test, "test")
+    figures: dict[str, float] = {}
+    names = []
+    if task == "rating":
+        mean = float(train.frame[RATING].mean())
+        truth = test.frame[RATING].to_numpy(np.float64)
+        guess = np.full_like(truth, mean)
+        figures.update(rmse=rmse(truth, guess), mae=mae(truth, guess))
+        names.append(f"global mean rating {mean:.2f}")
+    if task != "rating" or protocol is not None:
+        figures.update(evaluate(Popularity(train), train, test, k=k, protocol=protocol, seed=seed))
+        names.append("popularity")
+    return " + ".join(names), figures

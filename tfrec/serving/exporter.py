@@ -54,6 +54,7 @@ SIGNATURE_DOCS = {
     "recommend_excluding": "recommend, also leaving out each row's exclude_item_ids ('' pads the fixed width)",
     "recommend_including_seen": "recommend without leaving out the user's training items",
     "score": "the model's score of each (user, item) pair",
+    "known_users": "1 for a user id in the training vocabulary, 0 for one answered as the unknown user",
     "query_embedding": "the query tower's output per user",
     "item_embedding": "the candidate tower's output per item",
     "similar_items": "the k most similar items per item (cosine of candidate embeddings), the item itself "

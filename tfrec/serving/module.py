@@ -413,6 +413,20 @@ class ServingModule(tf.Module):
         return {"score": self.model({"user_id": user_id, "item_id": item_id}, training=False)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id")])
+    def known_users(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
+        """1 for each user id in the training vocabulary, 0 for one the export answers as
+        the unknown (out-of-vocabulary) user."""
+        return {"known": tf.cast(self.model.user_index(user_id) > 0, tf.int32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id")])
+    def __call__(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """TFRS's retrieval-index call, for code written against TFRS's ``BruteForce``
+        exports: ``scores, item_ids = loaded(["42"])`` (``recommend`` at ``default_k``, the
+        user's training items left out). Python callers only: TF Serving runs signatures."""
+        out = self.recommend_default(user_id)
+        return out["scores"], out["item_ids"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id")])
     def query_embedding(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         """The query tower's output per user."""
         return {"embedding": self.model.query_from_index(self.model.user_index(user_id))}
@@ -492,6 +506,7 @@ class ServingModule(tf.Module):
             "recommend_excluding": self.recommend_excluding.get_concrete_function(),
             "recommend_including_seen": self.recommend_including_seen.get_concrete_function(),
             "score": self.score.get_concrete_function(),
+            "known_users": self.known_users.get_concrete_function(),
             "query_embedding": self.query_embedding.get_concrete_function(),
             "item_embedding": self.item_embedding.get_concrete_function(),
             "similar_items": self.similar_items.get_concrete_function(),

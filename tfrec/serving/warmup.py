@@ -56,6 +56,7 @@ def warmup_inputs(model, module) -> list:
         ("recommend_excluding", {"user_id": user_ids, "k": k, "exclude_item_ids": exclude}),
         ("recommend_including_seen", {"user_id": user_ids, "k": k}),
         ("score", {"user_id": user_ids, "item_id": item_ids}),
+        ("known_users", {"user_id": user_ids}),
         ("query_embedding", {"user_id": user_ids}),
         ("item_embedding", {"item_id": item_ids}),
         ("similar_items", {"item_id": item_ids, "k": np.full(3, min(small, module.max_similar), np.int32)}),
@@ -75,6 +76,7 @@ def warmup_inputs(model, module) -> list:
                                      "exclude_item_ids": np.full((size, module.exclude_width), "", dtype=object)}),
             ("similar_items", {"item_id": pieces, "k": np.full(size, module.max_similar, np.int32)}),
             ("score", {"user_id": batch, "item_id": pieces}),
+            ("known_users", {"user_id": batch}),
             ("query_embedding", {"user_id": batch}),
             ("item_embedding", {"item_id": pieces}),
         ]  # fmt: skip

@@ -294,4 +294,4 @@ def test_signature_input_errors_are_clear(served) -> None:
     assert big["item_ids"].shape == (5000, 3)
     # Nothing above touched the export.
     meta = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
-    assert meta["model"] == "implicit_mf" and tfrec.serving.validate(path)["requests"] == len(tfrec.serving.warmup.read_warmup(path)) == 44
+    assert meta["model"] == "implicit_mf" and tfrec.serving.validate(path)["requests"] == len(tfrec.serving.warmup.read_warmup(path)) == 50

@@ -37,8 +37,10 @@ def test_train_end_to_end_on_synthetic(tmp_path, capsys) -> None:
     assert code == 0
     report = json.loads((out_dir / "metrics.json").read_text())
     assert set(report) == {"model", "dataset", "split", "protocol", "config", "metrics", "train_seconds",
-                           "train_examples_per_second", "epochs_run", "model_path"}  # fmt: skip
+                           "train_examples_per_second", "epochs_run", "model_path", "baseline"}  # fmt: skip
     assert report["protocol"] == "none"  # a rating model reports top-K only when asked
+    assert report["baseline"]["name"].startswith("global mean rating ")
+    assert set(report["baseline"]["metrics"]) == {"rmse", "mae"} == set(report["metrics"])
     assert report["model"] == "biased_mf" and report["dataset"] == "synthetic"
     assert report["split"] == "random:0.2"
     assert report["config"]["embedding_dim"] == 16 and report["config"]["epochs"] == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 
 import numpy as np
@@ -137,7 +138,7 @@ def test_relative_export_paths_work(trained, tmp_path, monkeypatch, capsys) -> N
     monkeypatch.chdir(tmp_path)
     path = tfrec.export(trained[0].model, "exports/implicit_mf")
     assert str(path) == os.path.join("exports", "implicit_mf", "1")
-    assert tfrec.serving.validate("exports/implicit_mf/1")["requests"] == 44
+    assert tfrec.serving.validate("exports/implicit_mf/1")["requests"] == 50
     assert main(["validate", "exports/implicit_mf/1"]) == 0
     assert (
         main(["recommend", "exports/implicit_mf", "--user", trained[0].model.user_vocabulary[0], "-k", "3"])
@@ -167,7 +168,7 @@ def test_a_failed_run_leaves_no_empty_folder_and_users_print_as_integers(tmp_pat
     assert "sampled:100000: a test user has only" in err and not (tmp_path / "runs").exists()
     assert main(["train", "implicit_mf", "--epochs", "1", "--output", str(output), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "users          2,000" in out or "users          1,99" in out, out
+    assert re.search(r"^  users +(2,000|1,99\d) +(2,000|1,99\d)$", out, re.M), out
     assert sorted(p.name for p in output.iterdir()) == ["metrics.json", "model.keras"]
 
 

@@ -98,7 +98,12 @@ def test_train_export_validate_recommend(tmp_path, capsys) -> None:
         == 0
     )
     out = capsys.readouterr().out
-    assert "user u1:" in out and "user nobody:" in out and "    3. " in out and " i1 " not in out
+    assert "user u1:\n" in out and "    3. " in out and " i1 " not in out
+    assert "user nobody: not in the training data; these are the answers for an unknown user\n" in out
+    rows = [line for line in out.splitlines() if line.startswith("    ")]
+    assert len(rows) == 6 and len({len(line) for line in rows}) == 1, rows  # aligned columns
+    assert main(["recommend", str(exports), "--user", "u1", "-k", "101"]) == 2
+    assert "argument -k: at most 100 (the export's max_k" in capsys.readouterr().err
     assert main(["export", report["model_path"], "--export-dir", str(exports), "--version", "1"]) == 2
     assert "1 already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
     # recommend_excluding's width is fixed at export; more ids than it holds: one line.

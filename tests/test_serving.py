@@ -62,6 +62,21 @@ def test_layout_metadata_and_signatures(exported, trained) -> None:
     served.close()
 
 
+def test_an_export_is_callable_like_a_tfrs_index_and_says_who_is_known(exported, trained) -> None:
+    """``scores, item_ids = loaded(["42"])``, as code written for TFRS's BruteForce export
+    calls it: ``recommend`` at the default k; ``known_users`` flags the unknown user."""
+    model = trained["two_tower"]
+    users = [model.user_vocabulary[0], "never-seen"]
+    loaded = tf.saved_model.load(str(exported))
+    scores, item_ids = loaded(users)
+    served = tfrec.serving.ExportedModel(exported)
+    expected = served.run("serving_default", user_id=users)
+    np.testing.assert_array_equal(item_ids.numpy().astype(str), expected["item_ids"])
+    np.testing.assert_allclose(scores.numpy(), expected["scores"], rtol=1e-6)
+    assert served.run("known_users", user_id=users)["known"].tolist() == [1, 0]
+    served.close()
+
+
 def test_signatures_answer_like_the_model_including_unknown_ids_and_edge_k(exported, trained) -> None:
     model = trained["two_tower"]
     served = tfrec.serving.ExportedModel(exported)

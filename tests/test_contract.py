@@ -174,6 +174,8 @@ def block_data(explicit: bool, seed: int = 0) -> tuple[tfrec.data.Interactions, 
                 rows += [(user, item, 1.0) for item in disliked[:8]]
                 test.append((user, disliked[8], 1.0))
     frame = pd.DataFrame(rows, columns=["user_id", "item_id", "rating"])
+    # Each user's items in a random order: a group item follows a group item (sequence models).
+    frame["timestamp"] = rng.permutation(len(frame))
     if not explicit:
         frame = frame.drop(columns="rating")
     texts = pd.DataFrame(

@@ -10,6 +10,7 @@ import numpy as np
 from tfrec.core.ids import Ids
 from tfrec.data.derived import Catalogue, DenseTable, histories, side_features, user_profiles
 from tfrec.data.interactions import RATING, Interactions
+from tfrec.data.sequences import user_sequences
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.errors import DataError
 
@@ -51,6 +52,8 @@ class ModelData:
         history_items: Per user, the training items (1-based indices into ``items``) a
             history tower pools, heaviest first.
         history_weights: Their weights (``log1p`` of the play count, of 1 without counts).
+        sequences: Sequence models: per user, their last training items in time order
+            (1-based indices into ``items``).
         seed: A seed drawn at build time (from NumPy's global generator) for samplers.
     """
 
@@ -66,6 +69,7 @@ class ModelData:
     item_dense: DenseTable | None = None
     history_items: Ids | None = None
     history_weights: Ids | None = None
+    sequences: Ids | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -82,6 +86,8 @@ class ModelData:
             object.__setattr__(
                 self, "history_weights", Ids(tuple(float(w) for w in r) for r in self.history_weights)
             )
+        if self.sequences is not None:
+            object.__setattr__(self, "sequences", Ids(tuple(int(i) for i in r) for r in self.sequences))
         checks = [
             ("user_counts", self.user_counts, self.users),
             ("item_counts", self.item_counts, self.items),
@@ -90,6 +96,8 @@ class ModelData:
         checks += [(f"item feature {k!r}", v, self.items) for k, v in self.item_features.items()]
         if self.user_profiles is not None:
             checks.append(("user_profiles", self.user_profiles, self.users))
+        if self.sequences is not None:
+            checks.append(("sequences", self.sequences, self.users))
         if self.history_items is not None:
             checks.append(("history_items", self.history_items, self.users))
             checks.append(("history_weights", self.history_weights, self.users))
@@ -110,6 +118,7 @@ class ModelData:
         profile_length: int | None = None,
         dense_features: Sequence[str] = (),
         history_length: int = 0,
+        sequence_length: int = 0,
         seed: bool = False,
     ) -> ModelData:
         """Derives what model ``model`` asks for from a training split.
@@ -123,6 +132,8 @@ class ModelData:
             profile_length: Also each user's text profile of this many words.
             dense_features: Numeric item columns (names or globs) for ``item_dense``.
             history_length: Keep each user's heaviest training items, this many (0: none).
+            sequence_length: Keep each user's latest training items in time order, this
+                many (0: none; the data must have timestamps).
             seed: Draw a seed from NumPy's global generator.
 
         Raises:
@@ -142,6 +153,11 @@ class ModelData:
             profiles = user_profiles(train, vocabulary, trained, catalogue.text_vocabulary, profile_length)
         dense = DenseTable.from_data(train, vocabulary, dense_features) if dense_features else None
         history = histories(train, vocabulary, history_length) if history_length else (None, None)
+        sequences = (
+            user_sequences(train, vocabulary.users, vocabulary.items, sequence_length, model)
+            if sequence_length
+            else None
+        )
         return cls(
             users=vocabulary.users,
             items=vocabulary.items,
@@ -159,6 +175,7 @@ class ModelData:
             item_dense=dense,
             history_items=history[0],
             history_weights=history[1],
+            sequences=sequences,
             seed=int(np.random.randint(0, 2**31 - 1)) if seed else 0,
         )
 
@@ -182,6 +199,7 @@ class ModelData:
             "item_dense": None if self.item_dense is None else self.item_dense.to_config(),
             "history_items": None if self.history_items is None else [list(r) for r in self.history_items],
             "history_weights": None if self.history_weights is None else [list(r) for r in self.history_weights],
+            "sequences": None if self.sequences is None else [list(r) for r in self.sequences],
             "seed": self.seed,
         }  # fmt: skip
 

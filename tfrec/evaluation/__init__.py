@@ -1,6 +1,6 @@
 """Evaluation: rating error and top-K ranking metrics under standard protocols."""
 
-from tfrec.evaluation.baselines import Popularity, popular_items
+from tfrec.evaluation.baselines import ItemTransitions, Popularity, popular_items
 from tfrec.evaluation.callback import RankingMetrics
 from tfrec.evaluation.evaluate import (
     PROTOCOLS,
@@ -21,6 +21,7 @@ __all__ = [
     "check_protocol",
     "compare",
     "error_difference",
+    "ItemTransitions",
     "Popularity",
     "RankingMetrics",
     "popular_items",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from tfrec._keras import tf
 from tfrec.data.interactions import ITEM, Interactions
+from tfrec.data.sequences import ordered
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.models.scoring import Scorer
 
@@ -39,3 +42,58 @@ class Popularity(Scorer):
 def popular_items(train: Interactions, k: int = 10) -> list[str]:
     """The ``k`` most interacted-with items of a training split."""
     return train.frame[ITEM].value_counts().index[:k].tolist()
+
+
+class ItemTransitions(Scorer):
+    """What came after what, counted: the no-learning baseline of sequence models.
+
+    Over each user's time-ordered training items, an item ``b`` that follows ``a`` within
+    ``window`` steps adds ``1 / gap`` to ``T[a, b]``. A user is their last ``last`` items,
+    the latest weighted 1, the one before ``decay``, then ``decay**2``...; an item's
+    score is the weighted sum of the transitions into it from those items. A
+    :class:`~tfrec.models.Scorer` (``query_embedding`` is the weights over the catalogue,
+    ``candidate_embedding`` the transitions into each item), so ``tfrec.evaluate`` and
+    ``recommend`` treat it as a model.
+
+    Example:
+        >>> tfrec.evaluate(tfrec.evaluation.ItemTransitions(split.train), split.train, split.test)
+    """
+
+    task = "retrieval"
+
+    def __init__(self, train: Interactions, window: int = 10, last: int = 20, decay: float = 0.8) -> None:
+        vocabulary = Vocabulary.from_interactions(train)
+        self.item_vocabulary: Sequence[str] = vocabulary.items
+        position = {item: j for j, item in enumerate(vocabulary.items)}
+        users, items = ordered(train, "item_transitions")
+        index = np.asarray([position[i] for i in items], np.int64)
+        same = np.r_[users[1:] == users[:-1], False]
+        counts = np.zeros((len(position), len(position)), np.float32)
+        for gap in range(1, window + 1):
+            follows = np.ones(max(len(index) - gap, 0), bool)
+            for step in range(gap):  # b is `gap` rows after a, all rows of one user
+                follows &= same[step : len(index) - gap + step]
+            np.add.at(counts, (index[:-gap][follows], index[gap:][follows]), 1.0 / gap)
+        self._transitions = counts
+        self._position = position
+        history: dict[str, list[int]] = {}
+        for row, user in enumerate(users):
+            history.setdefault(user, []).append(int(index[row]))
+        self._recent = {user: seen[-last:] for user, seen in history.items()}
+        self.decay = float(decay)
+
+    def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:
+        weights = np.zeros((int(tf.shape(user_ids)[0]), len(self._position)), np.float32)
+        for row, user in enumerate(u.decode() for u in user_ids.numpy()):
+            for age, item in enumerate(reversed(self._recent.get(user, []))):
+                weights[row, item] += self.decay**age
+        return tf.constant(weights)
+
+    def candidate_embedding(self, item_ids: tf.Tensor) -> tf.Tensor:
+        columns = [self._position.get(i.decode(), -1) for i in item_ids.numpy()]
+        into = np.zeros((len(columns), len(self._position)), np.float32)
+        known = [(row, column) for row, column in enumerate(columns) if column >= 0]
+        if known:
+            rows, cols = zip(*known)
+            into[list(rows)] = self._transitions[:, list(cols)].T
+        return tf.constant(into)

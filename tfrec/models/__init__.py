@@ -23,6 +23,7 @@ from tfrec.models.neural_cf import NeuralCF, NeuralCFConfig
 from tfrec.models.recommender import Recommender
 from tfrec.models.registry import ModelEntry, entry, make_config, names
 from tfrec.models.scoring import Scorer
+from tfrec.models.sequential import GRU4Rec, GRU4RecConfig, SASRec, SASRecConfig
 from tfrec.models.text import TextEncoder
 from tfrec.models.towers import IdTower
 from tfrec.models.two_tower import TwoTower, TwoTowerConfig
@@ -37,6 +38,8 @@ __all__ = [
     "ContentTower",
     "ContentTowerConfig",
     "DeepMF",
+    "GRU4Rec",
+    "GRU4RecConfig",
     "DeepMFConfig",
     "GMF",
     "GMFConfig",
@@ -54,6 +57,8 @@ __all__ = [
     "RatingHead",
     "Recommender",
     "RetrievalObjective",
+    "SASRec",
+    "SASRecConfig",
     "Scorer",
     "TextCandidates",
     "TextEncoder",

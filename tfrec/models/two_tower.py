@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from tfrec._keras import tf
-from tfrec.core.chunks import top_k_chunked
 from tfrec.data.derived import AUTO
 from tfrec.data.interactions import Interactions
 from tfrec.data.model_data import ModelData
 from tfrec.data.pipeline import to_dataset
-from tfrec.errors import TfrecError
 from tfrec.models.capabilities import FeatureCandidates, HistoryQueries
 from tfrec.models.features import CatalogueFeatures, HistoryPool, history_weights
 from tfrec.models.heads import CONFIDENCES, OBJECTIVE_RULES
@@ -27,7 +24,6 @@ from tfrec.models.registry import (
     register,
 )
 from tfrec.models.retrieval import RetrievalModel, retrieval_objective
-from tfrec.models.scoring import check_k
 from tfrec.models.towers import IdTower
 
 
@@ -267,48 +263,6 @@ class TwoTower(FeatureCandidates, HistoryQueries, RetrievalModel):
     def query_from_history(self, item_index: tf.Tensor, plays: tf.Tensor) -> tf.Tensor:
         pooled = self.history_pool.pool(item_index, history_weights(plays), self.candidate_from_index)
         return self.query_tower.from_index(tf.zeros(tf.shape(item_index)[:1], tf.int64), extra=pooled)
-
-    def recommend_from_history(
-        self,
-        histories: Sequence[Sequence[str]],
-        k: int = 10,
-        *,
-        weights: Sequence[Sequence[float]] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` catalogue items for users given by their histories (new users, no retraining).
-
-        Args:
-            histories: Per user, the item ids they interacted with (unknown ids are ignored;
-                cold items with dense features count).
-            k: How many items; between 1 and the catalogue size.
-            weights: Per user, each item's raw weight (play count); 1 each when None.
-
-        Returns:
-            ``(item_ids, scores)`` as :meth:`recommend`; the history's items are left out.
-
-        Raises:
-            TfrecError: the model has no history tower, ``k`` out of range, or weights
-                that do not match the histories.
-        """
-        if self.history_pool is None:
-            raise TfrecError("recommend_from_history() needs a model built with history_length > 0")
-        catalogue = np.asarray(self.item_vocabulary, dtype=object)
-        k = check_k(k, len(catalogue), "recommend_from_history()")
-        weights = [[1.0] * len(h) for h in histories] if weights is None else weights
-        if len(weights) != len(histories) or any(len(w) != len(h) for w, h in zip(weights, histories)):
-            raise TfrecError("recommend_from_history(): weights must list one number per history item")
-        width = max([1, *(len(h) for h in histories)])
-        ids = np.asarray([[str(i) for i in h] + [""] * (width - len(h)) for h in histories], dtype=object)
-        plays = np.asarray([[float(x) for x in w] + [0.0] * (width - len(w)) for w in weights], np.float32)
-        queries = self.query_from_history(
-            self.item_index(tf.constant(ids.reshape(len(histories), width))), plays
-        )
-        position = {item: j for j, item in enumerate(catalogue)}
-        candidates = self.catalogue_embeddings()
-        return top_k_chunked(
-            lambda rows: self.score_all(tf.gather(queries, rows), candidates),
-            len(histories), catalogue, k, lambda row: [position[i] for i in ids[row] if i in position],
-        )  # fmt: skip
 
     def export_config(self) -> dict:
         extra = {"dense_features": self.feature_names()} if self.item_features is not None else {}

@@ -30,15 +30,15 @@ COMPUTE_OPS = frozenset({
     "Const", "Conv2D", "Cumsum", "DenseBincount", "DisableCopyOnRead", "DivNoNan", "Einsum", "Equal",
     "ExpandDims", "Fill", "FloorDiv", "FloorMod", "FusedBatchNormV3", "GatherV2", "Greater", "GreaterEqual",
     "HashTableV2", "Identity", "IdentityN", "If", "IsFinite", "IsInf", "Less", "LessEqual", "Log1p",
-    "LogicalAnd", "LogicalNot", "LogicalOr", "LookupTableFindV2", "LookupTableImportV2", "MatMul", "Max",
-    "Maximum", "Min", "Minimum", "Mul", "Neg", "NoOp", "NotEqual", "OnesLike", "Pack", "Pad", "PadV2", "PartitionedCall",
+    "LogicalAnd", "LogicalNot", "LogicalOr", "LookupTableFindV2", "LookupTableImportV2", "MatMul",
+    "MatrixBandPart", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "NoOp", "NotEqual", "OnesLike", "Pack", "Pad", "PadV2", "PartitionedCall",
     "Placeholder", "Prod", "RaggedRange", "RaggedTensorToTensor", "RandomUniform", "Range", "ReadVariableOp",
     "RealDiv", "Relu", "Reshape", "ResourceGather", "Rsqrt", "Select", "SelectV2", "Shape", "ShardedFilename",
-    "Sigmoid", "Size", "Softmax", "Sqrt", "Square", "Squeeze", "StatefulPartitionedCall", "StatelessIf",
+    "Sigmoid", "Size", "Softmax", "Split", "SplitV", "Sqrt", "Square", "SquaredDifference", "Squeeze", "StopGradient", "StatefulPartitionedCall", "StatelessIf",
     "StatelessWhile", "StaticRegexFullMatch", "StaticRegexReplace", "StridedSlice", "StringJoin",
-    "StringLower", "StringSplitV2", "Sub", "Sum", "TensorListFromTensor", "TensorListGetItem",
+    "StringLower", "StringSplitV2", "Sub", "Sum", "Tanh", "TensorListFromTensor", "TensorListGetItem",
     "TensorListReserve", "TensorListSetItem", "TensorListStack", "TensorScatterMin", "Tile", "TopKV2",
-    "Transpose", "VarHandleOp", "While", "ZerosLike",
+    "Transpose", "Unpack", "VarHandleOp", "While", "ZerosLike",
 })  # fmt: skip
 # The checkpoint ops: allowed only in the functions the saver names.
 CHECKPOINT_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints"})

@@ -19,7 +19,8 @@ import itertools
 import time
 
 import numpy as np
-from common import SHARED_DATA, implicit_model, machine, table, write
+from common import SHARED_DATA, machine, table, write
+from peers import implicit_model
 
 import tfrec
 from tfrec.data import split

@@ -116,3 +116,22 @@ def test_transition_counts_follow_the_order_with_gaps_weighted() -> None:
     planted, probes = planted_log()
     ids, _ = ItemTransitions(planted).recommend(probes, k=1)
     assert (ids[:, 0] == "B").all()
+
+
+@pytest.mark.slow
+def test_the_cli_trains_exports_and_serves_sasrec_on_movielens(ml100k_dir, tmp_path, monkeypatch, capsys) -> None:
+    """`tfrec train sasrec --dataset movielens-100k --split leave-last-out`, exported and
+    validated as a stock server loads it; a new session served from its items in order."""
+    from tfrec.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "sasrec", "--dataset", "movielens-100k", "--data-dir", str(ml100k_dir), "--split",
+            "leave-last-out", "--epochs", "2", "--output", "runs/sasrec", "--export-dir", "exports/sasrec"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "baseline: popularity" in out and "exported and validated: exports/sasrec/1" in out
+    served = tfrec.serving.ExportedModel("exports/sasrec/1")
+    answer = served.run("recommend_from_history", history_item_ids=[["50", "172", "133"], ["1", "", ""]],
+                        history_weights=np.ones((2, 3), np.float32), k=[5, 5])  # fmt: skip
+    assert answer["item_ids"].shape == (2, 5) and not {"50", "172", "133"} & set(answer["item_ids"][0])
+    served.close()

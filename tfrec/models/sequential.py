@@ -27,52 +27,14 @@ SEQUENCE_RULES = {
 
 
 @dataclass(frozen=True)
-class SASRecConfig:
-    """Hyperparameters of :class:`SASRec` and its training recipe.
+class SequenceConfig:
+    """Hyperparameters every sequence model has, and its training recipe.
 
     Attributes:
         embedding_dim: Width of the item embeddings (shared by the input and the output
-            layer) and of the attention blocks.
+            layer) and of the encoder.
         max_length: The most recent items of a user the model reads.
-        num_blocks: Self-attention blocks.
-        num_heads: Attention heads per block (must divide ``embedding_dim``).
-        dropout: Dropout on the embeddings, attention weights and feed-forward outputs.
-        l2: L2 weight on the item embeddings a batch reads.
-        init_stddev: Standard deviation of the item embeddings' initialisation.
-        learning_rate: Adam learning rate.
-        epochs: Passes over the training windows.
-        batch_size: Windows (of ``max_length`` steps) per batch.
-    """
-
-    embedding_dim: int = 64
-    max_length: int = 50
-    num_blocks: int = 2
-    num_heads: int = 1
-    dropout: float = 0.2
-    l2: float = 0.0
-    init_stddev: float = 0.05
-    learning_rate: float = 1e-3
-    epochs: int = 30
-    batch_size: int = 128
-
-    def __post_init__(self) -> None:
-        check(self, {
-            **SEQUENCE_RULES,
-            "num_blocks": (positive_int, "a positive integer"),
-            "num_heads": (lambda v: positive_int(v) and self.embedding_dim % v == 0,
-                          "a positive integer dividing embedding_dim"),
-        })  # fmt: skip
-
-
-@dataclass(frozen=True)
-class GRU4RecConfig:
-    """Hyperparameters of :class:`GRU4Rec` and its training recipe.
-
-    Attributes:
-        embedding_dim: Width of the item embeddings (shared by the input and the output
-            layer) and of the GRU's state.
-        max_length: The most recent items of a user the model reads.
-        dropout: Dropout on the embeddings and the GRU's outputs.
+        dropout: Dropout on the embeddings and inside the encoder.
         l2: L2 weight on the item embeddings a batch reads.
         init_stddev: Standard deviation of the item embeddings' initialisation.
         learning_rate: Adam learning rate.
@@ -91,6 +53,33 @@ class GRU4RecConfig:
 
     def __post_init__(self) -> None:
         check(self, SEQUENCE_RULES)
+
+
+@dataclass(frozen=True)
+class SASRecConfig(SequenceConfig):
+    """Hyperparameters of :class:`SASRec`: those of :class:`SequenceConfig`, and
+
+    Attributes:
+        num_blocks: Self-attention blocks.
+        num_heads: Attention heads per block (must divide ``embedding_dim``).
+    """
+
+    num_blocks: int = 2
+    num_heads: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self, {
+            "num_blocks": (positive_int, "a positive integer"),
+            "num_heads": (lambda v: positive_int(v) and self.embedding_dim % v == 0,
+                          "a positive integer dividing embedding_dim"),
+        })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GRU4RecConfig(SequenceConfig):
+    """Hyperparameters of :class:`GRU4Rec`: those of :class:`SequenceConfig` (the GRU's
+    state is ``embedding_dim`` wide)."""
 
 
 class SequentialRetrieval(HistoryQueries, Recommender):

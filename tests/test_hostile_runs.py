@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tfrec
 from tfrec.cli import main
 from tfrec.data import Interactions, split, streaming
 from tfrec.errors import DataError, TfrecError
@@ -228,6 +227,10 @@ def test_id_rules_are_one_and_documented() -> None:
     forms = Interactions(pd.DataFrame({"user_id": [unicodedata.normalize("NFD", "José"), "José", "Zoë"],
                                        "item_id": ["a", "b", "c"]}))  # fmt: skip
     assert forms.num_users == 2 and set(forms.frame.user_id) == {unicodedata.normalize("NFC", "José"), "Zoë"}
+    # The same in an object column (mixed types): two spellings of one text merge, as one type.
+    mixed_forms = Interactions(pd.DataFrame({"user_id": pd.Series([unicodedata.normalize("NFD", "José"), "José", 3],
+                                                                  dtype=object), "item_id": ["a", "b", "c"]}))  # fmt: skip
+    assert list(mixed_forms.frame.user_id) == [unicodedata.normalize("NFC", "José")] * 2 + ["3"]
 
 
 def test_datetime_timestamps_become_seconds() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass

@@ -82,15 +82,16 @@ def _as_id_column(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
             )
         return as_int.astype(str)
     strings = values.map(id_text) if values.dtype == object else nfc(values.astype(str))
-    if values.dtype == object and strings.nunique() < values.nunique():
-        merged = strings[strings.duplicated(keep=False)]
-        kinds = values[merged.index].map(lambda v: type(v).__name__)
-        clash = merged[kinds != kinds.iloc[0]]
-        example = clash.iloc[0] if len(clash) else merged.iloc[0]
-        raise DataError(
-            f"{where}: column {column!r} holds the same id as different types (e.g. {example!r} as "
-            f"{sorted(set(kinds))}); give every id one type (all strings or all integers)"
-        )
+    if values.dtype == object:  # one id held as text and as a number is ambiguous
+        kinds = values.map(lambda v: "str" if isinstance(v, str) else type(v).__name__)
+        per_id = kinds.groupby(strings.to_numpy()).agg(lambda k: sorted(set(k)))
+        clash = per_id[per_id.map(len) > 1]
+        if len(clash) and any("str" in k for k in clash):
+            example = next(i for i, k in clash.items() if "str" in k)
+            raise DataError(
+                f"{where}: column {column!r} holds the same id as different types (e.g. {example!r} as "
+                f"{clash[example]}); give every id one type (all strings or all integers)"
+            )
     empty = (strings.str.len() == 0).to_numpy()
     if empty.any():
         raise DataError(f"{where}: column {column!r} has empty ids at {_rows(empty)}")

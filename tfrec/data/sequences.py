@@ -8,6 +8,8 @@ training sequence. Item indices are 1-based positions in the model's item vocabu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -32,19 +34,23 @@ def ordered(train: Interactions, what: str) -> tuple[np.ndarray, np.ndarray]:
     return frame[USER].to_numpy()[order], frame[ITEM].to_numpy()[order]
 
 
+def user_runs(train: Interactions, items, what: str) -> Iterator[tuple[str, np.ndarray]]:
+    """``(user id, items)`` per user: their training items in time order, as 1-based
+    indices into ``items`` (items outside it are dropped)."""
+    user_ids, item_ids = ordered(train, what)
+    item_position = {item: position + 1 for position, item in enumerate(items)}
+    indices = np.asarray([item_position.get(i, 0) for i in item_ids], np.int64)
+    starts = np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1]])
+    for start, end in zip(starts, np.r_[starts[1:], len(user_ids)]):
+        row = indices[start:end]
+        yield user_ids[start], row[row > 0]
+
+
 def user_sequences(train: Interactions, users, items, length: int, what: str) -> list[list[int]]:
     """Per user of ``users`` (vocabulary order), their last ``length`` training items in
     time order, as 1-based indices into ``items`` (items outside it are dropped)."""
-    user_ids, item_ids = ordered(train, what)
-    item_position = {item: position + 1 for position, item in enumerate(items)}
-    out: dict[str, list[int]] = {}
-    indices = np.asarray([item_position.get(i, 0) for i in item_ids], np.int64)
-    starts = np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1]])
-    ends = np.r_[starts[1:], len(user_ids)]
-    for start, end in zip(starts, ends):
-        row = indices[start:end]
-        out[user_ids[start]] = row[row > 0][-length:].tolist()
-    return [out.get(user, []) for user in users]
+    last = {user: row[-length:].tolist() for user, row in user_runs(train, items, what)}
+    return [last.get(user, []) for user in users]
 
 
 def training_windows(train: Interactions, items, length: int, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -52,15 +58,8 @@ def training_windows(train: Interactions, items, length: int, what: str) -> tupl
     back from their latest item (so every item but each user's first is a target once):
     ``(inputs, targets)``, int64 ``[windows, length]``, right-aligned (0 pads on the left),
     ``targets`` the inputs shifted one step ahead. Nothing outside ``train`` enters."""
-    user_ids, item_ids = ordered(train, what)
-    item_position = {item: position + 1 for position, item in enumerate(items)}
-    indices = np.asarray([item_position.get(i, 0) for i in item_ids], np.int64)
-    starts = np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1]])
-    ends = np.r_[starts[1:], len(user_ids)]
     inputs, targets = [], []
-    for start, end in zip(starts, ends):
-        row = indices[start:end]
-        row = row[row > 0]
+    for _, row in user_runs(train, items, what):
         for stop in range(len(row), 1, -length):
             window = row[max(0, stop - length - 1) : stop]
             padded = np.zeros(length + 1, np.int64)

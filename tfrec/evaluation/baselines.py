@@ -8,7 +8,7 @@ import numpy as np
 
 from tfrec._keras import tf
 from tfrec.data.interactions import ITEM, Interactions
-from tfrec.data.sequences import ordered
+from tfrec.data.sequences import user_runs
 from tfrec.data.vocabulary import Vocabulary
 from tfrec.models.scoring import Scorer
 
@@ -65,21 +65,16 @@ class ItemTransitions(Scorer):
         vocabulary = Vocabulary.from_interactions(train)
         self.item_vocabulary: Sequence[str] = vocabulary.items
         position = {item: j for j, item in enumerate(vocabulary.items)}
-        users, items = ordered(train, "item_transitions")
-        index = np.asarray([position[i] for i in items], np.int64)
-        same = np.r_[users[1:] == users[:-1], False]
+        runs = list(user_runs(train, vocabulary.items, "item_transitions"))
+        index = np.concatenate([row for _, row in runs]) - 1  # 0-based columns
+        user = np.repeat(np.arange(len(runs)), [len(row) for _, row in runs])
         counts = np.zeros((len(position), len(position)), np.float32)
-        for gap in range(1, window + 1):
-            follows = np.ones(max(len(index) - gap, 0), bool)
-            for step in range(gap):  # b is `gap` rows after a, all rows of one user
-                follows &= same[step : len(index) - gap + step]
+        for gap in range(1, window + 1):  # b is `gap` steps after a, in one user's run
+            follows = user[:-gap] == user[gap:]
             np.add.at(counts, (index[:-gap][follows], index[gap:][follows]), 1.0 / gap)
         self._transitions = counts
         self._position = position
-        history: dict[str, list[int]] = {}
-        for row, user in enumerate(users):
-            history.setdefault(user, []).append(int(index[row]))
-        self._recent = {user: seen[-last:] for user, seen in history.items()}
+        self._recent = {user_id: (row[-last:] - 1).tolist() for user_id, row in runs}
         self.decay = float(decay)
 
     def query_embedding(self, user_ids: tf.Tensor) -> tf.Tensor:

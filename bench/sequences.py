@@ -9,6 +9,12 @@ a grid; tfrec's order-blind models keep their defaults. Each is then refitted on
 training part and scored once on the test part, for seeds 0, 1, 2 (mean and spread);
 the paired bootstrap interval (seed 0) compares sasrec with each other model.
 
+Serving: the seed-0 sasrec is exported (default options) and loaded in this process
+through the Python client (``tfrec.serving.ExportedModel``, XLA off as a stock server
+runs it); ``recommend`` (a known user: the stored recent items) and
+``recommend_from_history`` (the same user's last ``max_length`` items sent as a
+history) are timed at batch 1, k = 10, in alternating blocks; p50 and p99 in ms.
+
 Usage: python bench/sequences.py [--dataset movielens-100k] [--max-epochs 80]
 """
 
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from common import SHARED_DATA, machine, table, write
@@ -37,6 +45,37 @@ ALS_GRID = {"regularization": (0.01, 0.1, 1.0)}
 
 def recall(scorer, train_part, test_part) -> float:
     return tfrec.evaluate(scorer, train_part, test_part, k=[10])["recall@10"]
+
+
+def serving_latency(model, train_part, repeats: int = 300) -> dict[str, dict[str, float]]:
+    """p50 / p99 ms of ``recommend`` and ``recommend_from_history`` at batch 1 on the
+    export of ``model`` (alternating blocks of 50 calls, 20 discarded first)."""
+    frame = train_part.frame.sort_values("timestamp", kind="stable")
+    users = frame["user_id"].unique()
+    length = model.export_config()["max_length"]
+    histories = {u: h.tolist()[-length:] for u, h in frame.groupby("user_id", sort=False)["item_id"]}
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = tfrec.export(model, Path(folder) / "sasrec")
+        served = tfrec.serving.ExportedModel(path)
+        calls = {
+            "recommend": lambda u: served.run("recommend", user_id=[u], k=10),
+            "recommend_from_history": lambda u: served.run(
+                "recommend_from_history", history_item_ids=[histories[u] + [""] * (length - len(histories[u]))],
+                history_weights=np.ones((1, length), np.float32), k=[10]),
+        }  # fmt: skip
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for call in calls.values():
+            for user in users[:20]:
+                call(user)
+        for _ in range(repeats // 50):
+            for name, call in calls.items():
+                for user in rng.choice(users, 50):
+                    start = time.perf_counter()
+                    call(user)
+                    times[name].append((time.perf_counter() - start) * 1000.0)
+        served.close()
+    return {name: {"p50_ms": float(np.percentile(t, 50)), "p99_ms": float(np.percentile(t, 99))} for name, t in times.items()}
 
 
 def main() -> None:
@@ -111,7 +150,7 @@ def main() -> None:
                          "runs": runs, "chosen": chosen.get(name, {}), "validation_recall@10": validation.get(name),
                          "train_seconds": round(seconds[name], 1)}  # fmt: skip
         spread = f"{r.mean():.4f} ± {r.std():.4f}" if len(r) > 1 else f"{r.mean():.4f} (no randomness)"
-        rows.append([name, spread, float(n.mean()), validation.get(name, "-") or "-", round(seconds[name], 1),
+        rows.append([name, spread, float(n.mean()), validation.get(name, "-") or "-", f"{seconds[name]:.1f}",
                      str(chosen.get(name, {}) or "defaults")])  # fmt: skip
     rows.append(["popularity", f"{popularity['recall@10']:.4f}", popularity["ndcg@10"], "-", "-", "-"])
     comparisons = []
@@ -119,6 +158,8 @@ def main() -> None:
         verdict = tfrec.evaluation.compare(first["sasrec"], first[other], whole.train, whole.test, metric="recall@10")
         comparisons.append([f"sasrec - {other}", verdict["difference"], f"[{verdict['low']:+.4f}, {verdict['high']:+.4f}]",
                             verdict["verdict"]])  # fmt: skip
+    latency = serving_latency(first["sasrec"], whole.train)
+    latency_ratio = latency["recommend_from_history"]["p50_ms"] / latency["recommend"]["p50_ms"]
     blind = max(summary[n]["recall@10"] for n in ORDER_BLIND)
     ratio = summary["sasrec"]["recall@10"] / blind
     info = machine()
@@ -132,10 +173,15 @@ def main() -> None:
         + "\nPaired bootstrap, seed 0, Recall@10:\n\n"
         + table(["comparison", "difference", "95% interval", "verdict"], comparisons)
         + f"\nsasrec / best order-blind tfrec model (mean Recall@10): {ratio:.2f}x (target 1.5x).\n"
+        + "\nServing the seed-0 sasrec export (Python client, batch 1, k = 10):\n\n"
+        + table(["signature", "p50 ms", "p99 ms"],
+                [[name, f"{v['p50_ms']:.2f}", f"{v['p99_ms']:.2f}"] for name, v in latency.items()])
+        + f"\nrecommend_from_history / recommend p50: {latency_ratio:.2f}x (target within 1.5x).\n"
         + ("" if peers else "\n`implicit` is not installed (`make bench-peers`): ALS was not run.\n")
     )
     write(f"sequences_{FOLDERS[args.dataset].replace('-', '_')}", {"machine": info, "models": summary,
-          "comparisons": comparisons, "ratio_to_order_blind": ratio}, markdown)  # fmt: skip
+          "comparisons": comparisons, "ratio_to_order_blind": ratio,
+          "serving": latency, "serving_ratio": latency_ratio}, markdown)  # fmt: skip
 
 
 if __name__ == "__main__":

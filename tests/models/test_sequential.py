@@ -88,18 +88,23 @@ def planted_log(seed: int = 0) -> tuple[Interactions, list[str]]:
     return _log(rows), probes
 
 
-@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
-def test_a_planted_transition_is_learned(name) -> None:
+@pytest.mark.parametrize(("name", "settings"), [("sasrec", {}), ("gru4rec", {}), ("sasrec", {"sampled_negatives": 8})])
+def test_a_planted_transition_is_learned(name, settings) -> None:
     """"A is always followed by B": a user whose latest item is A gets B first, from their
-    stored sequence and from the same history given as a new user's."""
+    stored sequence and from the same history given as a new user's; also when each
+    softmax runs over 8 items drawn by count (of 32) instead of the catalogue."""
     data, probes = planted_log()
-    model = train(name, data, seed=0, verbose=0, epochs=40, batch_size=16, learning_rate=5e-3).model
+    model = train(name, data, seed=0, verbose=0, epochs=40, batch_size=16, learning_rate=5e-3, **settings).model
     ids, _ = model.recommend(probes, k=1)
     assert np.mean(ids[:, 0] == "B") >= 0.9, ids[:, 0]
     frame = data.frame
     histories = [frame.loc[frame.user_id == user, "item_id"].tolist() for user in probes]
     again, _ = model.recommend_from_history(histories, k=1)
     assert np.mean(again[:, 0] == "B") >= 0.9, again[:, 0]
+    if name == "sasrec":  # the latest step's attention: over the known items read, summing to 1 per block
+        weights = model.attention_to_history(["not-an-item", *histories[0]])
+        assert weights["item_id"].tolist() == histories[0] and list(weights.columns[1:]) == ["block_1", "block_2"]
+        assert np.allclose(weights.iloc[:, 1:].sum(axis=0), 1.0, atol=1e-5) and (weights.iloc[:, 1:] >= 0).all().all()
 
 
 def test_transition_counts_follow_the_order_with_gaps_weighted() -> None:

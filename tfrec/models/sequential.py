@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from tfrec._keras import keras, tf
 from tfrec.core.ids import id_lookup
@@ -22,6 +24,7 @@ SEQUENCE_RULES = {
     "dropout": (lambda v: isinstance(v, (int, float)) and 0.0 <= v < 1.0, "a number in [0, 1)"),
     "l2": (non_negative, "a number >= 0"),
     "init_stddev": (positive, "a number > 0"),
+    "sampled_negatives": (lambda v: isinstance(v, int) and v >= 0, "an integer >= 0"),
     **TRAINING_RULES,
 }
 
@@ -37,6 +40,9 @@ class SequenceConfig:
         dropout: Dropout on the embeddings and inside the encoder.
         l2: L2 weight on the item embeddings a batch reads.
         init_stddev: Standard deviation of the item embeddings' initialisation.
+        sampled_negatives: 0: each step's softmax runs over the whole catalogue. Above
+            0: over its next item and this many items drawn per batch in proportion to
+            their training counts, with the log-Q correction (for large catalogues).
         learning_rate: Adam learning rate.
         epochs: Passes over the training windows.
         batch_size: Windows (of ``max_length`` steps) per batch.
@@ -47,8 +53,9 @@ class SequenceConfig:
     dropout: float = 0.2
     l2: float = 0.0
     init_stddev: float = 0.05
-    learning_rate: float = 1e-3
-    epochs: int = 30
+    sampled_negatives: int = 0
+    learning_rate: float = 2e-3
+    epochs: int = 40
     batch_size: int = 128
 
     def __post_init__(self) -> None:
@@ -62,8 +69,11 @@ class SASRecConfig(SequenceConfig):
     Attributes:
         num_blocks: Self-attention blocks.
         num_heads: Attention heads per block (must divide ``embedding_dim``).
+
+    ``dropout`` is 0.5 here (0.2 for :class:`GRU4RecConfig`).
     """
 
+    dropout: float = 0.5
     num_blocks: int = 2
     num_heads: int = 1
 
@@ -90,7 +100,8 @@ class SequentialRetrieval(HistoryQueries, Recommender):
 
     Training is next-item prediction on every position of every user's time-ordered
     training windows (:func:`tfrec.data.sequences.training_windows`), with a softmax
-    cross-entropy over the whole catalogue. The users' recent items are stored with the
+    cross-entropy over the whole catalogue (or, with ``sampled_negatives``, over items
+    drawn by training count with the log-Q correction). The users' recent items are stored with the
     model (a variable), so ``recommend(user_ids)`` reads them; ``recommend_from_history``
     (and the export's signature of that name) takes any items in the order they were met.
     """
@@ -184,14 +195,34 @@ class SequentialRetrieval(HistoryQueries, Recommender):
         features = inputs[0] if isinstance(inputs, tuple) else inputs
         targets = tf.cast(features["targets"], tf.int64)
         hidden = self.encode(tf.cast(features["inputs"], tf.int64), training=training)
-        logits = tf.einsum("bld,nd->bln", hidden, self.item_table.embeddings[1:])
-        real = tf.cast(targets > 0, tf.float32)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(targets - 1, 0), logits)
-        loss = tf.reduce_sum(losses * real) / tf.maximum(tf.reduce_sum(real), 1.0)
+        real = tf.where(targets > 0)  # only steps with a target are scored
+        hidden, targets = tf.gather_nd(hidden, real), tf.gather_nd(targets, real)
+        if self.config.sampled_negatives:
+            losses = self.sampled_softmax(hidden, targets)
+        else:
+            logits = tf.matmul(hidden, self.item_table.embeddings[1:], transpose_b=True)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets - 1, logits)
+        loss = tf.reduce_sum(losses) / tf.maximum(tf.cast(tf.size(targets), tf.float32), 1.0)
         if self.config.l2:
-            read = self.item_table(tf.concat([features["inputs"], targets], axis=1))
+            read = self.item_table(tf.concat([features["inputs"], features["targets"]], axis=1))
             loss += self.config.l2 * tf.reduce_mean(tf.reduce_sum(tf.square(read), axis=-1))
         return loss
+
+    def sampled_softmax(self, hidden: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """Per step, the softmax cross-entropy of its next item (1-based ``targets``)
+        against ``sampled_negatives`` items drawn for the batch by training count, each
+        logit less the log of its expected draws (log-Q); a draw of the step's own next
+        item is left out."""
+        # Rows of the whole table (row 0, the pad, is never drawn): sparse gradients.
+        labels, rows = targets[:, None], len(self.data.items) + 1
+        drawn = tf.random.fixed_unigram_candidate_sampler(
+            labels, num_true=1, num_sampled=self.config.sampled_negatives, unique=False,
+            range_max=rows, unigrams=[0.0, *(float(c) for c in self.data.item_counts)],
+        )  # fmt: skip
+        return tf.nn.sampled_softmax_loss(
+            self.item_table.embeddings, tf.zeros([rows]), labels, hidden,
+            self.config.sampled_negatives, rows, sampled_values=drawn,
+        )  # fmt: skip
 
     def export_config(self) -> dict:
         return {**super().export_config(), "max_length": self.length}
@@ -232,15 +263,35 @@ class SASRec(SequentialRetrieval):
         self.build_encoder()
 
     def encode(self, items: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.attend(items, training)[0]
+
+    def attend(self, items: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """Hidden states ``[B, L, d]`` and each block's attention weights ``[B, heads, L, L]``
+        (row: the attending step, column: the step attended to)."""
         x, real = self.embed_sequence(items, training)
         steps = tf.shape(items)[1]
         causal = tf.linalg.band_part(tf.ones([steps, steps], tf.bool), -1, 0)
         mask = causal[None] & (items > 0)[:, None, :]  # attend to earlier real steps only
+        weights = []
         for b, (attention, feed_forward) in enumerate(zip(self.attention, self.feed_forward)):
             normed = self.norms[2 * b](x)
-            x = x + attention(normed, x, attention_mask=mask, training=training)
+            update, scores = attention(normed, x, attention_mask=mask, training=training, return_attention_scores=True)
+            weights.append(scores)
+            x = x + update
             x = (x + feed_forward(self.norms[2 * b + 1](x), training=training)) * real
-        return self.norms[-1](x)
+        return self.norms[-1](x), weights
+
+    def attention_to_history(self, history: Sequence[str]) -> pd.DataFrame:
+        """How much the query (the state at the latest item) attends to each item of one
+        history given oldest first: one row per item read (unknown ids dropped, the last
+        ``max_length`` kept), a column per block (weights over the items, mean over heads)."""
+        index = self.item_index(tf.constant([[str(i) for i in history] or [""]]))
+        known = [i for i, position in zip(history, index.numpy()[0]) if position > 0][-self.length :]
+        read = right_aligned(index, self.length)
+        real = read.numpy()[0] > 0
+        _, weights = self.attend(read)
+        columns = {f"block_{b + 1}": w.numpy()[0].mean(axis=0)[-1][real] for b, w in enumerate(weights)}
+        return pd.DataFrame({"item_id": known, **columns})
 
 
 @register(

@@ -24,7 +24,15 @@ from common import RESULTS, machine
 BENCH = RESULTS.parent
 # Report order: quality first, then speed.
 SCRIPTS = ("mf_quality", "ncf_quality", "content_quality", "ials_quality", "train_speed", "scaling", "eval_speed",
-           "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts", "music", "streaming", "parameter_servers", "defaults")  # fmt: skip
+           "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts", "music", "streaming", "parameter_servers", "defaults",
+           "sequences_ml_100k", "sequences_ml_latest_small", "sequence_scaling")  # fmt: skip
+# Sections written by a script of another name (one run per dataset).
+SCRIPT_OF = {"sequences_ml_100k": "sequences", "sequences_ml_latest_small": "sequences"}
+
+
+def script(name: str) -> str:
+    """The bench/ script (without .py) that writes section ``name``."""
+    return SCRIPT_OF.get(name, name)
 
 
 def _targets(results: dict) -> list[tuple[str, str, str, str]]:
@@ -179,6 +187,28 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
                 "ials_quality", "{:.2f}x")  # fmt: skip
     for what, verdict, figure in results.get("music", {}).get("verdicts", []):
         rows.append((f"music (Last.fm-2k + audio): {what}", figure, verdict, "music"))
+    for section, dataset in (("sequences_ml_100k", "ML-100K"), ("sequences_ml_latest_small", "ml-latest-small")):
+        seq = results.get(section)
+        if not seq:
+            continue
+        for first, difference, interval, verdict in seq["comparisons"]:
+            other = first.removeprefix("sasrec - ")
+            if other in ("item_transitions", "implicit_mf", "two_tower", "ials", "implicit ALS"):
+                rows.append((f"{dataset} leave-last-out: sasrec better than {other} (R@10, 95% paired interval)",
+                             f"{difference:+.4f} {interval}", "met" if verdict == "better" else "MISSED", section))  # fmt: skip
+        ratio = seq["ratio_to_order_blind"]
+        add(f"{dataset}: sasrec R@10 >= 1.5x the best order-blind tfrec model", ratio, ratio >= 1.5, section, "{:.2f}x")
+        if "serving_ratio" in seq:
+            add(f"{dataset}: recommend_from_history p50 <= 1.5x recommend's (batch 1)", seq["serving_ratio"],
+                seq["serving_ratio"] <= 1.5, section, "{:.2f}x")  # fmt: skip
+        if section == "sequences_ml_100k":
+            seconds = seq["models"]["sasrec"]["train_seconds"]
+            add("ML-100K: sasrec trains to its chosen quality in <= 60 s", seconds, seconds <= 60, section, "{:.0f} s")
+    scaling = results.get("sequence_scaling")
+    if scaling:
+        ratio, expected = scaling["ratio"], scaling["expected"]
+        add(f"sasrec epoch time linear in interactions ({expected:.0f}x data: within 20% of {expected:.0f}x)", ratio,
+            abs(ratio / expected - 1) <= 0.2, "sequence_scaling", "{:.2f}x")  # fmt: skip
     for section in ("streaming", "parameter_servers"):
         for what, figure, verdict in results.get(section, {}).get("verdicts", []):
             if verdict != "-":
@@ -253,7 +283,7 @@ def current(name: str, commit: str, result: dict) -> bool:
     counts only when one of the models defined there appears in the section's results."""
     if commit.endswith("+changes"):
         return False
-    paths = ["tfrec", f"bench/{name}.py", "bench/common.py", "bench/peers.py"]
+    paths = ["tfrec", f"bench/{script(name)}.py", "bench/common.py", "bench/peers.py"]
     changed = subprocess.run(["git", "-C", str(BENCH.parent), "diff", "--name-only", commit, "--", *paths],
                              capture_output=True, text=True).stdout.split()  # fmt: skip
     if not changed:
@@ -283,7 +313,7 @@ def main() -> None:
     for name in SCRIPTS:
         path = RESULTS / f"{name}.json"
         if not path.exists():
-            sections.append(f"## {name}\n\nNot run yet: `python bench/{name}.py`.\n")
+            sections.append(f"## {name}\n\nNot run yet: `python bench/{script(name)}.py`.\n")
             continue
         results[name] = json.loads(path.read_text())
         body = (RESULTS / f"{name}.md").read_text().strip()

@@ -16,10 +16,14 @@ import sys
 import time
 
 from common import RESULTS
-from report import SCRIPTS, current, up_to_date
+from report import SCRIPTS, current, script, up_to_date
 
 # Options a script runs with in `make bench`.
-ARGUMENTS = {"ials_quality": ["--large"]}
+ARGUMENTS = {
+    "ials_quality": ["--large"],
+    "sequences_ml_100k": ["--dataset", "movielens-100k"],
+    "sequences_ml_latest_small": ["--dataset", "movielens-latest-small"],
+}
 
 
 def stale(name: str) -> bool:
@@ -60,13 +64,13 @@ def main() -> None:
     if args.dry_run:
         minutes = {name: last_minutes(name) for name in todo}
         for name in todo:
-            print(f"  {' '.join([f'{name}.py', *arguments(name, args.stale)])}: "
+            print(f"  {' '.join([f'{script(name)}.py', *arguments(name, args.stale)])}: "
                   + ("no timed run yet" if minutes[name] is None else f"{minutes[name]:.0f} min last time"))
         known = [m for m in minutes.values() if m is not None]
         print(f"about {sum(known):.0f} min by the last runs' times ({len(known)} of {len(todo)} timed)")
         return
     for i, name in enumerate(todo, 1):
-        command = [sys.executable, f"{name}.py", *arguments(name, args.stale)]
+        command = [sys.executable, f"{script(name)}.py", *arguments(name, args.stale)]
         print(f"[{i}/{len(todo)}] {' '.join(command[1:])} ({time.strftime('%H:%M:%S')})", flush=True)
         started = time.perf_counter()
         code = subprocess.run(command, cwd=RESULTS.parent).returncode

@@ -76,3 +76,22 @@ def test_run_reruns_only_the_stale_models_of_the_defaults_section(bench, monkeyp
     write({"biased_mf": root, "gmf": root})
     assert run.arguments("defaults", only_stale=True) == []  # all stale: the whole script
     assert run.arguments("ials_quality", only_stale=True) == ["--large"]
+
+
+def test_sequence_sections_run_their_script_per_dataset_and_judge_ties_as_missed(bench) -> None:
+    run, report = bench["run"], bench["report"]
+    assert report.script("sequences_ml_latest_small") == "sequences" and report.script("mf_quality") == "mf_quality"
+    assert run.arguments("sequences_ml_latest_small", only_stale=False) == ["--dataset", "movielens-latest-small"]
+    section = {
+        "comparisons": [["sasrec - item_transitions", 0.0148, "[-0.0095, +0.0403]", "tie"],
+                        ["sasrec - ials", 0.0541, "[+0.0254, +0.0827]", "better"],
+                        ["sasrec - gru4rec", -0.01, "[-0.03, +0.01]", "tie"]],
+        "ratio_to_order_blind": 1.38, "serving_ratio": 0.9, "models": {"sasrec": {"train_seconds": 55.0}},
+    }  # fmt: skip
+    rows = {what: verdict for what, _, verdict, _ in report._targets({"sequences_ml_100k": section})}
+    assert rows["ML-100K leave-last-out: sasrec better than item_transitions (R@10, 95% paired interval)"] == "MISSED"
+    assert rows["ML-100K leave-last-out: sasrec better than ials (R@10, 95% paired interval)"] == "met"
+    assert not any("gru4rec" in what for what in rows)  # a sequence peer, not a target
+    assert rows["ML-100K: sasrec R@10 >= 1.5x the best order-blind tfrec model"] == "MISSED"
+    assert rows["ML-100K: recommend_from_history p50 <= 1.5x recommend's (batch 1)"] == "met"
+    assert rows["ML-100K: sasrec trains to its chosen quality in <= 60 s"] == "met"

@@ -21,7 +21,7 @@ NAMES = build.names()
 def test_the_numbered_notebooks_exist_with_a_source_each() -> None:
     assert NAMES == [
         "01_quickstart", "02_matrix_factorization", "03_neural_cf", "04_content_and_cold_start",
-        "05_export_and_serve", "06_music",
+        "05_export_and_serve", "06_music", "07_sequences",
     ]  # fmt: skip
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb")) == NAMES
 

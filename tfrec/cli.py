@@ -13,7 +13,7 @@ from typing import NoReturn
 from tfrec import cli_checks as checks
 from tfrec.cli_checks import RUN_FILE, UserError
 from tfrec.errors import TfrecError
-from tfrec.limits import MAX_EXCLUDE_WIDTH, MAX_K_LIMIT
+from tfrec.limits import INDEXES, MAX_EXCLUDE_WIDTH, MAX_K_LIMIT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,15 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="with --export-dir: replace an existing version"
     )
-    train.add_argument("--no-seen-items", action="store_true",
-                       help="with --export-dir: leave the users' training items out of the export")  # fmt: skip
-    train.add_argument("--max-k", type=int, default=100,
-                       help="with --export-dir: the most items a request gets (default 100)")  # fmt: skip
-    train.add_argument("--exclude-width", type=int, default=64,
-                       help="with --export-dir: item ids per row of recommend_excluding (default 64)")  # fmt: skip
-    train.add_argument("--xla", action="store_true",
-                       help="with --export-dir: compile the serving cores with XLA (TF Serving then needs "
-                       "--xla_cpu_compilation_enabled=true)")  # fmt: skip
+    export_flags(train, "with --export-dir: ")
     train.add_argument("--config", metavar="FILE",
                        help="a config file written by `tfrec tune` (its values; --set overrides them)")  # fmt: skip
     stream = train.add_argument_group("streaming from sharded files (instead of --dataset)")
@@ -122,14 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--export-dir", required=True, help="base directory, e.g. exports/two_tower")
     export.add_argument("--version", type=int, help="integer version (default: next free)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    export.add_argument("--no-seen-items", action="store_true",
-                        help="leave the users' training items out (recommend then ranks every item)")  # fmt: skip
-    export.add_argument("--max-k", type=int, default=100, help="the most items a request gets (default 100)")
-    export.add_argument("--exclude-width", type=int, default=64,
-                        help="item ids per row of recommend_excluding (default 64)")  # fmt: skip
-    export.add_argument("--xla", action="store_true",
-                        help="compile the serving cores with XLA (TF Serving then needs "
-                        "--xla_cpu_compilation_enabled=true; without it the model does not load)")  # fmt: skip
+    export_flags(export, "")
     cluster_task = commands.add_parser(
         "cluster-task",
         help="serve as the parameter-server cluster's worker or server that TF_CONFIG names, until stopped "
@@ -182,6 +167,33 @@ def _models() -> int:
     return 0
 
 
+def export_flags(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """The export options ``train`` (with ``--export-dir``) and ``export`` share."""
+    parser.add_argument("--no-seen-items", action="store_true",
+                        help=f"{prefix}leave the users' training items out (recommend then ranks every item)")
+    parser.add_argument("--max-k", type=int, default=100, help=f"{prefix}the most items a request gets (default 100)")
+    parser.add_argument("--exclude-width", type=int, default=64,
+                        help=f"{prefix}item ids per row of recommend_excluding (default 64)")
+    parser.add_argument("--xla", action="store_true",
+                        help=f"{prefix}compile the serving cores with XLA (TF Serving then needs "
+                        "--xla_cpu_compilation_enabled=true; without it the model does not load)")
+    parser.add_argument("--index", choices=INDEXES, default="exact",
+                        help=f"{prefix}exact: rank the whole catalogue per request; approx: an inverted-file "
+                        "index built at export, probing as few partitions as reach --recall (dot-product models)")
+    parser.add_argument("--recall", type=float, default=0.95,
+                        help=f"{prefix}with --index approx: the recall@k against exact to reach (default 0.95)")  # fmt: skip
+
+
+def export_options(args: argparse.Namespace) -> dict:
+    """``tfrec.export`` keyword arguments from the flags of :func:`export_flags`, checked."""
+    checks.bounded(args.max_k, "--max-k", 1, MAX_K_LIMIT)
+    checks.bounded(args.exclude_width, "--exclude-width", 1, MAX_EXCLUDE_WIDTH)
+    if not 0 < args.recall <= 1:
+        raise UserError(f"argument --recall: must be a number in (0, 1], got {args.recall}")
+    return {"seen_items": not args.no_seen_items, "max_k": args.max_k, "exclude_width": args.exclude_width,
+            "xla": args.xla, "index": args.index, "recall": args.recall}  # fmt: skip
+
+
 def _train(args: argparse.Namespace) -> int:
     import tfrec
     from tfrec.data import split as split_data
@@ -191,8 +203,7 @@ def _train(args: argparse.Namespace) -> int:
     from tfrec.training import train
 
     checks.bounded(args.seed, "--seed", 0, 2**32 - 1)
-    checks.bounded(args.max_k, "--max-k", 1, MAX_K_LIMIT)
-    checks.bounded(args.exclude_width, "--exclude-width", 1, MAX_EXCLUDE_WIDTH)
+    export_options(args)
     if args.data is not None:
         return _train_streaming(args)
     if args.data_dir and args.dataset is None:
@@ -387,8 +398,8 @@ def _report(
     print(f"metrics written to {path}; model saved to {report['model_path']}")
     if args.export_dir:
         exported = tfrec.export(
-            result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics, seen_items=seen_items,
-            max_k=args.max_k, exclude_width=args.exclude_width, xla=args.xla,
+            result.model, args.export_dir, overwrite=args.overwrite, metrics=metrics,
+            **{**export_options(args), "seen_items": seen_items},
         )  # fmt: skip
         report["export_path"] = str(exported)
         checks.write_json(path, report)
@@ -442,8 +453,7 @@ def _tune(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import tfrec
 
-    checks.bounded(args.max_k, "--max-k", 1, MAX_K_LIMIT)
-    checks.bounded(args.exclude_width, "--exclude-width", 1, MAX_EXCLUDE_WIDTH)
+    options = export_options(args)
     path = Path(args.model_path)
     if not path.is_file():
         raise UserError(f"argument model_path: no file {path}")
@@ -452,16 +462,7 @@ def _export(args: argparse.Namespace) -> int:
         model = tfrec.models.load(path)
     except TfrecError as err:
         raise UserError(f"argument model_path: {err}") from err
-    target = tfrec.export(
-        model,
-        args.export_dir,
-        args.version,
-        overwrite=args.overwrite,
-        seen_items=not args.no_seen_items,
-        max_k=args.max_k,
-        exclude_width=args.exclude_width,
-        xla=args.xla,
-    )
+    target = tfrec.export(model, args.export_dir, args.version, overwrite=args.overwrite, **options)
     print(f"exported and validated: {target}")
     if args.xla:
         print("this export compiles with XLA: start tensorflow_model_server with --xla_cpu_compilation_enabled=true")

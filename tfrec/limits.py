@@ -4,3 +4,7 @@
 MAX_K_LIMIT = 10_000
 # The most ids a row of recommend_excluding carries (the warmup holds 256 rows of it).
 MAX_EXCLUDE_WIDTH = 4096
+
+# The catalogue indexes an export can carry (tfrec.serving.index): every item scored per
+# request, or an inverted-file index probing a few partitions.
+INDEXES = ("exact", "approx")

@@ -17,7 +17,7 @@ import numpy as np
 
 from tfrec._keras import tf
 from tfrec.errors import TfrecError
-from tfrec.limits import MAX_EXCLUDE_WIDTH, MAX_K_LIMIT
+from tfrec.limits import INDEXES, MAX_EXCLUDE_WIDTH, MAX_K_LIMIT
 from tfrec.models.registry import entry, names
 from tfrec.progress import Progress
 from tfrec.serving.module import MAX_BATCH_SIZE, PAD_SCORE, XLA_SERVER_FLAG, ServingModule
@@ -281,6 +281,7 @@ def metadata(model, name: str, module: ServingModule, metrics: Mapping[str, floa
         "pad_score": PAD_SCORE,
         "xla": module.xla,
         "server_flags": [XLA_SERVER_FLAG] if module.xla else [],
+        "index": module.index_report,
         "batching": {
             "max_batch_size": MAX_BATCH_SIZE,
             "per_model_file": PER_MODEL_BATCHING_FILE,
@@ -314,6 +315,8 @@ def export(
     max_k: int = 100,
     exclude_width: int = 64,
     xla: bool = False,
+    index: str = "exact",
+    recall: float = 0.95,
 ) -> Path:
     """Exports a trained model as ``<export_dir>/<version>/``, TF Serving's layout.
 
@@ -341,6 +344,12 @@ def export(
             (without it the warmup fails and the model does not load); the metadata's
             ``server_flags`` names it. Off by default: the export loads on a server
             started with its default flags.
+        index: ``"exact"`` (every item scored per request) or ``"approx"`` (dot-product
+            models: an inverted-file index built here; see
+            :class:`tfrec.serving.ServingModule`). The metadata's ``index`` records the
+            partitions, the probes chosen and the recall measured.
+        recall: With ``index="approx"``: the recall@``default_k`` against the exact
+            ranking the probes must reach on a sample of users.
 
     Returns:
         The path of the new version directory.
@@ -362,6 +371,8 @@ def export(
     for field, value, most in (("max_k", max_k, MAX_K_LIMIT), ("exclude_width", exclude_width, MAX_EXCLUDE_WIDTH)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= most:
             raise TfrecError(f"export(): {field} must be an integer in [1, {most}], got {value!r}")
+    if index not in INDEXES:
+        raise TfrecError(f"export(): index must be one of {', '.join(INDEXES)}, got {index!r}")
     if not isinstance(default_k, (int, np.integer)) or default_k < 1:
         raise TfrecError(f"export(): default_k must be a positive integer, got {default_k!r}")
     name = registered_name(model)
@@ -385,6 +396,8 @@ def export(
             max_k=max_k,
             exclude_width=exclude_width,
             xla=xla,
+            index=index,
+            recall=recall,
         )
         progress.advance()
         functions = module.signatures()

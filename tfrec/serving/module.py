@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from tfrec._keras import tf
 from tfrec.core.chunks import mask_out, rows_per_chunk, top_k_grouped
+from tfrec.errors import TfrecError
 from tfrec.models.capabilities import FeatureCandidates, HistoryQueries, TextCandidates
+from tfrec.models.scoring import Scorer
+from tfrec.serving import index as ivf
 
 # ``k`` is int32[B], one value per row: TF Serving's batching session refuses a scalar
 # input ("Batching Run() input tensors must have at least one dimension").
@@ -112,6 +117,15 @@ class ServingModule(tf.Module):
             training items out. False exports an empty table (for very large logs).
         xla: Compile the numeric cores with XLA (a server then needs
             :data:`XLA_SERVER_FLAG`); off by default.
+        index: ``"exact"`` ranks the whole catalogue per request; ``"approx"`` (dot-product
+            models) ranks the items of the query's best partitions of an inverted-file
+            index (:mod:`tfrec.serving.index`) built here, with as many partitions probed
+            as reach ``recall`` against the exact top ``default_k`` on a sample of users
+            (``self.index_report`` says what was chosen and measured). A row left with
+            fewer than ``k`` items after its exclusions is ranked exactly instead.
+        recall: The recall an approximate index must reach (0 < recall <= 1).
+        partitions: The approximate index's k-means partitions (default about
+            ``2 * sqrt(items)``).
 
     Example:
         >>> module = tfrec.serving.ServingModule(model)
@@ -126,6 +140,9 @@ class ServingModule(tf.Module):
         max_k: int = 100,
         exclude_width: int = 64,
         xla: bool = False,
+        index: str = "exact",
+        recall: float = 0.95,
+        partitions: int | None = None,
     ) -> None:
         super().__init__(name="tfrec_serving")
         self.model = model
@@ -167,6 +184,10 @@ class ServingModule(tf.Module):
         items = np.zeros(0, np.int32) if seen is None else seen.items
         self.seen_offsets = tf.Variable(offsets, trainable=False, name="seen_offsets")
         self.seen_items = tf.Variable(items, trainable=False, name="seen_items", shape=[None])
+        self.approx = index == "approx"
+        self.index_report = {"kind": "exact"}
+        if self.approx:
+            self._build_index(candidates, recall, partitions)
         # The numeric cores, saved as functions of their own (the exporter names them in
         # SaveOptions.function_aliases for TPU converters), compiled with XLA only when
         # asked: integer indices in, the top max_k out; signatures look ids up around them.
@@ -230,16 +251,107 @@ class ServingModule(tf.Module):
             ``(scores float32[B, k], positions int32[B, k])``.
         """
         queries = self.model.query_from_index(user_index)
-        scores = self.catalogue_scores(queries, self.model.score_all)
+        if self.approx:
+            return self.approx_top(queries, exclude_index, k)
+        return self.exact_top(queries, exclude_index, k)
+
+    def exact_top(self, queries: tf.Tensor, exclude_index: tf.Tensor, k, cosine: bool = False) -> tuple:
+        """Top-``k`` over the whole catalogue (``cosine``: dot products over item norms)."""
+        if cosine:
+            scores = self.catalogue_scores(queries, _dot) / self.candidate_norms[None, :]
+        else:
+            scores = self.catalogue_scores(queries, self.model.score_all)
         scores = mask_out(scores, exclude_index, exclude_index > 0)
         return self._top_indices(scores, k)
+
+    def approx_top(self, queries: tf.Tensor, exclude_index: tf.Tensor, k, cosine: bool = False) -> tuple:
+        """Top-``k`` over the items of each query's ``index_probes`` best partitions; the
+        whole catalogue for the batch when a row has fewer than ``k`` items left there."""
+        rows, width = self.index_members.shape
+        probes = min(int(rows), max(self.index_probes, -(-int(k) // int(width))))  # at least k items
+        members = ivf.probe(queries, self.index_centroids, self.index_members, probes)
+        scores = self.member_scores(queries, members)
+        if cosine:
+            scores = scores / tf.gather(self.candidate_norms, members)
+        drop = (members == 0) | ivf.excluded(members, exclude_index)
+        scores = tf.where(drop, tf.constant(-np.inf, scores.dtype), scores)
+        values, columns = tf.math.top_k(scores, k=k)
+        positions = tf.cast(tf.maximum(tf.gather(members, columns, batch_dims=1) - 1, 0), tf.int32)
+        short = tf.math.is_inf(values[:, -1])  # fewer than k items left in the probed partitions
+
+        def widen() -> tuple[tf.Tensor, tf.Tensor]:
+            if self.xla:  # static shapes: the whole batch
+                return self.exact_top(queries, exclude_index, k, cosine)
+            again = tf.where(short)
+            exact = self.exact_top(tf.gather(queries, again[:, 0]), tf.gather(exclude_index, again[:, 0]), k, cosine)
+            return tf.tensor_scatter_nd_update(values, again, exact[0]), tf.tensor_scatter_nd_update(positions, again, exact[1])
+
+        return tf.cond(tf.reduce_any(short), widen, lambda: (values, positions))
+
+    def member_scores(self, queries: tf.Tensor, members: tf.Tensor) -> tf.Tensor:
+        """``float32[B, M]``: each query's dot product with its own candidate item indices."""
+        if self.precomputed:
+            return tf.einsum("bd,bmd->bm", queries, tf.gather(self.candidates, members))
+        scores, start = 0.0, 0
+        for part in self.model.catalogue_parts():
+            width = int(part.shape[1])
+            piece = queries[:, start : start + width]
+            if int(part.shape[0]) == 1:  # the same for every item
+                scores += tf.matmul(piece, part, transpose_b=True)
+            else:
+                scores += tf.einsum("bd,bmd->bm", piece, tf.gather(part, members))
+            start += width
+        return scores
 
     def similar_core(self, item_index: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
         """Top-``k`` most similar catalogue positions (cosine) for looked-up items."""
         queries = tf.math.l2_normalize(self.model.candidate_from_index(item_index), axis=1)
-        scores = self.catalogue_scores(queries, _dot) / self.candidate_norms[None, :]
-        scores = mask_out(scores, item_index[:, None], (item_index > 0)[:, None])
-        return self._top_indices(scores, k)
+        exclude = item_index[:, None]
+        if self.approx:
+            return self.approx_top(queries, exclude, k, cosine=True)
+        return self.exact_top(queries, exclude, k, cosine=True)
+
+    def _build_index(self, candidates: tf.Tensor, recall: float, partitions: int | None) -> None:
+        """The inverted-file index over ``candidates`` and the fewest probes reaching
+        ``recall`` against the exact top ``default_k`` on up to 1,000 known users (their
+        training items left out, as ``recommend`` serves them)."""
+        if type(self.model).score_all is not Scorer.score_all:
+            raise TfrecError(f"index='approx' needs a dot-product model; {type(self.model).__name__} scores otherwise")
+        if not (isinstance(recall, (int, float)) and 0 < recall <= 1):
+            raise TfrecError(f"recall must be a number in (0, 1], got {recall!r}")
+        start = time.perf_counter()
+        built = ivf.build(candidates.numpy(), partitions)
+        self.index_centroids = tf.Variable(built.centroids, trainable=False, name="index_centroids")
+        self.index_members = tf.Variable(built.members, trainable=False, name="index_members")
+        rows = len(built.members)
+        users = len(self.model.user_vocabulary)
+        sample = np.random.default_rng(0).choice(np.arange(1, users + 1), size=min(users, 1000), replace=False)
+        queries = self.model.query_from_index(tf.constant(sample, tf.int64))
+        seen = self._seen(tf.constant(sample, tf.int64))  # as `recommend` serves them
+        k = min(self.default_k, self.num_items)
+
+        def top(search) -> np.ndarray:  # in chunks: bounded memory on large catalogues
+            step = rows_per_chunk(max(self.num_items, self.index_probes * built.width * self.embedding_dim))
+            return np.concatenate([
+                search(queries[i : i + step], seen[i : i + step], k)[1].numpy() for i in range(0, len(sample), step)
+            ])  # fmt: skip
+
+        self.index_probes, measured = 1, 0.0
+        exact = top(self.exact_top)
+        for probes in [*(p for p in (2**i for i in range(40)) if p < rows), rows]:
+            self.index_probes = probes
+            measured = ivf.recall_at(top(self.approx_top), exact)
+            if measured >= recall:
+                break
+        # A chunk's gathered candidates hold about as many floats as an exact chunk's scores.
+        self.rows_per_chunk = min(
+            self.rows_per_chunk, rows_per_chunk(self.index_probes * built.width * self.embedding_dim, most=MAX_BATCH_SIZE)
+        )  # fmt: skip
+        self.index_report = {
+            "kind": "approx", "partitions": rows, "partition_width": built.width, "probes": self.index_probes,
+            "items_scored_per_query": self.index_probes * built.width, f"recall@{k}": round(measured, 4), "target_recall": recall,
+            "sample_users": len(sample), "build_seconds": round(time.perf_counter() - start, 2),
+        }  # fmt: skip
 
     def catalogue_scores(self, queries: tf.Tensor, score_all) -> tf.Tensor:
         """``float32[B, num_items + 1]``: each query against every item index, column 0 -inf.
@@ -480,10 +592,10 @@ class ServingModule(tf.Module):
         queries = self.model.query_from_history(items, history_weights)
         rows = tf.shape(items)[0]
         k, width = self._k(k, rows, self.max_k)
-        scores = self.catalogue_scores(queries, self.model.score_all)
         in_catalogue = (items > 0) & (items <= self.num_items)  # cold items are not ranked
-        scores = mask_out(scores, items, in_catalogue)
-        return self._top(*self._top_indices(scores, self.max_k), k, width)
+        exclude = tf.where(in_catalogue, items, tf.zeros_like(items))
+        top = self.approx_top if self.approx else self.exact_top
+        return self._top(*top(queries, exclude, self.max_k), k, width)
 
     def signatures(self) -> dict:
         """The concrete functions to save, by signature name."""

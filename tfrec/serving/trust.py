@@ -26,10 +26,10 @@ from tfrec.errors import TfrecError
 # the network. Tests export each model (and a large catalogue) and check its ops are
 # here, so a model that needs a new op adds it here deliberately.
 COMPUTE_OPS = frozenset({
-    "AddN", "AddV2", "All", "Assert", "AssignVariableOp", "BiasAdd", "BroadcastTo", "Cast", "ConcatV2",
+    "AddN", "AddV2", "All", "Any", "Assert", "AssignVariableOp", "BiasAdd", "BroadcastTo", "Cast", "ConcatV2",
     "Const", "Conv2D", "Cumsum", "DenseBincount", "DisableCopyOnRead", "DivNoNan", "Einsum", "Equal",
-    "ExpandDims", "Fill", "FloorDiv", "FloorMod", "FusedBatchNormV3", "GatherV2", "Greater", "GreaterEqual",
-    "HashTableV2", "Identity", "IdentityN", "If", "IsFinite", "IsInf", "Less", "LessEqual", "Log1p",
+    "ExpandDims", "Fill", "FloorDiv", "FloorMod", "FusedBatchNormV3", "GatherNd", "GatherV2", "Greater", "GreaterEqual",
+    "HashTableV2", "Identity", "IdentityN", "If", "IsFinite", "IsInf", "Less", "LessEqual", "Log1p", "LowerBound",
     "LogicalAnd", "LogicalNot", "LogicalOr", "LookupTableFindV2", "LookupTableImportV2", "MatMul",
     "MatrixBandPart", "Max", "Maximum", "Mean", "Min", "Minimum", "Mul", "Neg", "NoOp", "NotEqual", "OnesLike", "Pack", "Pad", "PadV2", "PartitionedCall",
     "Placeholder", "Prod", "RaggedRange", "RaggedTensorToTensor", "RandomUniform", "Range", "ReadVariableOp",
@@ -37,8 +37,8 @@ COMPUTE_OPS = frozenset({
     "Sigmoid", "Size", "Softmax", "Split", "SplitV", "Sqrt", "Square", "SquaredDifference", "Squeeze", "StopGradient", "StatefulPartitionedCall", "StatelessIf",
     "StatelessWhile", "StaticRegexFullMatch", "StaticRegexReplace", "StridedSlice", "StringJoin",
     "StringLower", "StringSplitV2", "Sub", "Sum", "Tanh", "TensorListFromTensor", "TensorListGetItem",
-    "TensorListReserve", "TensorListSetItem", "TensorListStack", "TensorScatterMin", "Tile", "TopKV2",
-    "Transpose", "Unpack", "VarHandleOp", "While", "ZerosLike",
+    "TensorListReserve", "TensorListSetItem", "TensorListStack", "TensorScatterMin", "TensorScatterUpdate", "Tile", "TopKV2",
+    "Transpose", "Unpack", "VarHandleOp", "Where", "While", "ZerosLike",
 })  # fmt: skip
 # The checkpoint ops: allowed only in the functions the saver names.
 CHECKPOINT_OPS = frozenset({"SaveV2", "RestoreV2", "MergeV2Checkpoints"})

@@ -35,7 +35,7 @@ notebooks: $(STAMP)
 
 # Benchmarks need the real data in ../shared/data and the peers (benchmark extras only).
 bench-peers: $(STAMP)
-	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3"
+	$(PY) -m pip install --quiet "scikit-surprise==1.1.5" "implicit==0.7.3" "faiss-cpu==1.15.1"
 
 bench: bench-peers
 	cd bench && ../$(PY) run.py

@@ -36,7 +36,8 @@ def test_every_item_lands_in_one_row_and_probing_finds_the_exact_top() -> None:
     table = tf.constant(np.vstack([np.zeros((1, 16), np.float32), vectors]))
     recalls = {}
     for probes in (1, 8):
-        found = ivf.probe(tf.constant(queries), tf.constant(built.centroids), tf.constant(built.members), probes)
+        best = ivf.probe(tf.constant(queries), tf.constant(built.centroids), probes)
+        found = ivf.flat(tf.gather(tf.constant(built.members), best))
         scores = tf.where(found > 0, tf.einsum("bd,bmd->bm", queries, tf.gather(table, found)), -np.inf)
         top = tf.gather(found, tf.math.top_k(scores, 10).indices, batch_dims=1).numpy()
         recalls[probes] = ivf.recall_at(top, exact)
@@ -90,7 +91,8 @@ def test_a_row_with_too_few_items_left_in_its_partitions_is_ranked_exactly(catal
     exact, approx = modules
     user = list(catalogue_model.user_vocabulary)[:1]
     query = approx.model.query_from_index(approx.model.user_index(tf.constant(user)))
-    members = ivf.probe(query, approx.index_centroids, approx.index_members, approx.index_probes).numpy()[0]
+    best = ivf.probe(query, approx.index_centroids, approx.index_probes)
+    members = ivf.flat(tf.gather(approx.index_members, best)).numpy()[0]
     probed = np.asarray(catalogue_model.item_vocabulary)[members[members > 0] - 1]
     wide = ServingModule(approx.model, index="approx", recall=0.9, exclude_width=len(probed))
     assert wide.index_probes == approx.index_probes  # the same index (seeded)

@@ -1,9 +1,11 @@
 """An approximate top-k index over a catalogue's embeddings, in stock TensorFlow ops.
 
 An inverted-file index: the item embeddings are clustered by k-means (NumPy, seeded) into
-partitions, each stored as a fixed-width row of item indices (0 pads), so every request
-has static shapes a stock server batches. A query scores the partition centroids, takes
-the best ``probes`` partitions, scores their items exactly and keeps the top k. A
+partitions, each stored as a fixed-width row of item indices (0 pads) beside a copy of
+those items' vectors in the same order (so a probe reads one contiguous block), and every
+request has static shapes a stock server batches. A query scores the partition
+centroids, takes the best ``probes`` partitions, scores their items exactly and keeps
+the top k. A
 partition larger than the fixed width is split into several rows under the same centroid,
 so one popular region does not widen every row. ``probes`` is chosen at export as the
 fewest that reach a target recall against the exact ranking on a sample of queries.
@@ -95,14 +97,15 @@ def build(
     return Partitions(np.asarray(row_centroids, np.float32), np.asarray(rows, np.int64))
 
 
-def probe(
-    queries: tf.Tensor, centroids: tf.Tensor, members: tf.Tensor, probes: int
-) -> tf.Tensor:
-    """int64 ``[B, probes * width]``: the item indices of each query's ``probes`` best
-    partitions by inner product with their centroids (0 pads)."""
-    best = tf.math.top_k(tf.matmul(queries, centroids, transpose_b=True), k=probes).indices
-    found = tf.gather(members, best)
-    return tf.reshape(found, [tf.shape(queries)[0], probes * int(members.shape[1])])
+def probe(queries: tf.Tensor, centroids: tf.Tensor, probes: int) -> tf.Tensor:
+    """int32 ``[B, probes]``: each query's best partition rows by inner product with their centroids."""
+    return tf.math.top_k(tf.matmul(queries, centroids, transpose_b=True), k=probes).indices
+
+
+def flat(rows: tf.Tensor) -> tf.Tensor:
+    """``[B, probes, width, ...]`` as ``[B, probes * width, ...]``."""
+    shape = tf.shape(rows)
+    return tf.reshape(rows, tf.concat([[shape[0], shape[1] * shape[2]], shape[3:]], axis=0))
 
 
 def excluded(candidates: tf.Tensor, exclude: tf.Tensor) -> tf.Tensor:

@@ -269,8 +269,9 @@ class ServingModule(tf.Module):
         whole catalogue for the batch when a row has fewer than ``k`` items left there."""
         rows, width = self.index_members.shape
         probes = min(int(rows), max(self.index_probes, -(-int(k) // int(width))))  # at least k items
-        members = ivf.probe(queries, self.index_centroids, self.index_members, probes)
-        scores = self.member_scores(queries, members)
+        best = ivf.probe(queries, self.index_centroids, probes)
+        members = ivf.flat(tf.gather(self.index_members, best))
+        scores = tf.einsum("bd,bmd->bm", queries, ivf.flat(tf.gather(self.index_vectors, best)))
         if cosine:
             scores = scores / tf.gather(self.candidate_norms, members)
         drop = (members == 0) | ivf.excluded(members, exclude_index)
@@ -287,21 +288,6 @@ class ServingModule(tf.Module):
             return tf.tensor_scatter_nd_update(values, again, exact[0]), tf.tensor_scatter_nd_update(positions, again, exact[1])
 
         return tf.cond(tf.reduce_any(short), widen, lambda: (values, positions))
-
-    def member_scores(self, queries: tf.Tensor, members: tf.Tensor) -> tf.Tensor:
-        """``float32[B, M]``: each query's dot product with its own candidate item indices."""
-        if self.precomputed:
-            return tf.einsum("bd,bmd->bm", queries, tf.gather(self.candidates, members))
-        scores, start = 0.0, 0
-        for part in self.model.catalogue_parts():
-            width = int(part.shape[1])
-            piece = queries[:, start : start + width]
-            if int(part.shape[0]) == 1:  # the same for every item
-                scores += tf.matmul(piece, part, transpose_b=True)
-            else:
-                scores += tf.einsum("bd,bmd->bm", piece, tf.gather(part, members))
-            start += width
-        return scores
 
     def similar_core(self, item_index: tf.Tensor, k) -> tuple[tf.Tensor, tf.Tensor]:
         """Top-``k`` most similar catalogue positions (cosine) for looked-up items."""
@@ -320,9 +306,14 @@ class ServingModule(tf.Module):
         if not (isinstance(recall, (int, float)) and 0 < recall <= 1):
             raise TfrecError(f"recall must be a number in (0, 1], got {recall!r}")
         start = time.perf_counter()
-        built = ivf.build(candidates.numpy(), partitions)
+        vectors = candidates.numpy()
+        built = ivf.build(vectors, partitions)
         self.index_centroids = tf.Variable(built.centroids, trainable=False, name="index_centroids")
         self.index_members = tf.Variable(built.members, trainable=False, name="index_members")
+        # Each row's vectors in its order (pads: zeros, masked): a candidate embedding is
+        # the concatenation of the catalogue parts' rows, so its dot product is the score.
+        padded = np.vstack([np.zeros((1, vectors.shape[1]), vectors.dtype), vectors])
+        self.index_vectors = tf.Variable(padded[built.members], trainable=False, name="index_vectors")
         rows = len(built.members)
         users = len(self.model.user_vocabulary)
         sample = np.random.default_rng(0).choice(np.arange(1, users + 1), size=min(users, 1000), replace=False)

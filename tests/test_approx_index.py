@@ -115,8 +115,18 @@ def test_the_index_compiles_with_xla_and_refuses_models_that_do_not_score_by_dot
         ServingModule(gmf.for_serving(), index="approx")
 
 
-def test_an_approximate_export_loads_in_a_fresh_process_and_records_its_index(catalogue_model, modules, tmp_path) -> None:
-    path = tfrec.export(catalogue_model, tmp_path / "ials", index="approx", recall=0.9)  # validated in a fresh process
+def test_an_approximate_export_loads_in_a_fresh_process_and_records_its_index(
+    catalogue_model, modules, tmp_path, monkeypatch, capsys
+) -> None:
+    """`tfrec export MODEL --index approx --recall 0.9`, validated in a fresh process."""
+    from tfrec.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    catalogue_model.save("model.keras")
+    assert main(["export", "model.keras", "--export-dir", "exports/ials", "--index", "approx", "--recall", "1.5"]) == 2
+    assert "argument --recall: must be a number in (0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["export", "model.keras", "--export-dir", "exports/ials", "--index", "approx", "--recall", "0.9"]) == 0
+    path = tmp_path / "exports" / "ials" / "1"
     metadata = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
     assert metadata["index"]["kind"] == "approx" and metadata["index"]["recall@10"] >= 0.9
     served = tfrec.serving.ExportedModel(path)  # the trust check passes: only allowed ops

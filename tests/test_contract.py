@@ -54,6 +54,25 @@ class TestModelContract:
         seen = parts.train.frame.groupby("user_id")["item_id"].agg(set)
         assert all(not set(row) & seen.get(user, set()) for user, row in zip(users, ids))
 
+    def test_an_approximate_index_at_full_recall_serves_the_exact_answer(self, fitted) -> None:
+        """``index="approx"`` asked for recall 1.0 probes until it matches exact on every
+        user here, through each model's own scoring path; a non-dot-product model is refused."""
+        from tfrec.models.scoring import Scorer
+        from tfrec.serving.module import ServingModule
+
+        name, model = fitted
+        serving = model.for_serving()
+        if type(model).score_all is not Scorer.score_all:
+            with pytest.raises(tfrec.errors.TfrecError, match="needs a dot-product model"):
+                ServingModule(serving, index="approx")
+            return
+        approx, exact = ServingModule(serving, index="approx", recall=1.0), ServingModule(serving)
+        assert approx.index_report["recall@10"] == 1.0, approx.index_report
+        users = tf.constant(list(model.user_vocabulary)[:20])
+        k = tf.constant([10] * 20, tf.int32)
+        got, want = (m.recommend(users, k)["item_ids"].numpy() for m in (approx, exact))
+        assert [set(row) for row in got] == [set(row) for row in want]
+
     def test_score_recommend_and_similar_items_agree(self, fitted, pairs) -> None:
         _, model = fitted
         users = pairs[0][:3]

@@ -18,9 +18,8 @@ import time
 
 import numpy as np
 import pandas as pd
-from common import machine, table, write
+from common import epoch_timer, machine, table, write
 
-from tfrec._keras import keras
 from tfrec.data import Interactions
 from tfrec.models.registry import entry
 from tfrec.training import make_config, train
@@ -43,20 +42,6 @@ def generated(size: int, seed: int = 0) -> Interactions:
     return Interactions(frame, name=f"generated {size:,}")
 
 
-class EpochTimes(keras.callbacks.Callback):
-    """Wall seconds of each epoch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None) -> None:
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None) -> None:
-        self.seconds.append(time.perf_counter() - self.start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -70,7 +55,7 @@ def main() -> None:
         model_cls.prepare(data, config)
         model_cls.training_data(data, config)
         prepare = time.perf_counter() - start
-        times = EpochTimes()
+        times = epoch_timer()
         train("sasrec", data, seed=0, verbose=0, epochs=2, sampled_negatives=NEGATIVES, callbacks=[times])
         epoch = times.seconds[-1]
         results[size] = {"prepare_s": prepare, "epoch_s": epoch, "epoch_s_per_million": epoch / (size / 1e6)}

@@ -72,8 +72,8 @@ def main() -> None:
         f"sasrec (defaults, `sampled_negatives={NEGATIVES}`), {ITEMS:,} items, {PER_USER} time-ordered "
         "interactions per generated user; the second of two epochs is timed.\n\n"
         + table(["interactions", "prepare s", "epoch s", "epoch s per 10^6"], rows)
-        + f"\nEpoch time ratio {ratio:.2f} for {expected:.0f}x the interactions "
-        f"(linear: {expected:.0f}; {'linear within 20%' if abs(ratio / expected - 1) <= 0.2 else 'not linear'}).\n"
+        + f"\nEpoch time ratio {ratio:.2f} for {expected:g}x the interactions "
+        f"(linear: {expected:g}; {'linear within 20%' if abs(ratio / expected - 1) <= 0.2 else 'not linear'}).\n"
     )
     write("sequence_scaling", {"machine": info, "sizes": results, "ratio": ratio, "expected": expected}, markdown)
 

@@ -187,9 +187,39 @@ def _catalogue(r: dict) -> tuple[str, str, str]:
     )
 
 
+def _sequences(r: dict) -> tuple[str, str, str]:
+    parts = []
+    for section, label in (("sequences_ml_100k", "ML-100K"), ("sequences_ml_latest_small", "ml-latest-small")):
+        m = r[section]["models"]
+        versus = next(c for c in r[section]["comparisons"] if c[0] == "sasrec - item_transitions")
+        parts.append((
+            f"{label}: `sasrec` {m['sasrec']['recall@10']:.4f} ± {m['sasrec']['recall@10_std']:.4f}, `gru4rec` "
+            f"{m['gru4rec']['recall@10']:.4f}, best order-blind x{r[section]['ratio_to_order_blind']:.2f}",
+            f"{label}: transition counts {m['item_transitions']['recall@10']:.4f} (sasrec {versus[1]:+.4f} "
+            f"{versus[2]}: {versus[3]}), `implicit` ALS {m['implicit ALS']['recall@10']:.4f}",
+        ))  # fmt: skip
+    return (
+        "Leave-last-out R@10, order-aware (bench/sequences.py; 3 seeds, settings on validation)",
+        "; ".join(p[0] for p in parts),
+        "; ".join(p[1] for p in parts),
+    )
+
+
+def _approx_index(r: dict) -> tuple[str, str, str]:
+    a = r["approx_index"]["results"]
+    ours, exact, ivf = a["tfrec approx"], a["tfrec exact"], a["faiss IVF-Flat"]
+    return (
+        f"Approximate index, {r['approx_index']['items']:,} items, batch-1 p50 (bench/approx_index.py)",
+        f"`--index approx` {ours['p50_ms']:.2f} ms at recall@10 {ours['recall@10']:.3f}; exact export "
+        f"{exact['p50_ms']:.2f} ms",
+        f"faiss IVF-Flat {ivf['p50_ms']:.2f} ms at recall@10 {ivf['recall@10']:.3f}, HNSW "
+        f"{a['faiss HNSW']['p50_ms']:.2f} ms at {a['faiss HNSW']['recall@10']:.3f}",
+    )
+
+
 ROWS: tuple[Callable[[dict], tuple[str, str, str]], ...] = (
     _ratings, _ranking, _ials, _speed, _scaling, _serving, _cold, _warm, _music, _streaming, _parameter_servers,
-    _catalogue,
+    _catalogue, _sequences, _approx_index,
 )  # fmt: skip
 
 

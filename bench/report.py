@@ -25,7 +25,7 @@ BENCH = RESULTS.parent
 # Report order: quality first, then speed.
 SCRIPTS = ("mf_quality", "ncf_quality", "content_quality", "ials_quality", "train_speed", "scaling", "eval_speed",
            "serving_speed", "gpu_serving", "large_catalogue", "load_speed", "verdicts", "music", "streaming", "parameter_servers", "defaults",
-           "sequences_ml_100k", "sequences_ml_latest_small", "sequence_scaling")  # fmt: skip
+           "sequences_ml_100k", "sequences_ml_latest_small", "sequence_scaling", "approx_index")  # fmt: skip
 # Sections written by a script of another name (one run per dataset).
 SCRIPT_OF = {"sequences_ml_100k": "sequences", "sequences_ml_latest_small": "sequences"}
 
@@ -204,6 +204,19 @@ def _targets(results: dict) -> list[tuple[str, str, str, str]]:
         if section == "sequences_ml_100k":
             seconds = seq["models"]["sasrec"]["train_seconds"]
             add("ML-100K: sasrec trains to its chosen quality in <= 60 s", seconds, seconds <= 60, section, "{:.0f} s")
+    approx = results.get("approx_index", {}).get("results", {})
+    if "p50_ms" in approx.get("tfrec approx", {}):
+        ours, exact = approx["tfrec approx"], approx["tfrec exact"]
+        add("approximate index recall@10 vs exact >= 0.95", ours["recall@10"], ours["recall@10"] >= 0.95, "approx_index")
+        add("approximate index batch-1 p50 >= 10x faster than exact", exact["p50_ms"] / ours["p50_ms"],
+            exact["p50_ms"] / ours["p50_ms"] >= 10, "approx_index", "{:.1f}x")  # fmt: skip
+        add("approximate index batch-256 p50 >= 5x faster than exact", exact["batch256_p50_ms"] / ours["batch256_p50_ms"],
+            exact["batch256_p50_ms"] / ours["batch256_p50_ms"] >= 5, "approx_index", "{:.1f}x")  # fmt: skip
+        if "faiss IVF-Flat" in approx:
+            ratio = ours["p50_ms"] / approx["faiss IVF-Flat"]["p50_ms"]
+            add("approximate index batch-1 p50 within 2x of faiss IVF-Flat", ratio, ratio <= 2, "approx_index", "{:.1f}x")
+        add("approximate index build < 60 s", ours["index"]["build_seconds"], ours["index"]["build_seconds"] < 60,
+            "approx_index", "{:.1f} s")  # fmt: skip
     scaling = results.get("sequence_scaling")
     if scaling:
         ratio, expected = scaling["ratio"], scaling["expected"]

@@ -23,6 +23,7 @@ ARGUMENTS = {
     "ials_quality": ["--large"],
     "sequences_ml_100k": ["--dataset", "movielens-100k"],
     "sequences_ml_latest_small": ["--dataset", "movielens-latest-small"],
+    "approx_index_build": ["--items", "10000000", "--build-only"],
 }
 
 

@@ -5,6 +5,7 @@ recall the metadata records being what the signature serves, and a fresh-process
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -126,6 +127,9 @@ def test_an_approximate_export_loads_in_a_fresh_process_and_records_its_index(
     assert main(["export", "model.keras", "--export-dir", "exports/ials", "--index", "approx", "--recall", "1.5"]) == 2
     assert "argument --recall: must be a number in (0, 1], got 1.5" in capsys.readouterr().err
     assert main(["export", "model.keras", "--export-dir", "exports/ials", "--index", "approx", "--recall", "0.9"]) == 0
+    said = capsys.readouterr().out
+    assert re.search(r"approximate index: \d+ of \d+ partitions probed \(\d+ items scored a query\), recall@10 "
+                     r"[\d.]+ against exact on 300 users \(target 0.9\)", said), said  # fmt: skip
     path = tmp_path / "exports" / "ials" / "1"
     metadata = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
     assert metadata["index"]["kind"] == "approx" and metadata["index"]["recall@10"] >= 0.9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -407,7 +408,20 @@ def _report(
             "" if seen_items else " (without a seen-items table: clients exclude through recommend_excluding)"
         )
         print(f"exported and validated: {exported}{without}")
+        print_index(exported)
     return 0
+
+
+def print_index(export_path: Path) -> None:
+    """One line on an approximate index: what was chosen and the recall measured at export."""
+    from tfrec.serving.exporter import ASSETS_EXTRA, METADATA_FILE
+
+    index = json.loads((Path(export_path) / ASSETS_EXTRA / METADATA_FILE).read_text()).get("index", {})
+    if index.get("kind") == "approx":
+        recall = next(f"{key} {value}" for key, value in index.items() if key.startswith("recall@"))
+        print(f"approximate index: {index['probes']} of {index['partitions']} partitions probed "
+              f"({index['items_scored_per_query']} items scored a query), {recall} against exact on "
+              f"{index['sample_users']} users (target {index['target_recall']})")  # fmt: skip
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -464,6 +478,7 @@ def _export(args: argparse.Namespace) -> int:
         raise UserError(f"argument model_path: {err}") from err
     target = tfrec.export(model, args.export_dir, args.version, overwrite=args.overwrite, **options)
     print(f"exported and validated: {target}")
+    print_index(target)
     if args.xla:
         print("this export compiles with XLA: start tensorflow_model_server with --xla_cpu_compilation_enabled=true")
     return 0

@@ -140,3 +140,18 @@ def test_an_approximate_export_loads_in_a_fresh_process_and_records_its_index(
     assert answer.tolist() == _ids(modules[1], "recommend", user_id=users, k=np.full(8, 10, np.int32)).tolist()
     with pytest.raises(TfrecError, match="index must be one of exact, approx"):
         tfrec.export(catalogue_model, tmp_path / "x", index="ivf")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sasrec", "two_tower"])
+def test_approximate_exports_pass_the_stock_server_checks(name, small, tmp_path) -> None:
+    """The checks every exact export passes (every warmup record replayed in a fresh process
+    with XLA disabled, batching rules, finite answers), on approximate exports of a history
+    model (recommend_from_history through the index) and a computed catalogue."""
+    settings = {"history_length": 10} if name == "two_tower" else {}
+    model = train(name, small, seed=0, verbose=0, epochs=1, **settings).model
+    path = tfrec.export(model, tmp_path / name, index="approx", recall=0.9)  # raises on any failed check
+    metadata = json.loads((path / "assets.extra" / "tfrec_metadata.json").read_text())
+    assert metadata["index"]["kind"] == "approx" and "recommend_from_history" in metadata["signatures"]
+    with pytest.raises(TfrecError, match="index must be one of exact, approx"):
+        ServingModule(model.for_serving(), index="approximate")

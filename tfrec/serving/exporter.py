@@ -371,7 +371,7 @@ def export(
     for field, value, most in (("max_k", max_k, MAX_K_LIMIT), ("exclude_width", exclude_width, MAX_EXCLUDE_WIDTH)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= most:
             raise TfrecError(f"export(): {field} must be an integer in [1, {most}], got {value!r}")
-    if index not in INDEXES:
+    if index not in INDEXES:  # before anything is written (ServingModule checks it too)
         raise TfrecError(f"export(): index must be one of {', '.join(INDEXES)}, got {index!r}")
     if not isinstance(default_k, (int, np.integer)) or default_k < 1:
         raise TfrecError(f"export(): default_k must be a positive integer, got {default_k!r}")

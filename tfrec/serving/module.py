@@ -9,6 +9,7 @@ import numpy as np
 from tfrec._keras import tf
 from tfrec.core.chunks import mask_out, rows_per_chunk, top_k_grouped
 from tfrec.errors import TfrecError
+from tfrec.limits import INDEXES
 from tfrec.models.capabilities import FeatureCandidates, HistoryQueries, TextCandidates
 from tfrec.models.scoring import Scorer
 from tfrec.serving import index as ivf
@@ -145,6 +146,8 @@ class ServingModule(tf.Module):
         partitions: int | None = None,
     ) -> None:
         super().__init__(name="tfrec_serving")
+        if index not in INDEXES:
+            raise TfrecError(f"index must be one of {', '.join(INDEXES)}, got {index!r}")
         self.model = model
         self.task = model.task
         catalogue = np.asarray(model.item_vocabulary, dtype=object)
@@ -265,8 +268,9 @@ class ServingModule(tf.Module):
         return self._top_indices(scores, k)
 
     def approx_top(self, queries: tf.Tensor, exclude_index: tf.Tensor, k, cosine: bool = False) -> tuple:
-        """Top-``k`` over the items of each query's ``index_probes`` best partitions; the
-        whole catalogue for the batch when a row has fewer than ``k`` items left there."""
+        """Top-``k`` over the items of each query's ``index_probes`` best partitions (at
+        least ``k`` items); a row left with fewer than ``k`` after its exclusions is ranked
+        over the whole catalogue (under XLA, whose shapes are static, the whole batch is)."""
         rows, width = self.index_members.shape
         probes = min(int(rows), max(self.index_probes, -(-int(k) // int(width))))  # at least k items
         best = ivf.probe(queries, self.index_centroids, probes)
